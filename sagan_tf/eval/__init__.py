@@ -1,0 +1,1 @@
+"""Evaluation: tensorflow-gan's metric functions (through `sagan_tf.eval.tfgan`)."""

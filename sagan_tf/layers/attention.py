@@ -1,0 +1,223 @@
+"""The self-attention block of SAGAN (Zhang et al., 2019, section 3, equations 1-3)."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from sagan_tf.layers.spectral_norm import SpectralNormalization
+
+# Named presets for the networks' `attention_style` argument.
+ATTENTION_STYLES = {
+    # Equations (1)-(3) as printed: h keeps C channels, no pooling, no output convolution.
+    "paper": {"value_ratio": 1, "pool_size": 1, "output_projection": False},
+    # The authors' released code (and the ports that reproduce it): h to C/2, keys and values
+    # max-pooled 2x2, a final 1x1 convolution back to C channels.
+    "official": {"value_ratio": 2, "pool_size": 2, "output_projection": True},
+}
+
+
+def attention_style_kwargs(style):
+    """Returns the SelfAttention constructor arguments of a named style ("paper"/"official")."""
+    if style not in ATTENTION_STYLES:
+        raise ValueError(
+            f"Unknown attention style; expected one of {sorted(ATTENTION_STYLES)}. "
+            f"Received: `attention_style={style!r}`"
+        )
+    return dict(ATTENTION_STYLES[style])
+
+
+@keras.saving.register_keras_serializable(package="sagan_tf")
+class SelfAttention(keras.layers.Layer):
+    """Self-attention over the positions of a feature map, with a residual gate gamma.
+
+    With x the [N, C] features of one image (N = H * W positions) and 1x1 convolutions
+    f (keys, C/8 channels), g (queries, C/8) and h (values):
+
+        s_ij = f(x_i)^T g(x_j)                  (scores)
+        beta_ji = softmax over i of s_ij        (how much output j attends to input i)
+        o_j = sum_i beta_ji h(x_i)
+        y_j = gamma * o_j + x_j,                gamma a scalar initialised to 0.
+
+    With `pool_size` > 1 the keys and values are max-pooled, so there are N / pool_size**2 of
+    them, and `output_projection` adds a 1x1 convolution v from the value channels back to C, as in
+    the released code. The returned attention map has shape [B, N, N_key]; its rows sum to 1.
+
+    `query_block_size` selects the memory-bounded path: queries are processed in blocks of that
+    many positions, so at most [B, block, N_key] scores exist at once (recomputed in the backward
+    pass); the result equals the full path. The softmax runs in float32 under mixed precision.
+
+    Args:
+        key_channels: channels of f and g; default C // 8 (at least 1).
+        value_ratio: h maps C to C // value_ratio channels; must be 1 without output_projection.
+        pool_size: int >= 1, max-pool window and stride for keys and values.
+        output_projection: add the 1x1 convolution v (value channels -> C).
+        use_spectral_norm: wrap the 1x1 convolutions in `SpectralNormalization`.
+        query_block_size: None for the full path, else a positive int.
+        kernel_initializer: initializer of the 1x1 convolutions.
+
+    Input shape: [B, H, W, C]. Output shape: [B, H, W, C], and with `return_attention=True` also
+    the attention map [B, H * W, (H / pool_size) * (W / pool_size)].
+    """
+
+    def __init__(
+        self,
+        key_channels=None,
+        value_ratio=1,
+        pool_size=1,
+        output_projection=False,
+        use_spectral_norm=True,
+        query_block_size=None,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if key_channels is not None and (not isinstance(key_channels, int) or key_channels < 1):
+            raise ValueError(
+                f"`key_channels` must be None or a positive int. Received: `key_channels={key_channels}`"
+            )
+        if not isinstance(value_ratio, int) or value_ratio < 1:
+            raise ValueError(
+                f"`value_ratio` must be a positive int. Received: `value_ratio={value_ratio}`"
+            )
+        if value_ratio != 1 and not output_projection:
+            raise ValueError(
+                "Without an output projection the values must keep all C channels (the residual "
+                f"y = gamma * o + x adds them to x). Received: `value_ratio={value_ratio}`, "
+                f"`output_projection={output_projection}`"
+            )
+        if not isinstance(pool_size, int) or pool_size < 1:
+            raise ValueError(f"`pool_size` must be a positive int. Received: `pool_size={pool_size}`")
+        if query_block_size is not None and (
+            not isinstance(query_block_size, int) or query_block_size < 1
+        ):
+            raise ValueError(
+                "`query_block_size` must be None or a positive int. "
+                f"Received: `query_block_size={query_block_size}`"
+            )
+        self.key_channels = key_channels
+        self.value_ratio = value_ratio
+        self.pool_size = pool_size
+        self.output_projection = output_projection
+        self.use_spectral_norm = use_spectral_norm
+        self.query_block_size = query_block_size
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def _conv1x1(self, channels, name):
+        conv = keras.layers.Conv2D(
+            channels,
+            1,
+            use_bias=False,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+        if self.use_spectral_norm:
+            return SpectralNormalization(conv, dtype=self.dtype_policy, name=f"{name}_sn")
+        return conv
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] is None:
+            raise ValueError(
+                "SelfAttention expects [batch, height, width, channels] inputs with known "
+                f"channels. Received: `input_shape={input_shape}`"
+            )
+        height, width, channels = input_shape[1], input_shape[2], int(input_shape[-1])
+        if self.pool_size > 1 and height is not None and (
+            height % self.pool_size or width % self.pool_size
+        ):
+            raise ValueError(
+                f"The feature map {height}x{width} is not divisible by "
+                f"`pool_size={self.pool_size}`."
+            )
+        self._channels = channels
+        self._key_channels = self.key_channels or max(channels // 8, 1)
+        self._value_channels = max(channels // self.value_ratio, 1)
+        self.query_conv = self._conv1x1(self._key_channels, "query")  # g in the paper
+        self.key_conv = self._conv1x1(self._key_channels, "key")  # f in the paper
+        self.value_conv = self._conv1x1(self._value_channels, "value")  # h in the paper
+        for conv in (self.query_conv, self.key_conv, self.value_conv):
+            conv.build(input_shape)
+        self.output_conv = None
+        if self.output_projection:
+            self.output_conv = self._conv1x1(channels, "output")  # v in the released code
+            self.output_conv.build((*input_shape[:3], self._value_channels))
+        self.gamma = self.add_weight(name="gamma", shape=(), initializer="zeros")
+        self.built = True
+
+    def _pool(self, x):
+        if self.pool_size == 1:
+            return x
+        return ops.max_pool(x, self.pool_size, strides=self.pool_size, padding="valid")
+
+    @staticmethod
+    def _attend(queries, keys, values):
+        """queries [B, n, Ck], keys [B, Nk, Ck], values [B, Nk, Cv] -> ([B, n, Cv], [B, n, Nk])."""
+        scores = ops.matmul(queries, ops.transpose(keys, (0, 2, 1)))
+        attention = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        outputs = ops.matmul(ops.cast(attention, values.dtype), values)
+        return outputs, attention
+
+    def _attend_blocked(self, queries, keys, values, training, return_attention):
+        num_queries = queries.shape[1]
+        if num_queries is None:
+            raise ValueError("The blocked attention path needs a static feature-map size.")
+        outputs, maps = [], []
+
+        def block_output(q, k, v):  # keys and values are arguments so their gradients flow
+            return self._attend(q, k, v)[0]
+
+        # In training, recompute each block's scores in the backward pass instead of keeping
+        # them, so the peak memory is that of one block rather than of the full N x N_key map.
+        if training and not return_attention:
+            block_output = tf.recompute_grad(block_output)
+        for start in range(0, num_queries, self.query_block_size):
+            q = queries[:, start : start + self.query_block_size]
+            if return_attention:
+                out, attention = self._attend(q, keys, values)
+                maps.append(attention)
+            else:
+                out = block_output(q, keys, values)
+            outputs.append(out)
+        attention = ops.concatenate(maps, axis=1) if return_attention else None
+        return ops.concatenate(outputs, axis=1), attention
+
+    def call(self, inputs, training=None, return_attention=False):
+        shape = ops.shape(inputs)
+        batch, height, width = shape[0], shape[1], shape[2]
+        queries = self.query_conv(inputs, training=training)
+        keys = self._pool(self.key_conv(inputs, training=training))
+        values = self._pool(self.value_conv(inputs, training=training))
+        queries = ops.reshape(queries, (batch, -1, self._key_channels))
+        keys = ops.reshape(keys, (batch, -1, self._key_channels))
+        values = ops.reshape(values, (batch, -1, self._value_channels))
+        if self.query_block_size is None:
+            outputs, attention = self._attend(queries, keys, values)
+        else:
+            outputs, attention = self._attend_blocked(
+                queries, keys, values, bool(training), return_attention
+            )
+        outputs = ops.reshape(outputs, (batch, height, width, self._value_channels))
+        if self.output_conv is not None:
+            outputs = self.output_conv(outputs, training=training)
+        outputs = inputs + ops.cast(self.gamma, outputs.dtype) * outputs
+        if return_attention:
+            return outputs, attention
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "key_channels": self.key_channels,
+                "value_ratio": self.value_ratio,
+                "pool_size": self.pool_size,
+                "output_projection": self.output_projection,
+                "use_spectral_norm": self.use_spectral_norm,
+                "query_block_size": self.query_block_size,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config

@@ -1,0 +1,243 @@
+"""Residual up- and down-sampling blocks of SAGAN's generator and discriminator.
+
+The block structure is that of the SN-GAN projection networks (Miyato & Koyama, 2018) that SAGAN
+builds on, as in the authors' released code and BigGAN-PyTorch.
+"""
+
+import keras
+from keras import ops
+
+from sagan_tf.layers.normalization import ConditionalBatchNorm
+from sagan_tf.layers.spectral_norm import maybe_spectral_norm
+
+
+def upsample_nearest(x):
+    """[B, H, W, C] -> [B, 2H, 2W, C], nearest neighbour."""
+    return ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def downsample_average(x):
+    """[B, H, W, C] -> [B, H/2, W/2, C], 2x2 average pooling."""
+    return ops.average_pool(x, 2, strides=2, padding="valid")
+
+
+class _ConvBlock(keras.layers.Layer):
+    """Shared constructor arguments and the spectrally normalised convolution factory."""
+
+    def __init__(
+        self, out_channels, use_spectral_norm=True, kernel_initializer="glorot_uniform", **kwargs
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(out_channels, int) or out_channels < 1:
+            raise ValueError(
+                f"`out_channels` must be a positive int. Received: `out_channels={out_channels}`"
+            )
+        self.out_channels = out_channels
+        self.use_spectral_norm = use_spectral_norm
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def _conv(self, kernel_size, name):
+        conv = keras.layers.Conv2D(
+            self.out_channels,
+            kernel_size,
+            padding="same",
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+        return maybe_spectral_norm(
+            conv, self.use_spectral_norm, dtype=self.dtype_policy, name=f"{name}_sn"
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "out_channels": self.out_channels,
+                "use_spectral_norm": self.use_spectral_norm,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="sagan_tf")
+class GeneratorBlock(_ConvBlock):
+    """cBN, ReLU, (2x nearest upsample), 3x3 conv, cBN, ReLU, 3x3 conv, plus a shortcut.
+
+    The shortcut is (upsample, then) a 1x1 convolution when the channels change or the block
+    upsamples, else the identity.
+
+    Args:
+        out_channels: output channels.
+        num_classes: classes of the conditional batch norms (0 = unconditional).
+        upsample: double the spatial size.
+        use_spectral_norm: spectrally normalise the convolutions.
+        kernel_initializer: convolution initializer.
+        bn_momentum, bn_epsilon: batch-norm settings.
+
+    Call arguments: `inputs` [B, H, W, C_in], `labels` int [B] (ignored if unconditional).
+    Output shape: [B, 2H, 2W, out_channels] (or [B, H, W, out_channels] without upsampling).
+    """
+
+    def __init__(
+        self,
+        out_channels,
+        num_classes=0,
+        upsample=True,
+        use_spectral_norm=True,
+        kernel_initializer="glorot_uniform",
+        bn_momentum=0.99,
+        bn_epsilon=1e-5,
+        **kwargs,
+    ):
+        super().__init__(out_channels, use_spectral_norm, kernel_initializer, **kwargs)
+        self.num_classes = num_classes
+        self.upsample = upsample
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+
+    def build(self, inputs_shape, labels_shape=None):
+        input_shape = inputs_shape
+        in_channels = int(input_shape[-1])
+        bn_args = dict(momentum=self.bn_momentum, epsilon=self.bn_epsilon, dtype=self.dtype_policy)
+        self.bn1 = ConditionalBatchNorm(self.num_classes, name="bn1", **bn_args)
+        self.bn2 = ConditionalBatchNorm(self.num_classes, name="bn2", **bn_args)
+        self.conv1 = self._conv(3, "conv1")
+        self.conv2 = self._conv(3, "conv2")
+        self.shortcut = None
+        if in_channels != self.out_channels or self.upsample:
+            self.shortcut = self._conv(1, "shortcut")
+        factor = 2 if self.upsample else 1
+        upsampled = (input_shape[0], _times(input_shape[1], factor), _times(input_shape[2], factor))
+        self.bn1.build(input_shape)
+        self.conv1.build((*upsampled, in_channels))
+        self.bn2.build((*upsampled, self.out_channels))
+        self.conv2.build((*upsampled, self.out_channels))
+        if self.shortcut is not None:
+            self.shortcut.build((*upsampled, in_channels))
+        self.built = True
+
+    def call(self, inputs, labels=None, training=None):
+        x = ops.relu(self.bn1(inputs, labels, training=training))
+        if self.upsample:
+            x = upsample_nearest(x)
+        x = self.conv1(x, training=training)
+        x = ops.relu(self.bn2(x, labels, training=training))
+        x = self.conv2(x, training=training)
+        shortcut = inputs
+        if self.upsample:
+            shortcut = upsample_nearest(shortcut)
+        if self.shortcut is not None:
+            shortcut = self.shortcut(shortcut, training=training)
+        return x + shortcut
+
+    def compute_output_shape(self, input_shape, labels_shape=None):
+        factor = 2 if self.upsample else 1
+        return (
+            input_shape[0],
+            _times(input_shape[1], factor),
+            _times(input_shape[2], factor),
+            self.out_channels,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "upsample": self.upsample,
+                "bn_momentum": self.bn_momentum,
+                "bn_epsilon": self.bn_epsilon,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="sagan_tf")
+class DiscriminatorBlock(_ConvBlock):
+    """Pre-activation residual block of the discriminator.
+
+    Standard: ReLU, 3x3 conv, ReLU, 3x3 conv, (2x2 average pool); shortcut 1x1 conv then pool
+    when the channels change or the block downsamples, else the identity.
+    Optimised (the first block, on images): 3x3 conv, ReLU, 3x3 conv, average pool; shortcut
+    average pool then 1x1 conv. It always downsamples.
+
+    Args:
+        out_channels: output channels.
+        downsample: halve the spatial size (forced True for the optimised block).
+        optimized: build the optimised first block.
+        use_spectral_norm: spectrally normalise the convolutions.
+        kernel_initializer: convolution initializer.
+
+    Input shape: [B, H, W, C_in]. Output shape: [B, H/2, W/2, out_channels] (or [B, H, W, ...]).
+    """
+
+    def __init__(
+        self,
+        out_channels,
+        downsample=True,
+        optimized=False,
+        use_spectral_norm=True,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(out_channels, use_spectral_norm, kernel_initializer, **kwargs)
+        if optimized and not downsample:
+            raise ValueError(
+                "The optimised first discriminator block always downsamples. "
+                f"Received: `optimized={optimized}`, `downsample={downsample}`"
+            )
+        self.downsample = downsample
+        self.optimized = optimized
+
+    def build(self, input_shape):
+        in_channels = int(input_shape[-1])
+        self.conv1 = self._conv(3, "conv1")
+        self.conv2 = self._conv(3, "conv2")
+        self.shortcut = None
+        if self.optimized or in_channels != self.out_channels or self.downsample:
+            self.shortcut = self._conv(1, "shortcut")
+        self.conv1.build(input_shape)
+        self.conv2.build((*input_shape[:3], self.out_channels))
+        if self.shortcut is not None:
+            if self.optimized:
+                pooled = (input_shape[0], _times(input_shape[1], 0.5), _times(input_shape[2], 0.5))
+                self.shortcut.build((*pooled, in_channels))
+            else:
+                self.shortcut.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        x = inputs if self.optimized else ops.relu(inputs)
+        x = self.conv1(x, training=training)
+        x = self.conv2(ops.relu(x), training=training)
+        if self.downsample:
+            x = downsample_average(x)
+        if self.optimized:
+            shortcut = self.shortcut(downsample_average(inputs), training=training)
+        else:
+            shortcut = inputs
+            if self.shortcut is not None:
+                shortcut = self.shortcut(shortcut, training=training)
+            if self.downsample:
+                shortcut = downsample_average(shortcut)
+        return x + shortcut
+
+    def compute_output_shape(self, input_shape):
+        factor = 0.5 if self.downsample else 1
+        return (
+            input_shape[0],
+            _times(input_shape[1], factor),
+            _times(input_shape[2], factor),
+            self.out_channels,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"downsample": self.downsample, "optimized": self.optimized})
+        return config
+
+
+def _times(size, factor):
+    return None if size is None else int(size * factor)

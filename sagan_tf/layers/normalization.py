@@ -1,0 +1,86 @@
+"""Class-conditional batch normalisation (de Vries et al., 2017; Miyato & Koyama, 2018)."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="sagan_tf")
+class ConditionalBatchNorm(keras.layers.Layer):
+    """Batch normalisation whose gain and bias are looked up per class.
+
+        y = gain[label] * (x - mean) / sqrt(var + epsilon) + bias[label]
+
+    as in SAGAN's generator. The statistics are those of the global batch: under a
+    `tf.distribute` strategy they are summed across replicas (Keras' synchronized batch norm).
+    With `num_classes=0` the layer is an ordinary batch norm with a learned gain and bias and the
+    labels are ignored.
+
+    Args:
+        num_classes: number of classes (0 for unconditional).
+        momentum: moving-statistics momentum.
+        epsilon: variance epsilon.
+        synchronized: compute statistics over all replicas (True for the paper's global batch).
+
+    Call arguments: `inputs` [B, H, W, C] (or [B, C]) and `labels` int [B].
+    Output shape: that of `inputs`.
+    """
+
+    def __init__(self, num_classes, momentum=0.99, epsilon=1e-5, synchronized=True, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(
+                f"`num_classes` must be an int >= 0. Received: `num_classes={num_classes}`"
+            )
+        self.num_classes = num_classes
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.synchronized = synchronized
+        self.batch_norm = keras.layers.BatchNormalization(
+            momentum=momentum,
+            epsilon=epsilon,
+            center=False,
+            scale=False,
+            synchronized=synchronized,
+            dtype=self.dtype_policy,
+            name="batch_norm",
+        )
+
+    def build(self, inputs_shape, labels_shape=None):
+        input_shape = inputs_shape
+        channels = int(input_shape[-1])
+        self.batch_norm.build(input_shape)
+        rows = max(self.num_classes, 1)
+        self.gain = self.add_weight(name="gain", shape=(rows, channels), initializer="ones")
+        self.bias = self.add_weight(name="bias", shape=(rows, channels), initializer="zeros")
+        self.built = True
+
+    def call(self, inputs, labels=None, training=None):
+        normalized = self.batch_norm(inputs, training=training)
+        if self.num_classes == 0:
+            gain, bias = self.gain[0], self.bias[0]
+        else:
+            if labels is None:
+                raise ValueError(
+                    f"ConditionalBatchNorm with num_classes={self.num_classes} needs `labels`."
+                )
+            labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
+            gain = ops.take(self.gain, labels, axis=0)
+            bias = ops.take(self.bias, labels, axis=0)
+            broadcast = (-1,) + (1,) * (len(inputs.shape) - 2) + (gain.shape[-1],)
+            gain, bias = ops.reshape(gain, broadcast), ops.reshape(bias, broadcast)
+        return normalized * ops.cast(gain, normalized.dtype) + ops.cast(bias, normalized.dtype)
+
+    def compute_output_shape(self, input_shape, labels_shape=None):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "momentum": self.momentum,
+                "epsilon": self.epsilon,
+                "synchronized": self.synchronized,
+            }
+        )
+        return config

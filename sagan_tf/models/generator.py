@@ -1,0 +1,201 @@
+"""SAGAN's class-conditional residual generator with self-attention."""
+
+import keras
+from keras import ops
+
+from sagan_tf import configurables
+from sagan_tf.layers.blocks import GeneratorBlock
+from sagan_tf.layers.spectral_norm import maybe_spectral_norm
+from sagan_tf.models import common
+
+# Channel multipliers of the 4x4 input and of each up-block's output, per image resolution
+# (BigGAN-PyTorch's tables; 128 is SAGAN's ImageNet generator: 16, 16, 8, 4, 2, 1 x 64).
+GENERATOR_CHANNELS = {
+    32: (4, 4, 4, 4),
+    64: (16, 16, 8, 4, 2),
+    128: (16, 16, 8, 4, 2, 1),
+    256: (16, 16, 8, 8, 4, 2, 1),
+}
+
+
+@configurables.configurable
+@keras.saving.register_keras_serializable(package="sagan_tf")
+class Generator(keras.Model):
+    """z (and a class label) -> image in [-1, 1].
+
+    z -> spectrally normalised linear layer to 4 x 4 x (m_0 * base_channels) -> one residual
+    up-block per doubling (class-conditional batch norm, output channels m_i * base_channels), with
+    self-attention after the blocks whose output resolution is in `attention_resolutions` -> batch
+    norm, ReLU, 3x3 conv to `out_channels`, tanh.
+
+    The defaults are the paper's ImageNet 128x128 generator: dim_z 128, base_channels 64,
+    multipliers 16, 16, 8, 4, 2, 1, 1000 classes, attention at the 32x32 feature map, spectral
+    norm on every layer, Xavier (Glorot) initialisation as in the released code.
+
+    Args:
+        resolution: output size, a power of two >= 16 (defaults for 32, 64, 128, 256).
+        num_classes: number of classes; 0 for an unconditional generator.
+        dim_z: latent size.
+        base_channels: channel width "ch".
+        channel_multipliers: None for the resolution's default, else log2(resolution/4) + 1 ints.
+        attention_resolutions: feature-map sizes after which to place self-attention (any subset
+            of the up-blocks' output sizes; empty for none).
+        attention_style: "official" (released code: pooled keys/values, C/2 values, output conv)
+            or "paper" (equations 1-3 as printed).
+        attention_block_size: None, or the query block size of the memory-bounded attention.
+        use_spectral_norm: spectral norm on every weight (the paper's choice for G).
+        out_channels: image channels (3 for RGB, 1 for grayscale).
+        kernel_initializer: weight initializer ("glorot_uniform"; "orthogonal" is BigGAN's).
+        bn_momentum, bn_epsilon: batch-norm settings.
+
+    Call arguments: `z` float [B, dim_z]; `labels` int [B] (required if conditional);
+    `return_attention`: also return {layer name: attention map [B, N, N_key]}.
+    Output: float32 images [B, resolution, resolution, out_channels] in [-1, 1].
+    """
+
+    def __init__(
+        self,
+        resolution=128,
+        num_classes=1000,
+        dim_z=128,
+        base_channels=64,
+        channel_multipliers=None,
+        attention_resolutions=(32,),
+        attention_style="official",
+        attention_block_size=None,
+        use_spectral_norm=True,
+        out_channels=3,
+        kernel_initializer="glorot_uniform",
+        bn_momentum=0.99,
+        bn_epsilon=1e-5,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", "generator")
+        super().__init__(**kwargs)
+        num_blocks = common.check_resolution(resolution, GENERATOR_CHANNELS)
+        multipliers = tuple(channel_multipliers or GENERATOR_CHANNELS.get(resolution, ()))
+        if len(multipliers) != num_blocks + 1:
+            raise ValueError(
+                f"A {resolution}x{resolution} generator needs {num_blocks + 1} channel multipliers "
+                f"(the 4x4 input and {num_blocks} up-blocks). "
+                f"Received: `channel_multipliers={channel_multipliers}`"
+            )
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"`num_classes` must be an int >= 0. Received: `num_classes={num_classes}`")
+        block_resolutions = [4 * 2 ** (i + 1) for i in range(num_blocks)]
+        self.attention_resolutions = common.check_attention_resolutions(
+            attention_resolutions, block_resolutions, "generator"
+        )
+        common.attention_style_kwargs(attention_style)  # validates the name
+        self.resolution = resolution
+        self.num_classes = num_classes
+        self.dim_z = dim_z
+        self.base_channels = base_channels
+        self.channel_multipliers = multipliers
+        self.attention_style = attention_style
+        self.attention_block_size = attention_block_size
+        self.use_spectral_norm = use_spectral_norm
+        self.out_channels = out_channels
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+
+        dtype = self.dtype_policy
+        self._initial_channels = multipliers[0] * base_channels
+        self.linear = maybe_spectral_norm(
+            keras.layers.Dense(
+                4 * 4 * self._initial_channels,
+                kernel_initializer=self.kernel_initializer,
+                dtype=dtype,
+                name="linear",
+            ),
+            use_spectral_norm,
+            dtype=dtype,
+            name="linear_sn",
+        )
+        self.blocks, self.attention_layers, attention_after = [], [], []
+        for i, (multiplier, size) in enumerate(zip(multipliers[1:], block_resolutions)):
+            self.blocks.append(
+                GeneratorBlock(
+                    multiplier * base_channels,
+                    num_classes=num_classes,
+                    use_spectral_norm=use_spectral_norm,
+                    kernel_initializer=self.kernel_initializer,
+                    bn_momentum=bn_momentum,
+                    bn_epsilon=bn_epsilon,
+                    dtype=dtype,
+                    name=f"block{i + 1}",
+                )
+            )
+            if size in self.attention_resolutions:
+                attention_after.append(i)
+                self.attention_layers.append(common.make_attention(
+                    attention_style,
+                    attention_block_size,
+                    use_spectral_norm,
+                    self.kernel_initializer,
+                    dtype,
+                    name=f"attention{size}",
+                ))
+        self._attention_after = tuple(attention_after)
+        self.output_bn = keras.layers.BatchNormalization(
+            momentum=bn_momentum, epsilon=bn_epsilon, synchronized=True, dtype=dtype, name="output_bn"
+        )
+        self.output_conv = maybe_spectral_norm(
+            keras.layers.Conv2D(
+                out_channels,
+                3,
+                padding="same",
+                kernel_initializer=self.kernel_initializer,
+                dtype=dtype,
+                name="output_conv",
+            ),
+            use_spectral_norm,
+            dtype=dtype,
+            name="output_conv_sn",
+        )
+
+    def build(self, z_shape=None, labels_shape=None):
+        if not self.built:
+            batch = 1
+            labels = ops.zeros((batch,), "int32") if self.num_classes else None
+            self.call(ops.zeros((batch, self.dim_z)), labels, training=False)
+        self.built = True
+
+    def call(self, z, labels=None, training=None, return_attention=False):
+        if self.num_classes and labels is None:
+            raise ValueError(
+                f"This generator is class-conditional ({self.num_classes} classes): pass `labels`."
+            )
+        x = self.linear(z, training=training)
+        x = ops.reshape(x, (-1, 4, 4, self._initial_channels))
+        maps = {}
+        attention = dict(zip(self._attention_after, self.attention_layers))
+        for i, block in enumerate(self.blocks):
+            x = block(x, labels, training=training)
+            if i in attention:
+                x = common.run_attention(attention[i], x, training, return_attention, maps)
+        x = ops.relu(self.output_bn(x, training=training))
+        images = ops.cast(ops.tanh(self.output_conv(x, training=training)), "float32")
+        return (images, maps) if return_attention else images
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "resolution": self.resolution,
+                "num_classes": self.num_classes,
+                "dim_z": self.dim_z,
+                "base_channels": self.base_channels,
+                "channel_multipliers": self.channel_multipliers,
+                "attention_resolutions": self.attention_resolutions,
+                "attention_style": self.attention_style,
+                "attention_block_size": self.attention_block_size,
+                "use_spectral_norm": self.use_spectral_norm,
+                "out_channels": self.out_channels,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bn_momentum": self.bn_momentum,
+                "bn_epsilon": self.bn_epsilon,
+            }
+        )
+        return config

@@ -1,0 +1,120 @@
+"""Tests of the Generator and the projection Discriminator."""
+
+import gin
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl.testing import parameterized
+
+from sagan_tf import Discriminator, Generator, parameter_summary
+from sagan_tf.layers import ConditionalBatchNorm
+
+
+def _count(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+class NetworksTest(parameterized.TestCase, tf.test.TestCase):
+    @parameterized.parameters((32, (16,)), (64, (32,)), (128, (32,)), (256, (64,)))
+    def test_shapes_per_resolution(self, resolution, attention):
+        g = Generator(resolution=resolution, num_classes=10, base_channels=4, attention_resolutions=attention)
+        d = Discriminator(resolution=resolution, num_classes=10, base_channels=4, attention_resolutions=attention)
+        z = tf.random.normal((2, 128))
+        labels = tf.constant([3, 7])
+        images = g(z, labels, training=True)
+        self.assertEqual(images.shape, (2, resolution, resolution, 3))
+        self.assertAllInRange(images, -1.0, 1.0)
+        logits = d(images, labels, training=True)
+        self.assertEqual(logits.shape, (2,))
+        self.assertEqual(logits.dtype, tf.float32)
+
+    def test_attention_placement_and_maps(self):
+        g = Generator(resolution=64, num_classes=0, base_channels=4, attention_resolutions=(16, 32))
+        d = Discriminator(resolution=64, num_classes=0, base_channels=4, attention_resolutions=(16,))
+        images, g_maps = g(tf.random.normal((2, 128)), return_attention=True)
+        _, d_maps = d(images, return_attention=True)
+        # official style: keys pooled 2x2.
+        self.assertEqual({k: v.shape for k, v in g_maps.items()},
+                         {"attention16": (2, 256, 64), "attention32": (2, 1024, 256)})
+        self.assertEqual({k: v.shape for k, v in d_maps.items()}, {"attention16": (2, 256, 64)})
+
+    def test_class_label_changes_outputs(self):
+        g = Generator(resolution=32, num_classes=5, base_channels=4, attention_resolutions=())
+        d = Discriminator(resolution=32, num_classes=5, base_channels=4, attention_resolutions=())
+        g.build()
+        for layer in g._flatten_layers():
+            if isinstance(layer, ConditionalBatchNorm):  # gains start at 1: make classes differ
+                layer.gain.assign(tf.random.normal(layer.gain.shape))
+        z = tf.random.normal((1, 128))
+        a, b = g(z, tf.constant([0])), g(z, tf.constant([4]))
+        self.assertGreater(float(tf.reduce_max(tf.abs(a - b))), 1e-3)
+        self.assertNotAllClose(d(a, tf.constant([0])), d(a, tf.constant([4])))
+
+    def test_unconditional_and_grayscale(self):
+        g = Generator(resolution=32, num_classes=0, base_channels=4, out_channels=1, attention_resolutions=())
+        d = Discriminator(resolution=32, num_classes=0, base_channels=4, attention_resolutions=())
+        images = g(tf.random.normal((3, 128)))
+        self.assertEqual(images.shape, (3, 32, 32, 1))
+        self.assertEqual(d(images).shape, (3,))
+        self.assertIsNone(d.embedding)
+
+    def test_imagenet_128_parameter_counts_match_reference_sagan(self):
+        g, d = Generator(), Discriminator()
+        g.build()
+        d.build()
+        # BigGAN-PyTorch's SA-GAN ImageNet configuration: 42.0M / 39.5M parameters.
+        self.assertAllClose(_count(g) / 1e6, 42.0, atol=0.15)
+        self.assertAllClose(_count(d) / 1e6, 39.5, atol=0.15)
+        table = parameter_summary(g, d)
+        self.assertIn(f"{_count(g):,}", table)
+        self.assertIn("attention32", table)
+
+    def test_keras_saving_round_trip(self):
+        g = Generator(resolution=32, num_classes=3, base_channels=4, attention_resolutions=(16,))
+        d = Discriminator(resolution=32, num_classes=3, base_channels=4, attention_resolutions=(16,))
+        z, labels = tf.random.normal((2, 128)), tf.constant([0, 2])
+        g(z, labels, training=True)  # moves u and the batch-norm statistics away from init
+        images = g(z, labels)
+        logits = d(images, labels)
+        path = self.get_temp_dir()
+        g.save(f"{path}/g.keras")
+        d.save(f"{path}/d.keras")
+        g2 = keras.saving.load_model(f"{path}/g.keras")
+        d2 = keras.saving.load_model(f"{path}/d.keras")
+        self.assertIsInstance(g2, Generator)
+        self.assertAllClose(g2(z, labels), images, atol=1e-5)
+        self.assertAllClose(d2(images, labels), logits, atol=1e-4)
+        self.assertEqual(Generator.from_config(g.get_config()).get_config(), g.get_config())
+
+    def test_mixed_precision_outputs_float32(self):
+        g = Generator(resolution=32, num_classes=2, base_channels=4, attention_resolutions=(16,),
+                      dtype="mixed_bfloat16")
+        images = g(tf.random.normal((2, 128)), tf.constant([0, 1]), training=True)
+        self.assertEqual(images.dtype, tf.float32)
+        self.assertEqual(g.blocks[0].conv1.compute_dtype, "bfloat16")
+
+    def test_invalid_configurations_name_the_problem(self):
+        with pytest.raises(ValueError, match=r"cannot place attention at \[128\]"):
+            Generator(resolution=64, attention_resolutions=(128,))
+        with pytest.raises(ValueError, match="resolution=48"):
+            Discriminator(resolution=48)
+        with pytest.raises(ValueError, match="channel_multipliers"):
+            Generator(resolution=64, channel_multipliers=(4, 2))
+        with pytest.raises(ValueError, match="pass `labels`"):
+            Generator(resolution=32, num_classes=3, base_channels=4)(tf.zeros((1, 128)))
+
+    def test_gin_binds_the_constructors(self):
+        gin.parse_config([
+            "Generator.resolution = 32",
+            "Generator.base_channels = 4",
+            "Generator.attention_resolutions = (8,)",
+            "Discriminator.use_spectral_norm = False",
+        ])
+        g = Generator(num_classes=0)
+        self.assertEqual((g.resolution, g.base_channels, g.attention_resolutions), (32, 4, (8,)))
+        self.assertFalse(Discriminator(resolution=32, base_channels=4, attention_resolutions=()).use_spectral_norm)
+        # Keras layers take **kwargs, so gin accepts the name; constructing then names it.
+        gin.parse_config("Generator.bogus = 1")
+        with pytest.raises((TypeError, ValueError), match="bogus"):
+            Generator(num_classes=0)
