@@ -1,0 +1,252 @@
+"""Data sources: each yields unbatched (uint8 image [H, W, C], int32 label) for one input pipeline.
+
+A source is selected by gin (`build_input.source = @folder_source()`); it knows how to shard itself
+across input pipelines (`tf.distribute.InputContext`): file-backed sources shard by file, in-memory
+sources by element. Pre-processing and batching live in `sagan_tf.data.pipeline`.
+"""
+
+import dataclasses
+import gzip
+import os
+from typing import Callable
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from sagan_tf.data import files, synthetic
+from sagan_tf.data.files import DataError
+
+
+@dataclasses.dataclass
+class Source:
+    """A data source.
+
+    Attributes:
+        name: a short description (used in cache keys and messages).
+        num_classes: number of classes (0 = unlabelled / unconditional).
+        make: `make(input_context, shuffle, seed) -> tf.data.Dataset` of unbatched
+            (uint8 [H, W, C], int32 label), already sharded for `input_context` (may be None).
+        corrupt_files: files found unreadable and skipped (for folder sources).
+    """
+
+    name: str
+    num_classes: int
+    make: Callable
+    corrupt_files: tuple = ()
+
+
+def _shard(dataset, input_context):
+    if input_context is None or input_context.num_input_pipelines == 1:
+        return dataset
+    return dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+
+
+@gin.configurable
+def synthetic_source(num_examples=50_000, num_classes=10, resolution=32, seed=0):
+    """The embedded procedural dataset (`sagan_tf.data.synthetic`): no download, any resolution."""
+    if not 1 <= num_classes <= synthetic.MAX_CLASSES:
+        raise DataError(
+            f"The synthetic dataset has 1 to {synthetic.MAX_CLASSES} classes. "
+            f"Received: `num_classes={num_classes}`"
+        )
+
+    def make(input_context, shuffle, seed_=None):
+        indices = _shard(tf.data.Dataset.range(num_examples), input_context)
+        if shuffle:
+            indices = indices.shuffle(min(num_examples, 100_000), seed=seed_)
+        return indices.map(
+            lambda i: synthetic.example(i, seed, num_classes, resolution),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+
+    return Source(f"synthetic-{num_classes}c-{resolution}px-seed{seed}", num_classes, make)
+
+
+def _check_arrays(images, labels, num_classes):
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+        raise DataError(
+            f"Image arrays must be [N, H, W] or [N, H, W, 1|3|4]. Received shape {images.shape}."
+        )
+    if images.dtype != np.uint8:
+        raise DataError(f"Image arrays must be uint8 in [0, 255]. Received dtype {images.dtype}.")
+    if labels is None:
+        return images, np.zeros(len(images), np.int32)
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    if len(labels) != len(images):
+        raise DataError(f"{len(images)} images but {len(labels)} labels.")
+    bad = np.flatnonzero((labels < 0) | (labels >= max(num_classes, 1)))
+    if num_classes and bad.size:
+        raise DataError(
+            f"Label {labels[bad[0]]} of example {bad[0]} is outside [0, {num_classes}) "
+            f"({bad.size} labels out of range)."
+        )
+    return images, labels.astype(np.int32)
+
+
+@gin.configurable
+def array_source(images, labels=None, num_classes=None, name="arrays"):
+    """In-memory uint8 arrays [N, H, W(, C)] and int labels [N]; shards by element."""
+    if num_classes is None:
+        num_classes = 0 if labels is None else int(np.max(labels)) + 1
+    images, labels = _check_arrays(images, labels, num_classes)
+
+    def make(input_context, shuffle, seed=None):
+        dataset = _shard(tf.data.Dataset.from_tensor_slices((images, labels)), input_context)
+        if shuffle:
+            dataset = dataset.shuffle(min(len(images), 100_000), seed=seed)
+        return dataset
+
+    return Source(name, num_classes, make)
+
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+_FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+def read_idx(path):
+    """Reads a (gzipped) IDX file into a numpy array."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 8:
+        raise DataError(f"{path} is not an unsigned-byte IDX file.")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    array = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+    if array.size != int(np.prod(shape)):
+        raise DataError(f"{path} is truncated: expected {int(np.prod(shape))} values, found {array.size}.")
+    return array.reshape(shape)
+
+
+def load_fashion_mnist(split="train", data_dir=None):
+    """Fashion-MNIST from Debian's `dataset-fashion-mnist` package: (uint8 [N, 28, 28], int labels [N])."""
+    data_dir = data_dir or os.environ.get("SAGAN_FASHION_MNIST_DIR", FASHION_MNIST_DIR)
+    if split not in _FASHION_FILES:
+        raise DataError(f"Fashion-MNIST splits are 'train' and 'test'. Received: `split={split!r}`")
+    paths = [os.path.join(data_dir, name) for name in _FASHION_FILES[split]]
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise DataError(
+            f"Fashion-MNIST not found: {missing[0]} does not exist. Install it with "
+            "`apt-get update && apt-get install -y dataset-fashion-mnist` or point "
+            "`fashion_mnist_source.data_dir` (or $SAGAN_FASHION_MNIST_DIR) at a folder holding "
+            f"{', '.join(_FASHION_FILES[split])}."
+        )
+    return read_idx(paths[0]), read_idx(paths[1])
+
+
+@gin.configurable
+def fashion_mnist_source(split="train", data_dir=None, classes=None, max_examples=None):
+    """Fashion-MNIST (28x28 grayscale, 10 classes), optionally only some `classes` (relabelled 0..)."""
+    images, labels = load_fashion_mnist(split, data_dir)
+    if classes is not None:
+        keep = np.isin(labels, classes)
+        remap = {c: i for i, c in enumerate(classes)}
+        images, labels = images[keep], np.array([remap[int(c)] for c in labels[keep]])
+    if max_examples:
+        images, labels = images[:max_examples], labels[:max_examples]
+    num_classes = len(classes) if classes is not None else 10
+    return array_source(images, labels, num_classes, name=f"fashion_mnist-{split}")
+
+
+@gin.configurable
+def folder_source(path, conditional=True, on_corrupt="error", validate=True):
+    """Images in a folder: one sub-folder per class (sorted names -> labels 0..), or flat.
+
+    JPEG, PNG, BMP and GIF (first frame); grayscale and RGBA are converted to RGB. With
+    `validate` every file is opened once with Pillow before training; corrupt or truncated files
+    stop with their name (`on_corrupt="error"`) or are skipped and counted (`"skip"`).
+    """
+    if on_corrupt not in ("error", "skip"):
+        raise DataError(f"`on_corrupt` must be 'error' or 'skip'. Received: `on_corrupt={on_corrupt!r}`")
+    listing = files.list_image_folder(path, conditional)
+    paths, labels = listing.paths, listing.labels
+    corrupt = ()
+    if validate:
+        corrupt = files.find_corrupt(paths)
+        if corrupt and on_corrupt == "error":
+            raise DataError(
+                f"{len(corrupt)} unreadable image file(s) in {path}, first: {corrupt[0][0]} "
+                f"({corrupt[0][1]}). Remove them or use `folder_source.on_corrupt = 'skip'`."
+            )
+        bad = {p for p, _ in corrupt}
+        keep = [i for i, p in enumerate(paths) if p not in bad]
+        paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
+        if not paths:
+            raise DataError(f"Every image in {path} is unreadable.")
+
+    paths_t, labels_t = tf.constant(paths), tf.constant(labels, tf.int32)
+
+    def make(input_context, shuffle, seed=None):
+        dataset = _shard(tf.data.Dataset.from_tensor_slices((paths_t, labels_t)), input_context)
+        if shuffle:
+            dataset = dataset.shuffle(len(paths), seed=seed)
+        return dataset.map(
+            lambda p, y: (files.decode_image(tf.io.read_file(p)), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    return Source(f"folder-{os.path.abspath(path)}", listing.num_classes, make, tuple(corrupt))
+
+
+@gin.configurable
+def tfrecord_source(file_pattern, num_classes=None):
+    """TFRecord shards written by `tools/prepare_data.py`; shards by file across input pipelines."""
+    shards = sorted(tf.io.gfile.glob(file_pattern))
+    if not shards:
+        raise DataError(
+            f"No TFRecord files match {file_pattern!r}. Write them with "
+            "`python tools/prepare_data.py --source=... --output_dir=...`."
+        )
+    if num_classes is None:
+        num_classes = files.read_num_classes(shards[0])
+
+    def make(input_context, shuffle, seed=None):
+        dataset = _shard(tf.data.Dataset.from_tensor_slices(shards), input_context)
+        if shuffle:
+            dataset = dataset.shuffle(len(shards), seed=seed)
+        dataset = dataset.interleave(
+            tf.data.TFRecordDataset, cycle_length=tf.data.AUTOTUNE, num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        return dataset.map(files.parse_example, num_parallel_calls=tf.data.AUTOTUNE)
+
+    return Source(f"tfrecord-{file_pattern}", num_classes, make)
+
+
+@gin.configurable
+def tfds_source(name, split="train", data_dir=None, image_key="image", label_key="label"):
+    """A tensorflow-datasets dataset that is already prepared in `data_dir`; never downloads."""
+    import tensorflow_datasets as tfds  # imported lazily: slow, and only this source needs it
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # tfds raises its own DatasetNotFoundError
+        raise DataError(f"tensorflow-datasets has no dataset {name!r}: {error}") from error
+    if not builder.is_prepared():
+        manual = os.path.join(builder.data_dir_root, "downloads", "manual")
+        raise DataError(
+            f"The tfds dataset {name!r} is not prepared in {builder.data_dir_root}; sagan_tf never "
+            f"downloads at run time. Prepare it once, e.g. put the archives in {manual} and run "
+            f"`tfds build {name} --data_dir={builder.data_dir_root} --manual_dir={manual}` "
+            "(imagenet2012 needs ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar there; "
+            "cifar10 needs cifar-10-binary.tar.gz)."
+        )
+    features = builder.info.features
+    num_classes = features[label_key].num_classes if label_key in features else 0
+
+    def make(input_context, shuffle, seed=None):
+        read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=seed)
+        dataset = builder.as_dataset(split=split, shuffle_files=shuffle, read_config=read_config)
+        label = (lambda e: tf.cast(e[label_key], tf.int32)) if num_classes else (lambda e: tf.constant(0))
+        return dataset.map(lambda e: (e[image_key], label(e)), num_parallel_calls=tf.data.AUTOTUNE)
+
+    return Source(f"tfds-{name}-{split}", num_classes, make)

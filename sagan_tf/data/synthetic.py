@@ -1,0 +1,88 @@
+"""The embedded default dataset: procedural, class-conditional images that need no download.
+
+Each image shows a dark background with a soft colour gradient and a shape drawn twice, once at a
+random place in the left half and once mirrored into the right half, with the same colour and
+size. The class fixes the shape (disc, square, ring, cross, diamond) and the colour family (warm
+or cool), so the 10 default classes are visually distinct; position, size, hue and background vary
+per image. The mirrored pair is structure that spans the image: a generator has to make the two
+halves agree, which is what self-attention is for.
+
+Images are a pure function of (seed, index): the same seed gives the same dataset, at any
+resolution (edges are anti-aliased by evaluating the shapes' signed distances).
+"""
+
+import math
+
+import tensorflow as tf
+
+SHAPES = ("disc", "square", "ring", "cross", "diamond")
+# Base colours (RGB in [0, 1]) of the two colour families.
+PALETTES = ((0.95, 0.45, 0.15), (0.2, 0.55, 0.95))
+MAX_CLASSES = len(SHAPES) * len(PALETTES)
+
+
+def class_shape_and_palette(label):
+    """Returns (shape index, palette index) of a class: shape = label % 5, palette = label // 5."""
+    return label % len(SHAPES), label // len(SHAPES)
+
+
+def _signed_distance(shape, dx, dy, radius):
+    """Approximate signed distance (negative inside) of each shape, for all shapes at once."""
+    r = radius
+    disc = tf.sqrt(dx * dx + dy * dy) - r
+    square = tf.maximum(tf.abs(dx), tf.abs(dy)) - 0.85 * r
+    ring = tf.abs(tf.sqrt(dx * dx + dy * dy) - 0.75 * r) - 0.25 * r
+    bar = 0.3 * r
+    cross = tf.minimum(
+        tf.maximum(tf.abs(dx) - bar, tf.abs(dy) - r), tf.maximum(tf.abs(dy) - bar, tf.abs(dx) - r)
+    )
+    diamond = (tf.abs(dx) + tf.abs(dy) - 1.2 * r) / math.sqrt(2.0)
+    stacked = tf.stack([disc, square, ring, cross, diamond], axis=0)
+    return tf.gather(stacked, shape)
+
+
+def render(label, seed_pair, resolution, return_parameters=False):
+    """Renders one image.
+
+    Args:
+        label: int32 scalar class in [0, 10).
+        seed_pair: int32 [2] stateless seed of this image.
+        resolution: output size (Python int).
+        return_parameters: also return a dict of the drawn parameters (for checkers/tests).
+
+    Returns:
+        uint8 [resolution, resolution, 3].
+    """
+    label = tf.cast(label, tf.int32)
+    shape, palette = class_shape_and_palette(label)
+    u = tf.random.stateless_uniform([8], seed=seed_pair)
+    cx = -0.7 + 0.35 * u[0]  # left half; the mirror copy sits at -cx
+    cy = -0.55 + 1.1 * u[1]
+    radius = 0.18 + 0.12 * u[2]
+    base = tf.gather(tf.constant(PALETTES, tf.float32), palette)
+    colour = tf.clip_by_value(base + 0.25 * (u[3:6] - 0.5), 0.0, 1.0)
+    angle = 2 * math.pi * u[6]
+    tint = 0.08 + 0.12 * u[7]
+
+    coords = (tf.range(resolution, dtype=tf.float32) + 0.5) / resolution * 2.0 - 1.0
+    yy, xx = tf.meshgrid(coords, coords, indexing="ij")
+    pixel = 2.0 / resolution  # one pixel in these coordinates, for anti-aliasing
+    left = _signed_distance(shape, xx - cx, yy - cy, radius)
+    right = _signed_distance(shape, xx + cx, yy - cy, radius)
+    mask = tf.sigmoid(-tf.minimum(left, right) / (0.5 * pixel))[..., None]
+    gradient = 0.5 + 0.5 * (tf.cos(angle) * xx + tf.sin(angle) * yy)
+    background = tint * tf.stack([gradient, 0.6 * gradient, 1.0 - gradient], axis=-1)
+    image = mask * colour + (1.0 - mask) * background
+    image = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
+    if return_parameters:
+        return image, {"cx": cx, "cy": cy, "radius": radius, "colour": colour, "shape": shape}
+    return image
+
+
+def example(index, seed, num_classes, resolution):
+    """(uint8 image, int32 label) of example `index` of the dataset with this seed."""
+    index = tf.cast(index, tf.int32)
+    label_seed = tf.stack([tf.constant(seed, tf.int32), index])
+    label = tf.random.stateless_uniform([], seed=label_seed, maxval=num_classes, dtype=tf.int32)
+    image = render(label, tf.stack([tf.constant(seed, tf.int32) + 1, index]), resolution)
+    return image, label

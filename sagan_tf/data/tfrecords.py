@@ -1,0 +1,62 @@
+"""Writing the project's sharded TFRecords (read back by `tfrecord_source`)."""
+
+import os
+
+import keras
+import tensorflow as tf
+
+from sagan_tf.data import files
+from sagan_tf.data.files import DataError
+
+
+def shard_paths(output_dir, prefix, num_shards):
+    return [
+        os.path.join(output_dir, f"{prefix}-{i:05d}-of-{num_shards:05d}.tfrecord") for i in range(num_shards)
+    ]
+
+
+def write_tfrecords(examples, output_dir, prefix, num_shards, num_classes, total=None, verbose=True):
+    """Writes (encoded image bytes, label) pairs round-robin into `num_shards` TFRecord files.
+
+    Files are written under temporary names and renamed when complete, so an interrupted run leaves
+    no partial shard that `tfrecord_source` would read. Returns the shard paths.
+    """
+    if num_shards < 1:
+        raise DataError(f"`num_shards` must be positive. Received: {num_shards}")
+    os.makedirs(output_dir, exist_ok=True)
+    paths = shard_paths(output_dir, prefix, num_shards)
+    writers = [tf.io.TFRecordWriter(p + ".incomplete") for p in paths]
+    progress = keras.utils.Progbar(total, unit_name="image") if verbose else None
+    count = 0
+    try:
+        for count, (encoded, label) in enumerate(examples, start=1):
+            writers[(count - 1) % num_shards].write(files.make_example(encoded, label, num_classes))
+            if progress is not None and count % 100 == 0:
+                progress.update(count)
+    finally:
+        for writer in writers:
+            writer.close()
+    if count == 0:
+        for p in paths:
+            os.remove(p + ".incomplete")
+        raise DataError("No examples to write.")
+    for p in paths:
+        os.replace(p + ".incomplete", p)
+    if progress is not None:
+        progress.update(count, finalize=True)
+    return paths
+
+
+def folder_examples(listing, skip=()):
+    """(file bytes, label) of a `FolderListing`, leaving out the paths in `skip`."""
+    skip = set(skip)
+    for path, label in zip(listing.paths, listing.labels):
+        if path not in skip:
+            with open(path, "rb") as f:
+                yield f.read(), label
+
+
+def dataset_examples(dataset):
+    """(PNG bytes, label) of an unbatched dataset of (uint8 image, label)."""
+    for image, label in dataset.as_numpy_iterator():
+        yield files.encode_png(image), int(label)

@@ -1,0 +1,209 @@
+"""Tests of the input pipeline on small image folders, TFRecords and arrays built here."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from sagan_tf.data import (
+    DataError,
+    array_source,
+    build_input,
+    folder_source,
+    synthetic_source,
+    tfds_source,
+    tfrecord_source,
+)
+from sagan_tf.data import files, synthetic, tfrecords
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _save(path, array, mode=None):
+    Image.fromarray(array, mode).save(path)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """Two classes: RGB JPEGs and PNGs of different sizes, a grayscale PNG, an RGBA PNG."""
+    rng = np.random.RandomState(0)
+    root = tmp_path / "images"
+    for name in ("cats", "dogs"):
+        (root / name).mkdir(parents=True)
+    for i in range(3):
+        _save(root / "cats" / f"c{i}.jpg", rng.randint(0, 255, (40, 60, 3), np.uint8))
+        _save(root / "dogs" / f"d{i}.png", rng.randint(0, 255, (50, 30, 3), np.uint8))
+    _save(root / "cats" / "grey.png", np.full((20, 20), 200, np.uint8), "L")
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 255, 128
+    _save(root / "dogs" / "alpha.png", rgba, "RGBA")
+    (root / "dogs" / "notes.txt").write_text("not an image")
+    return root
+
+
+def _corrupt(folder):
+    data = (folder / "cats" / "c0.jpg").read_bytes()
+    (folder / "cats" / "truncated.jpg").write_bytes(data[: len(data) // 3])
+
+
+def _all(spec):
+    images, labels = [], []
+    for x, y in spec.input_fn():
+        images.append(x.numpy())
+        labels.append(y.numpy())
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def test_folder_images_labels_ranges_shapes(image_folder):
+    source = folder_source(str(image_folder))
+    assert source.num_classes == 2
+    spec = build_input(source, resolution=16, global_batch_size=2, shuffle=False, repeat=False,
+                       random_flip=False, deterministic=True)
+    images, labels = _all(spec)
+    assert images.shape == (8, 16, 16, 3) and images.dtype == np.float32
+    assert images.min() >= -1.0 and images.max() <= 1.0
+    assert sorted(labels.tolist()) == [0, 0, 0, 0, 1, 1, 1, 1]
+    # The files are listed class by class, sorted: cats c0 c1 c2 grey, dogs alpha d0 d1 d2.
+    grey, alpha = images[3], images[4]
+    np.testing.assert_allclose(grey, 200 / 127.5 - 1, atol=1e-5)  # grey -> equal RGB channels
+    np.testing.assert_allclose(alpha[..., 0], 1.0, atol=1e-5)  # RGBA -> RGB, alpha dropped
+    np.testing.assert_allclose(alpha[..., 1:], -1.0, atol=1e-5)
+
+
+def test_corrupt_file_stops_with_its_name_or_is_skipped_and_counted(image_folder):
+    _corrupt(image_folder)
+    with pytest.raises(DataError, match="truncated.jpg"):
+        folder_source(str(image_folder))
+    source = folder_source(str(image_folder), on_corrupt="skip")
+    assert [os.path.basename(p) for p, _ in source.corrupt_files] == ["truncated.jpg"]
+    spec = build_input(source, resolution=8, global_batch_size=1, shuffle=False, repeat=False)
+    assert len(_all(spec)[1]) == 8
+
+
+def test_folder_errors_name_the_problem(tmp_path, image_folder):
+    with pytest.raises(DataError, match="does not exist"):
+        folder_source(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no class sub-folders"):
+        folder_source(str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="No .* images"):
+        folder_source(str(tmp_path / "empty"), conditional=False)
+    (image_folder / "birds").mkdir()
+    with pytest.raises(DataError, match="birds' has no images"):
+        folder_source(str(image_folder))
+
+
+def test_flat_folder_is_unconditional(image_folder):
+    source = folder_source(str(image_folder / "cats"), conditional=False)
+    assert source.num_classes == 0
+    spec = build_input(source, resolution=8, global_batch_size=4, shuffle=False, repeat=False)
+    assert _all(spec)[0].shape == (4, 8, 8, 3)
+
+
+def test_centre_crop_then_resize():
+    image = np.zeros((20, 40, 3), np.uint8)
+    image[:, 10:30] = 255  # the centre square is white, the side bands black
+    spec = build_input(array_source(image[None], np.array([0])), resolution=10, global_batch_size=1,
+                       shuffle=False, repeat=False, random_flip=False)
+    np.testing.assert_allclose(_all(spec)[0], 1.0, atol=1e-5)
+
+
+def test_tfrecords_round_trip_and_sharding_by_file(image_folder, tmp_path):
+    listing = files.list_image_folder(str(image_folder))
+    paths = tfrecords.write_tfrecords(
+        tfrecords.folder_examples(listing), str(tmp_path / "rec"), "train", 4, listing.num_classes, verbose=False
+    )
+    assert len(paths) == 4 and not any(p.endswith(".incomplete") for p in os.listdir(tmp_path / "rec"))
+    source = tfrecord_source(str(tmp_path / "rec" / "train-*"))
+    assert source.num_classes == 2
+    spec = build_input(source, resolution=12, global_batch_size=2, shuffle=False, repeat=False, random_flip=False)
+    images, labels = _all(spec)
+    assert images.shape == (8, 12, 12, 3) and sorted(labels.tolist()) == [0] * 4 + [1] * 4
+
+    def seen(pipeline_id):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
+                                             num_replicas_in_sync=2)
+        return {tuple(np.round(x.numpy().ravel()[:32], 4)) for x, _ in source.make(context, False)}
+
+    a, b = seen(0), seen(1)
+    assert a and b and not a & b and len(a | b) == 8  # disjoint shards covering everything
+    with pytest.raises(DataError, match="No TFRecord files match"):
+        tfrecord_source(str(tmp_path / "nothing-*"))
+
+
+def test_prepare_data_tool_writes_shards(image_folder, tmp_path):
+    _corrupt(image_folder)
+    cmd = [sys.executable, os.path.join(REPO, "tools", "prepare_data.py"), f"--folder={image_folder}",
+           f"--output_dir={tmp_path / 'out'}", "--num_shards=2"]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert result.returncode != 0 and "truncated.jpg" in result.stderr + result.stdout
+    result = subprocess.run(cmd + ["--skip_corrupt"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "Skipping 1 unreadable" in result.stdout
+    assert len(list((tmp_path / "out").glob("train-*-of-00002.tfrecord"))) == 2
+
+
+def test_array_labels_out_of_range_and_bad_shapes():
+    with pytest.raises(DataError, match="Label 5 of example 1 is outside"):
+        array_source(np.zeros((2, 8, 8), np.uint8), np.array([0, 5]), num_classes=3)
+    with pytest.raises(DataError, match="uint8"):
+        array_source(np.zeros((2, 8, 8), np.float32), np.array([0, 1]))
+    with pytest.raises(DataError, match=r"\[N, H, W\]"):
+        array_source(np.zeros((8, 8), np.uint8))
+
+
+def test_array_sharding_is_disjoint_and_batches_are_per_replica():
+    images = np.arange(8, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1), np.uint8)
+    source = array_source(images, np.zeros(8, int), num_classes=1)
+    spec = build_input(source, resolution=4, global_batch_size=4, channels=1, shuffle=False,
+                       repeat=False, random_flip=False)
+    values = []
+    for pipeline_id in range(2):
+        context = tf.distribute.InputContext(2, pipeline_id, 2)
+        for x, _ in spec.input_fn(context):
+            assert x.shape[0] == 2  # global batch 4 over 2 replicas
+            values.append(set(np.round((x.numpy()[:, 0, 0, 0] + 1) * 127.5).astype(int)))
+    assert set().union(*values) == set(range(8))
+    assert not values[0] & values[2]
+
+
+def test_grayscale_padding_to_32():
+    images = np.full((3, 28, 28), 255, np.uint8)
+    spec = build_input(array_source(images, np.array([0, 1, 2])), resolution=32, global_batch_size=3,
+                       channels=1, resize_mode="pad", shuffle=False, repeat=False, random_flip=False)
+    x = _all(spec)[0]
+    assert x.shape == (3, 32, 32, 1)
+    np.testing.assert_allclose(x[:, 2:30, 2:30], 1.0)
+    np.testing.assert_allclose(x[:, :2], -1.0)
+
+
+def test_synthetic_is_deterministic_and_classes_are_distinct():
+    def batch(seed):
+        spec = build_input(synthetic_source(num_examples=200, seed=seed), resolution=32, global_batch_size=200,
+                           shuffle=False, repeat=False, random_flip=False, deterministic=True)
+        return _all(spec)
+
+    (a, ya), (b, yb), (c, _) = batch(0), batch(0), batch(1)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ya, yb)
+    assert not np.allclose(a, c)
+    assert set(ya.tolist()) == set(range(10))
+    # A nearest-class-mean classifier on colour and shape statistics separates the classes.
+    features = np.concatenate([a.mean(axis=(1, 2)), (a > 0).mean(axis=(1, 2))], axis=1)
+    means = np.stack([features[ya == k].mean(0) for k in range(10)])
+    colour_family = (ya // 5)
+    predicted_family = np.argmin(((features[:, None] - means[None]) ** 2).sum(-1), axis=1) // 5
+    assert (predicted_family == colour_family).mean() > 0.95
+    # The two copies of the shape are mirror images.
+    image, params = synthetic.render(3, tf.constant([5, 7]), 64, return_parameters=True)
+    mask = image.numpy().max(-1) > 120
+    np.testing.assert_array_equal(mask, mask[:, ::-1])
+
+
+def test_tfds_not_prepared_says_how_to_prepare(tmp_path):
+    with pytest.raises(DataError, match="not prepared.*never downloads"):
+        tfds_source("mnist", data_dir=str(tmp_path))
