@@ -8,6 +8,7 @@ from sagan_tf.layers import (
     SpectralNormalization,
 )
 from sagan_tf.models import Discriminator, Generator, parameter_summary
+from sagan_tf.models.sagan import SAGAN
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,7 @@ __all__ = [
     "DiscriminatorBlock",
     "Generator",
     "GeneratorBlock",
+    "SAGAN",
     "SelfAttention",
     "SpectralNormalization",
     "parameter_summary",

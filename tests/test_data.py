@@ -207,3 +207,27 @@ def test_synthetic_is_deterministic_and_classes_are_distinct():
 def test_tfds_not_prepared_says_how_to_prepare(tmp_path):
     with pytest.raises(DataError, match="not prepared.*never downloads"):
         tfds_source("mnist", data_dir=str(tmp_path))
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"),
+                    reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)")
+def test_fashion_mnist_from_the_debian_package():
+    from sagan_tf.data import fashion_mnist_source, load_fashion_mnist
+
+    images, labels = load_fashion_mnist("test")
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [1000] * 10
+    source = fashion_mnist_source("test", classes=[5, 9], max_examples=64)
+    assert source.num_classes == 2
+    spec = build_input(source, resolution=32, channels=3, resize_mode="pad", global_batch_size=64,
+                       shuffle=False, repeat=False, random_flip=False)
+    x, y = _all(spec)
+    assert x.shape == (64, 32, 32, 3) and set(y.tolist()) <= {0, 1}
+    np.testing.assert_array_equal(x[..., 0], x[..., 2])  # grey replicated to RGB
+
+
+def test_fashion_mnist_missing_says_how_to_install(tmp_path):
+    from sagan_tf.data import load_fashion_mnist
+
+    with pytest.raises(DataError, match="apt-get install -y dataset-fashion-mnist"):
+        load_fashion_mnist("train", data_dir=str(tmp_path))

@@ -3,15 +3,43 @@
 import pathlib
 
 import gin
+import pytest
 
-import sagan_tf  # noqa: F401  (registers the configurables)
-from sagan_tf import Discriminator, Generator
+from sagan_tf import Discriminator, Generator, config
 
 GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"
 
 
+@pytest.mark.parametrize("path", sorted(set(GIN_DIR.glob("*.gin")) - {GIN_DIR / "base.gin"}), ids=lambda p: p.name)
+def test_every_config_parses_and_builds_its_networks(path):
+    config.parse([path.name])
+    resolution = gin.query_parameter("%RESOLUTION")
+    assert resolution in (32, 128)
+    assert gin.query_parameter("build_input.global_batch_size") >= 32
+    Generator(num_classes=10, resolution=resolution)
+    Discriminator(num_classes=10, resolution=resolution)
+
+
+@pytest.mark.parametrize("ablation", sorted((GIN_DIR / "ablations").glob("*.gin")), ids=lambda p: p.name)
+def test_ablations_stack_on_a_dataset_config(ablation):
+    config.parse(["imagenet.gin", f"ablations/{ablation.name}"])
+    for key in ("Generator.attention_resolutions", "Generator.use_spectral_norm"):
+        gin.query_parameter(key)
+
+
+def test_equal_lr_ablation_changes_only_the_discriminator_rate():
+    config.parse(["synthetic.gin", "ablations/equal_lr.gin"])
+    assert gin.query_parameter("discriminator/keras.optimizers.Adam.learning_rate") == 1e-4
+    assert gin.query_parameter("generator/keras.optimizers.Adam.learning_rate") == 1e-4
+
+
+def test_missing_gin_file_names_it():
+    with pytest.raises(config.ConfigError, match="'nope.gin' not found"):
+        config.parse(["nope.gin"])
+
+
 def test_imagenet_gin_is_the_paper_setup():
-    gin.parse_config_file(str(GIN_DIR / "imagenet.gin"))
+    config.parse(["imagenet.gin"])
     g, d = Generator(), Discriminator()
     assert (g.resolution, g.num_classes, g.base_channels, g.attention_resolutions) == (128, 1000, 64, (32,))
     assert g.channel_multipliers == (16, 16, 8, 4, 2, 1)

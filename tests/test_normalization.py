@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import strategies
+
 from sagan_tf.layers import ConditionalBatchNorm
 
 
@@ -40,7 +42,7 @@ class ConditionalBatchNormTest(tf.test.TestCase):
             ConditionalBatchNorm(num_classes=-1)
 
     def test_statistics_are_global_under_mirrored_strategy(self):
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        strategy = strategies.mirrored()
         with strategy.scope():
             layer = ConditionalBatchNorm(num_classes=0, momentum=0.0)
             layer.build((None, 2, 2, 3))

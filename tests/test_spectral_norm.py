@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
+import strategies
 from absl.testing import parameterized
 
 from sagan_tf.layers import SpectralNormalization
@@ -114,7 +116,7 @@ class SpectralNormalizationTest(parameterized.TestCase, tf.test.TestCase):
         self.assertNotAllClose(grad, x.T @ r / sigma0, atol=1e-3)
 
     def test_u_stays_identical_across_mirrored_replicas(self):
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        strategy = strategies.mirrored()
         with strategy.scope():
             layer = SpectralNormalization(keras.layers.Dense(6))
             layer.build((None, 4))

@@ -1,0 +1,199 @@
+"""The SAGAN training model: TTUR updates of D and G with the hinge loss under any strategy."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from sagan_tf import configurables, losses
+
+_TRACKED = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+@configurables.configurable
+class SAGAN(keras.Model):
+    """Holds the generator, the discriminator, their optimisers and the generator's EMA.
+
+    `train_step(images, labels)` does `disc_steps` discriminator updates, then one generator
+    update. Per-example losses are averaged over the GLOBAL batch, so gradients summed by the
+    optimiser across replicas are those of the global-batch mean. The discriminator sees real and
+    fake images in one call (one spectral-norm u update per D step). Fresh z every step, drawn
+    from a `keras.random.SeedGenerator`.
+
+    Args:
+        generator, discriminator: the networks.
+        loss: "hinge" (the paper), "non_saturating" or "wasserstein".
+        disc_steps: discriminator updates per generator update (the paper: 1).
+        fake_labels: "data" (fake images get the real batch's labels) or "sampled" (uniform).
+        ema_decay: None (the paper) or the decay of an exponential moving average of G's
+            weights, used for samples, evaluation and export.
+        ema_start_step: generator steps before the EMA starts averaging (it copies until then).
+        seed: seed of z.
+    """
+
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        loss="hinge",
+        disc_steps=1,
+        fake_labels="data",
+        ema_decay=None,
+        ema_start_step=0,
+        seed=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if disc_steps < 1:
+            raise ValueError(f"`disc_steps` must be >= 1. Received: `disc_steps={disc_steps}`")
+        if fake_labels not in ("data", "sampled"):
+            raise ValueError(f"`fake_labels` must be 'data' or 'sampled'. Received: {fake_labels!r}")
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"`ema_decay` must be in (0, 1). Received: `ema_decay={ema_decay}`")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.loss_name = loss
+        self.d_loss_fn, self.g_loss_fn = losses.get_losses(loss)
+        self.disc_steps = disc_steps
+        self.fake_labels = fake_labels
+        self.ema_decay = ema_decay
+        self.ema_start_step = ema_start_step
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in _TRACKED}
+        self.ema_generator = None
+
+    @property
+    def num_classes(self):
+        return self.generator.num_classes
+
+    def build_all(self, channels=3):
+        """Creates every variable (call inside the strategy scope, before training)."""
+        self.generator.build()
+        self.discriminator.build((None, self.generator.resolution, self.generator.resolution, channels))
+        if self.ema_decay is not None and self.ema_generator is None:
+            self.ema_generator = self.generator.__class__.from_config(self.generator.get_config())
+            self.ema_generator.build()
+            self._ema_weights = [
+                keras.Variable(w.numpy(), trainable=False, name="ema", aggregation="only_first_replica")
+                for w in self.generator.weights
+            ]
+            self.sync_ema_generator()
+        self.built = True
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        """Both optimisers are built here, so call this inside the strategy scope."""
+        super().compile(**kwargs)
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @staticmethod
+    def _replica_slice(values, batch):
+        """Every replica draws the global batch's values with the same seed and keeps its own
+        slice: replicas get different z, and N replicas x B/N equal one device x B exactly."""
+        context = tf.distribute.get_replica_context()
+        start = context.replica_id_in_sync_group * batch
+        return values[start : start + batch]
+
+    def sample_z(self, batch):
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        z = keras.random.normal((batch * replicas, self.generator.dim_z), seed=self.seed_generator)
+        return self._replica_slice(z, batch)
+
+    def _fake_labels(self, labels, batch):
+        if not self.num_classes:
+            return None
+        if self.fake_labels == "data":
+            return labels
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        sampled = keras.random.randint((batch * replicas,), 0, self.num_classes, seed=self.seed_generator)
+        return self._replica_slice(sampled, batch)
+
+    def train_step(self, data):
+        images, labels = data
+        batch = ops.shape(images)[0]
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        global_batch = batch * replicas
+        cond = self.num_classes > 0
+        real_labels = labels if cond else None
+
+        for _ in range(self.disc_steps):
+            z, fake_labels = self.sample_z(batch), self._fake_labels(labels, batch)
+            fakes = self.generator(z, fake_labels, training=True)
+            with tf.GradientTape() as tape:
+                both = ops.concatenate([images, ops.cast(fakes, images.dtype)], axis=0)
+                both_labels = ops.concatenate([real_labels, fake_labels], axis=0) if cond else None
+                logits = self.discriminator(both, both_labels, training=True)
+                real_logits, fake_logits = logits[:batch], logits[batch:]
+                d_loss = tf.nn.compute_average_loss(
+                    self.d_loss_fn(real_logits, fake_logits), global_batch_size=global_batch
+                )
+                scaled = self.d_optimizer.scale_loss(d_loss)
+            d_vars = self.discriminator.trainable_variables
+            self.d_optimizer.apply(tape.gradient(scaled, d_vars), d_vars)
+
+        z, fake_labels = self.sample_z(batch), self._fake_labels(labels, batch)
+        with tf.GradientTape() as tape:
+            fakes = self.generator(z, fake_labels, training=True)
+            # training=False: the released code updates D's spectral-norm u once per step.
+            g_logits = self.discriminator(fakes, fake_labels, training=False)
+            g_loss = tf.nn.compute_average_loss(self.g_loss_fn(g_logits), global_batch_size=global_batch)
+            scaled = self.g_optimizer.scale_loss(g_loss)
+        g_vars = self.generator.trainable_variables
+        self.g_optimizer.apply(tape.gradient(scaled, g_vars), g_vars)
+        if self.ema_decay is not None:
+            self._update_ema()
+
+        # Each replica's value is its share of the global mean: summing over replicas gives the
+        # mean; Mean trackers average, so scale by the replica count.
+        values = {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            "d_real": ops.sum(real_logits) / ops.cast(global_batch, "float32"),
+            "d_fake": ops.sum(fake_logits) / ops.cast(global_batch, "float32"),
+        }
+        for name, value in values.items():
+            self.trackers[name].update_state(value * replicas)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _update_ema(self):
+        step = ops.cast(self.g_optimizer.iterations, "float32")
+        decay = ops.where(step <= self.ema_start_step, 0.0, self.ema_decay)
+        for shadow, weight in zip(self._ema_weights, self.generator.weights):
+            value = ops.cast(weight, shadow.dtype)
+            shadow.assign(decay * shadow + (1.0 - decay) * value)
+
+    def sync_ema_generator(self):
+        """Copies the averaged weights into `ema_generator` (call outside the train step)."""
+        if self.ema_generator is not None:
+            for target, shadow in zip(self.ema_generator.weights, self._ema_weights):
+                target.assign(shadow.value)
+
+    @property
+    def sampling_generator(self):
+        """The EMA generator (synced) when enabled, else the generator."""
+        if self.ema_generator is None:
+            return self.generator
+        self.sync_ema_generator()
+        return self.ema_generator
+
+    def call(self, z, labels=None, training=False):
+        return self.generator(z, labels, training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+                "loss": self.loss_name,
+                "disc_steps": self.disc_steps,
+                "fake_labels": self.fake_labels,
+                "ema_decay": self.ema_decay,
+                "ema_start_step": self.ema_start_step,
+            }
+        )
+        return config

@@ -1,0 +1,33 @@
+"""Trains SAGAN: `python -m sagan_tf.train --gin_file=imagenet.gin --model_dir=DIR`.
+
+Flags choose the gin files, extra bindings, the output directory and the strategy; everything
+else is gin (`gin/*.gin`). A rerun with the same --model_dir resumes from its latest checkpoint.
+"""
+
+import os
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("gin_file", [], "gin files: a path, or a name in the packaged gin/ folder.")
+flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings, e.g. 'train.num_steps = 100'.")
+flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard events, samples, operative config.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
+flags.DEFINE_integer("num_cpu_devices", 0, "Logical CPU devices for --strategy=mirrored without GPUs.")
+flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+flags.mark_flag_as_required("model_dir")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from sagan_tf import config, distribute, trainer  # after flag parsing: TF start-up is slow
+
+    config.parse(FLAGS.gin_file, FLAGS.gin_param)  # raises before model_dir is touched
+    strategy = distribute.get_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
+    os.makedirs(FLAGS.model_dir, exist_ok=True)
+    trainer.train(FLAGS.model_dir, strategy)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,192 @@
+"""The training loop behind `python -m sagan_tf.train`: checkpoints, resume, summaries, samples."""
+
+import os
+import signal
+import time
+
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sagan_tf.layers import SelfAttention, SpectralNormalization
+from sagan_tf.models import Discriminator, Generator
+from sagan_tf.models.sagan import SAGAN
+
+
+def image_grid(images, rows):
+    """float [N, H, W, C] in [-1, 1] -> uint8 [rows*H, cols*W, 3]."""
+    images = np.clip((np.asarray(images) + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    n, h, w, c = images.shape
+    cols = int(np.ceil(n / rows))
+    padded = np.zeros((rows * cols, h, w, c), np.uint8)
+    padded[:n] = images
+    return padded.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
+
+
+def _layers_of_type(model, cls):
+    return [layer for layer in model._flatten_layers() if isinstance(layer, cls)]
+
+
+def diagnostics(model):
+    """Scalars for TensorBoard: gamma of every attention layer, sigma of every SN layer."""
+    scalars = {}
+    for net in (model.generator, model.discriminator):
+        for layer in _layers_of_type(net, SelfAttention):
+            scalars[f"gamma/{net.name}/{layer.name}"] = float(layer.gamma.numpy())
+        sigmas = [float(layer.sigma.numpy()) for layer in _layers_of_type(net, SpectralNormalization)]
+        if sigmas:
+            scalars[f"spectral_norm/{net.name}/max_sigma"] = max(sigmas)
+            scalars[f"spectral_norm/{net.name}/mean_sigma"] = float(np.mean(sigmas))
+    return scalars
+
+
+class _Preemption:
+    """Turns SIGTERM into a flag that the loop checks after each step."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        del signum, frame
+        self.requested = True
+
+    def restore(self):
+        signal.signal(signal.SIGTERM, self._previous)
+
+
+@gin.configurable(denylist=["model_dir", "strategy"])
+def train(
+    model_dir,
+    strategy,
+    input_spec=gin.REQUIRED,
+    num_steps=1000,
+    steps_per_execution=1,
+    log_every=50,
+    checkpoint_every=500,
+    sample_every=500,
+    keep_checkpoints=3,
+    generator_optimizer=keras.optimizers.Adam,
+    discriminator_optimizer=keras.optimizers.Adam,
+    jit_compile=False,
+    num_samples=64,
+    seed=0,
+):
+    """Trains a SAGAN, resuming from the latest checkpoint in `model_dir` if there is one.
+
+    Args:
+        model_dir: checkpoints, TensorBoard events, sample grids and the operative gin config.
+        strategy: a `tf.distribute.Strategy`.
+        input_spec: the `InputSpec` of `build_input`.
+        num_steps: total generator steps (a resumed run stops at the same total).
+        steps_per_execution: train steps inside one tf.function call (TPU-style loops).
+        log_every, checkpoint_every, sample_every: intervals in steps.
+        keep_checkpoints: checkpoints kept by the CheckpointManager.
+        generator_optimizer, discriminator_optimizer: optimizer classes or factories, called inside
+            the strategy scope (gin: `@generator/keras.optimizers.Adam`, scoped learning rates).
+        jit_compile: XLA-compile the train step.
+        num_samples: images in the sample grid (fixed z and labels).
+        seed: seed of the fixed sample z.
+
+    Returns:
+        The trained `SAGAN` model.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if input_spec.global_batch_size % replicas:
+        raise ValueError(
+            f"The global batch {input_spec.global_batch_size} does not divide over {replicas} replicas."
+        )
+    with strategy.scope():
+        model = SAGAN(
+            Generator(num_classes=input_spec.num_classes, resolution=input_spec.resolution,
+                      out_channels=input_spec.channels),
+            Discriminator(num_classes=input_spec.num_classes, resolution=input_spec.resolution),
+        )
+        model.build_all(input_spec.channels)
+        model.compile(generator_optimizer(), discriminator_optimizer())
+        dataset = input_spec.distribute(strategy)
+        iterator = iter(dataset)
+        checkpoint = tf.train.Checkpoint(
+            generator=model.generator,
+            discriminator=model.discriminator,
+            generator_optimizer=model.g_optimizer,
+            discriminator_optimizer=model.d_optimizer,
+            seed_state=model.seed_generator.state,
+            ema=[*getattr(model, "_ema_weights", [])],
+        )
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"), keep_checkpoints)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        print(f"Resumed from {manager.latest_checkpoint} at step {int(model.g_optimizer.iterations)}.")
+    with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
+        f.write(gin.operative_config_str())
+
+    @tf.function(jit_compile=jit_compile)
+    def one_step(data):
+        return model.train_step(data)
+
+    @tf.function
+    def train_steps(iterator):
+        for _ in tf.range(steps_per_execution):
+            outputs = strategy.run(one_step, args=(next(iterator),))
+        return outputs
+
+    rng = np.random.RandomState(seed)
+    fixed_z = rng.randn(num_samples, model.generator.dim_z).astype(np.float32)
+    fixed_labels = (np.arange(num_samples) % max(model.num_classes, 1)).astype(np.int32)
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+    samples_dir = os.path.join(model_dir, "samples")
+    os.makedirs(samples_dir, exist_ok=True)
+    preemption = _Preemption()
+    progress = keras.utils.Progbar(num_steps, stateful_metrics=["d_loss", "g_loss", "d_real", "d_fake", "img/s"])
+
+    def step():
+        return int(model.g_optimizer.iterations.numpy())
+
+    def write_samples():
+        generator = model.sampling_generator
+        images = generator(fixed_z, fixed_labels if model.num_classes else None, training=False)
+        grid = image_grid(images.numpy(), rows=int(np.sqrt(num_samples)))
+        tf.io.write_file(os.path.join(samples_dir, f"step_{step():07d}.png"), tf.io.encode_png(grid))
+        with writer.as_default(step=step()):
+            tf.summary.image("samples", grid[None], max_outputs=1)
+
+    completed = False
+    try:
+        start, tick, images_seen = step(), time.time(), 0
+        while step() < num_steps and not preemption.requested:
+            outputs = train_steps(iterator)
+            images_seen += steps_per_execution * input_spec.global_batch_size
+            current = step()
+            if current % log_every < steps_per_execution or current >= num_steps:
+                values = {k: float(strategy.reduce("MEAN", v, axis=None)) for k, v in outputs.items()}
+                rate = images_seen / max(time.time() - tick, 1e-9)
+                values["img/s"] = rate
+                with writer.as_default(step=current):
+                    for name, value in {**values, **diagnostics(model)}.items():
+                        tf.summary.scalar(name.replace("img/s", "images_per_second"), value)
+                    tf.summary.scalar("learning_rate/generator", float(model.g_optimizer.learning_rate))
+                    tf.summary.scalar("learning_rate/discriminator", float(model.d_optimizer.learning_rate))
+                progress.update(current, list(values.items()))
+                for tracker in model.trackers.values():
+                    tracker.reset_state()
+                tick, images_seen = time.time(), 0
+            if current % checkpoint_every < steps_per_execution:
+                manager.save(checkpoint_number=current)
+            if current % sample_every < steps_per_execution or current == start + steps_per_execution:
+                write_samples()
+        completed = True
+    finally:
+        preemption.restore()
+        writer.flush()
+    # At the end and on SIGTERM; not after an error, so the last good checkpoint stays the latest.
+    if completed and step() > 0:
+        manager.save(checkpoint_number=step())
+    if preemption.requested:
+        print(f"SIGTERM: saved a checkpoint at step {step()} and stopped.")
+    else:
+        write_samples()
+    return model

@@ -1,0 +1,122 @@
+"""Tests of the SAGAN train step, the losses, and the `python -m sagan_tf.train` entry point."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import strategies
+
+from sagan_tf import losses
+from sagan_tf.models import Discriminator, Generator
+from sagan_tf.models.sagan import SAGAN
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_hinge_losses_by_hand():
+    real, fake = np.array([2.0, 0.5, -1.0]), np.array([-2.0, 0.0, 0.5])
+    np.testing.assert_allclose(losses.hinge_discriminator_loss(real, fake), [0.0, 1.5, 3.5])
+    np.testing.assert_allclose(losses.hinge_generator_loss(fake), [2.0, 0.0, -0.5])
+    np.testing.assert_allclose(losses.non_saturating_generator_loss(np.array([0.0])), [np.log(2.0)], rtol=1e-6)
+    with pytest.raises(ValueError, match="loss='l2'"):
+        losses.get_losses("l2")
+
+
+def _model(num_classes=3):
+    gen = Generator(resolution=16, num_classes=num_classes, base_channels=4, channel_multipliers=(4, 2, 1),
+                    attention_resolutions=(8,))
+    disc = Discriminator(resolution=16, num_classes=num_classes, base_channels=4, channel_multipliers=(1, 2, 2),
+                         attention_resolutions=(8,))
+    return SAGAN(gen, disc, seed=7)
+
+
+def _one_step(strategy, weights, images, labels):
+    with strategy.scope():
+        model = _model()
+        model.build_all()
+        # SGD: Adam would turn the float noise of zero-gradient weights (conv biases before batch
+        # norm) into full-size steps; SGD shows whether gradients are aggregated exactly.
+        model.compile(keras.optimizers.SGD(0.5), keras.optimizers.SGD(0.5))
+        if weights is not None:
+            model.generator.set_weights(weights[0])
+            model.discriminator.set_weights(weights[1])
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(len(images))
+    batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    outputs = strategy.run(tf.function(model.train_step), args=(batch,))
+    values = {k: float(strategy.reduce("MEAN", v, axis=None)) for k, v in outputs.items()}
+    return model, values
+
+
+def test_mirrored_step_equals_single_device_step():
+    images = tf.random.uniform((8, 16, 16, 3), -1, 1, seed=1)
+    labels = tf.constant([0, 1, 2, 0, 1, 2, 0, 1])
+    init = _model()  # the same initial weights for both runs
+    init.build_all()
+    weights = (init.generator.get_weights(), init.discriminator.get_weights())
+    single, single_values = _one_step(tf.distribute.get_strategy(), weights, images, labels)
+    mirrored, mirrored_values = _one_step(strategies.mirrored(), weights, images, labels)
+    for name in ("d_loss", "g_loss", "d_real", "d_fake"):
+        np.testing.assert_allclose(mirrored_values[name], single_values[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    initial = weights[0] + weights[1]
+    every = lambda m: m.generator.weights + m.discriminator.weights  # noqa: E731 (same order as get_weights)
+    for a, b, w0 in zip(every(single), every(mirrored), initial):
+        update = np.abs(a.numpy() - w0).max()
+        # Summation order differs across replicas: allow float noise, not a wrongly scaled update
+        # (averaging over the local instead of the global batch would be off by 100%). The floor
+        # covers weights whose true gradient is 0 (conv biases before batch norm): noise only.
+        assert np.abs(b.numpy() - a.numpy()).max() <= 0.02 * update + 2e-5, a.path
+    changed = [not np.allclose(w.numpy(), w0) for w, w0 in zip(single.generator.weights, weights[0])]
+    assert any(changed)
+
+
+def test_ema_follows_the_generator():
+    base = _model()
+    model = SAGAN(base.generator, base.discriminator, ema_decay=0.5)
+    model.build_all()
+    model.compile(keras.optimizers.Adam(1e-2), keras.optimizers.Adam(1e-2))
+    images, labels = tf.random.uniform((4, 16, 16, 3), -1, 1), tf.constant([0, 1, 2, 0])
+    step = tf.function(model.train_step)
+    for _ in range(3):
+        step((images, labels))
+    ema = model.sampling_generator
+    assert ema is not model.generator
+    kernel = model.generator.output_conv.kernel.numpy()
+    ema_kernel = ema.output_conv.kernel.numpy()
+    assert not np.allclose(kernel, ema_kernel)  # averaged, so lagging behind
+
+
+def _train(model_dir, *params, timeout=300):
+    cmd = [sys.executable, "-m", "sagan_tf.train", "--gin_file=synthetic.gin", f"--model_dir={model_dir}",
+           "--gin_param=Generator.base_channels = 4", "--gin_param=Discriminator.base_channels = 4",
+           "--gin_param=build_input.global_batch_size = 4", "--gin_param=train.log_every = 2",
+           "--gin_param=train.checkpoint_every = 3", "--gin_param=train.sample_every = 3"]
+    cmd += [f"--gin_param={p}" for p in params]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=timeout)
+
+
+def test_train_entry_point_writes_and_resumes(tmp_path):
+    result = _train(tmp_path, "train.num_steps = 4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = os.listdir(tmp_path / "checkpoints")
+    assert "ckpt-3.index" in names and "ckpt-4.index" in names
+    assert (tmp_path / "operative_config.gin").read_text().count("Generator.base_channels = 4") == 1
+    assert sorted(os.listdir(tmp_path / "samples"))[-1] == "step_0000004.png"
+    assert os.listdir(tmp_path / "train")
+    result = _train(tmp_path, "train.num_steps = 6")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resumed from" in result.stdout and "at step 4" in result.stdout
+    assert "ckpt-6.index" in os.listdir(tmp_path / "checkpoints")
+
+
+def test_bad_configuration_stops_before_touching_model_dir(tmp_path):
+    result = _train(tmp_path / "a", "train.bogus = 1")
+    assert result.returncode != 0 and "bogus" in result.stderr
+    result = _train(tmp_path / "b", "build_input.source = @folder_source()", f"folder_source.path = '{tmp_path}/nope'")
+    assert result.returncode != 0 and "nope' does not exist" in result.stderr
+    assert not (tmp_path / "a").exists()
+    assert not (tmp_path / "b" / "checkpoints").exists()
