@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from sagan_tf.layers.spectral_norm import SpectralNormalization
+from sagan_tf.layers.spectral_norm import maybe_spectral_norm
 
 # Named presets for the networks' `attention_style` argument.
 ATTENTION_STYLES = {
@@ -111,9 +111,7 @@ class SelfAttention(keras.layers.Layer):
             dtype=self.dtype_policy,
             name=name,
         )
-        if self.use_spectral_norm:
-            return SpectralNormalization(conv, dtype=self.dtype_policy, name=f"{name}_sn")
-        return conv
+        return maybe_spectral_norm(conv, self.use_spectral_norm)
 
     def build(self, input_shape):
         if len(input_shape) != 4 or input_shape[-1] is None:

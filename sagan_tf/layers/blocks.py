@@ -45,8 +45,14 @@ class _ConvBlock(keras.layers.Layer):
             dtype=self.dtype_policy,
             name=name,
         )
-        return maybe_spectral_norm(
-            conv, self.use_spectral_norm, dtype=self.dtype_policy, name=f"{name}_sn"
+        return maybe_spectral_norm(conv, self.use_spectral_norm)
+
+    def _output_shape(self, input_shape, factor):
+        return (
+            input_shape[0],
+            _times(input_shape[1], factor),
+            _times(input_shape[2], factor),
+            self.out_channels,
         )
 
     def get_config(self):
@@ -133,13 +139,7 @@ class GeneratorBlock(_ConvBlock):
         return x + shortcut
 
     def compute_output_shape(self, input_shape, labels_shape=None):
-        factor = 2 if self.upsample else 1
-        return (
-            input_shape[0],
-            _times(input_shape[1], factor),
-            _times(input_shape[2], factor),
-            self.out_channels,
-        )
+        return self._output_shape(input_shape, 2 if self.upsample else 1)
 
     def get_config(self):
         config = super().get_config()
@@ -225,13 +225,7 @@ class DiscriminatorBlock(_ConvBlock):
         return x + shortcut
 
     def compute_output_shape(self, input_shape):
-        factor = 0.5 if self.downsample else 1
-        return (
-            input_shape[0],
-            _times(input_shape[1], factor),
-            _times(input_shape[2], factor),
-            self.out_channels,
-        )
+        return self._output_shape(input_shape, 0.5 if self.downsample else 1)
 
     def get_config(self):
         config = super().get_config()

@@ -206,5 +206,12 @@ class SpectralNormalization(keras.layers.Wrapper):
 
 
 def maybe_spectral_norm(layer, enabled, **kwargs):
-    """Returns `SpectralNormalization(layer, **kwargs)` if `enabled`, else `layer` itself."""
-    return SpectralNormalization(layer, **kwargs) if enabled else layer
+    """Returns `SpectralNormalization(layer, **kwargs)` if `enabled`, else `layer` itself.
+
+    The wrapper takes the layer's dtype policy and is named `<layer name>_sn` unless told otherwise.
+    """
+    if not enabled:
+        return layer
+    kwargs.setdefault("dtype", layer.dtype_policy)
+    kwargs.setdefault("name", f"{layer.name}_sn")
+    return SpectralNormalization(layer, **kwargs)

@@ -128,8 +128,6 @@ class Discriminator(keras.Model):
         self.linear = maybe_spectral_norm(
             keras.layers.Dense(1, kernel_initializer=self.kernel_initializer, dtype=dtype, name="linear"),
             use_spectral_norm,
-            dtype=dtype,
-            name="linear_sn",
         )
         self.embedding = None
         if num_classes:
@@ -142,8 +140,6 @@ class Discriminator(keras.Model):
                     name="embedding",
                 ),
                 use_spectral_norm,
-                dtype=dtype,
-                name="embedding_sn",
             )
 
     def build(self, images_shape=None, labels_shape=None):

@@ -110,8 +110,6 @@ class Generator(keras.Model):
                 name="linear",
             ),
             use_spectral_norm,
-            dtype=dtype,
-            name="linear_sn",
         )
         self.blocks, self.attention_layers, attention_after = [], [], []
         for i, (multiplier, size) in enumerate(zip(multipliers[1:], block_resolutions)):
@@ -151,8 +149,6 @@ class Generator(keras.Model):
                 name="output_conv",
             ),
             use_spectral_norm,
-            dtype=dtype,
-            name="output_conv_sn",
         )
 
     def build(self, z_shape=None, labels_shape=None):
