@@ -72,6 +72,7 @@ def train(
     generator_optimizer=keras.optimizers.Adam,
     discriminator_optimizer=keras.optimizers.Adam,
     jit_compile=False,
+    mixed_precision=None,
     num_samples=64,
     seed=0,
 ):
@@ -88,6 +89,8 @@ def train(
         generator_optimizer, discriminator_optimizer: optimizer classes or factories, called inside
             the strategy scope (gin: `@generator/keras.optimizers.Adam`, scoped learning rates).
         jit_compile: XLA-compile the train step.
+        mixed_precision: None, "mixed_bfloat16" or "mixed_float16" (with dynamic loss scaling).
+            Softmax, spectral-norm power iteration and the networks' outputs stay float32.
         num_samples: images in the sample grid (fixed z and labels).
         seed: seed of the fixed sample z.
 
@@ -99,6 +102,31 @@ def train(
         raise ValueError(
             f"The global batch {input_spec.global_batch_size} does not divide over {replicas} replicas."
         )
+    if mixed_precision not in (None, "mixed_bfloat16", "mixed_float16"):
+        raise ValueError(
+            "`mixed_precision` must be None, 'mixed_bfloat16' or 'mixed_float16'. "
+            f"Received: `mixed_precision={mixed_precision!r}`"
+        )
+    previous_policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(mixed_precision or "float32")
+    try:
+        return _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_every,
+                      checkpoint_every, sample_every, keep_checkpoints, generator_optimizer,
+                      discriminator_optimizer, jit_compile, mixed_precision, num_samples, seed)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+
+
+def _optimizer(factory, mixed_precision):
+    optimizer = factory()
+    if mixed_precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_every, checkpoint_every,
+           sample_every, keep_checkpoints, generator_optimizer, discriminator_optimizer, jit_compile,
+           mixed_precision, num_samples, seed):
     with strategy.scope():
         model = SAGAN(
             Generator(num_classes=input_spec.num_classes, resolution=input_spec.resolution,
@@ -106,7 +134,9 @@ def train(
             Discriminator(num_classes=input_spec.num_classes, resolution=input_spec.resolution),
         )
         model.build_all(input_spec.channels)
-        model.compile(generator_optimizer(), discriminator_optimizer())
+        model.compile(
+            _optimizer(generator_optimizer, mixed_precision), _optimizer(discriminator_optimizer, mixed_precision)
+        )
         dataset = input_spec.distribute(strategy)
         iterator = iter(dataset)
         checkpoint = tf.train.Checkpoint(

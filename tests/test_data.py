@@ -231,3 +231,12 @@ def test_fashion_mnist_missing_says_how_to_install(tmp_path):
 
     with pytest.raises(DataError, match="apt-get install -y dataset-fashion-mnist"):
         load_fashion_mnist("train", data_dir=str(tmp_path))
+
+
+def test_tfrecord_label_out_of_range_stops_with_a_message(tmp_path):
+    png = files.encode_png(np.zeros((8, 8, 3), np.uint8))
+    tfrecords.write_tfrecords([(png, 0), (png, 5)], str(tmp_path), "train", 1, num_classes=2, verbose=False)
+    spec = build_input(tfrecord_source(str(tmp_path / "train-*")), resolution=8, global_batch_size=1,
+                       shuffle=False, repeat=False)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_classes=2"):
+        _all(spec)

@@ -1,8 +1,10 @@
 """Tests of the SAGAN train step, the losses, and the `python -m sagan_tf.train` entry point."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -90,13 +92,16 @@ def test_ema_follows_the_generator():
     assert not np.allclose(kernel, ema_kernel)  # averaged, so lagging behind
 
 
-def _train(model_dir, *params, timeout=300):
+def _train_cmd(model_dir, *params):
     cmd = [sys.executable, "-m", "sagan_tf.train", "--gin_file=synthetic.gin", f"--model_dir={model_dir}",
            "--gin_param=Generator.base_channels = 4", "--gin_param=Discriminator.base_channels = 4",
            "--gin_param=build_input.global_batch_size = 4", "--gin_param=train.log_every = 2",
            "--gin_param=train.checkpoint_every = 3", "--gin_param=train.sample_every = 3"]
-    cmd += [f"--gin_param={p}" for p in params]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=timeout)
+    return cmd + [f"--gin_param={p}" for p in params]
+
+
+def _train(model_dir, *params, timeout=300):
+    return subprocess.run(_train_cmd(model_dir, *params), capture_output=True, text=True, cwd=REPO, timeout=timeout)
 
 
 def test_train_entry_point_writes_and_resumes(tmp_path):
@@ -120,3 +125,45 @@ def test_bad_configuration_stops_before_touching_model_dir(tmp_path):
     assert result.returncode != 0 and "nope' does not exist" in result.stderr
     assert not (tmp_path / "a").exists()
     assert not (tmp_path / "b" / "checkpoints").exists()
+
+
+def test_mixed_precision_and_steps_per_execution(tmp_path):
+    result = _train(tmp_path, "train.num_steps = 4", "train.mixed_precision = 'mixed_bfloat16'",
+                    "train.steps_per_execution = 2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ckpt-4.index" in os.listdir(tmp_path / "checkpoints")
+    result = _train(tmp_path / "bad", "train.mixed_precision = 'fp8'")
+    assert result.returncode != 0 and "mixed_precision='fp8'" in result.stderr
+
+
+def _wait_for(path, process, seconds=240):
+    deadline = time.time() + seconds
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.5)
+
+
+def test_sigterm_checkpoints_and_sigkill_resumes(tmp_path):
+    def start(model_dir):
+        cmd = _train_cmd(model_dir, "train.num_steps = 100000")
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+    process = start(tmp_path / "term")
+    _wait_for(tmp_path / "term" / "checkpoints" / "ckpt-3.index", process)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-3000:]
+    assert "SIGTERM: saved a checkpoint at step" in out
+    step = int(out.split("SIGTERM: saved a checkpoint at step")[1].split()[0])
+    assert step >= 3 and f"ckpt-{step}.index" in os.listdir(tmp_path / "term" / "checkpoints")
+
+    process = start(tmp_path / "kill")
+    _wait_for(tmp_path / "kill" / "checkpoints" / "ckpt-3.index", process)
+    process.kill()
+    process.communicate()
+    saved = max(int(n[5:-6]) for n in os.listdir(tmp_path / "kill" / "checkpoints") if n.endswith(".index"))
+    result = _train(tmp_path / "kill", f"train.num_steps = {saved + 2}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"at step {saved}." in result.stdout
+    assert f"ckpt-{saved + 2}.index" in os.listdir(tmp_path / "kill" / "checkpoints")
