@@ -26,6 +26,11 @@ def image_grid(images, rows):
     return padded.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
 
 
+def scalar(variable):
+    """A Python float of a (possibly distributed) scalar Keras variable or tensor."""
+    return float(tf.convert_to_tensor(getattr(variable, "value", variable)))
+
+
 def _layers_of_type(model, cls):
     return [layer for layer in model._flatten_layers() if isinstance(layer, cls)]
 
@@ -35,12 +40,23 @@ def diagnostics(model):
     scalars = {}
     for net in (model.generator, model.discriminator):
         for layer in _layers_of_type(net, SelfAttention):
-            scalars[f"gamma/{net.name}/{layer.name}"] = float(layer.gamma.numpy())
-        sigmas = [float(layer.sigma.numpy()) for layer in _layers_of_type(net, SpectralNormalization)]
+            scalars[f"gamma/{net.name}/{layer.name}"] = scalar(layer.gamma)
+        sigmas = [scalar(layer.sigma) for layer in _layers_of_type(net, SpectralNormalization)]
         if sigmas:
             scalars[f"spectral_norm/{net.name}/max_sigma"] = max(sigmas)
             scalars[f"spectral_norm/{net.name}/mean_sigma"] = float(np.mean(sigmas))
     return scalars
+
+
+def is_chief(strategy):
+    """True unless this process is a non-chief worker of a multi-worker strategy."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 class _Preemption:
@@ -73,6 +89,7 @@ def train(
     discriminator_optimizer=keras.optimizers.Adam,
     jit_compile=False,
     mixed_precision=None,
+    checkpoint_input=True,
     num_samples=64,
     seed=0,
 ):
@@ -91,6 +108,8 @@ def train(
         jit_compile: XLA-compile the train step.
         mixed_precision: None, "mixed_bfloat16" or "mixed_float16" (with dynamic loss scaling).
             Softmax, spectral-norm power iteration and the networks' outputs stay float32.
+        checkpoint_input: save the input iterator's position in checkpoints, so a resumed run reads
+            the data a continuous run would have (costs the shuffle buffer's size on disk).
         num_samples: images in the sample grid (fixed z and labels).
         seed: seed of the fixed sample z.
 
@@ -112,7 +131,8 @@ def train(
     try:
         return _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_every,
                       checkpoint_every, sample_every, keep_checkpoints, generator_optimizer,
-                      discriminator_optimizer, jit_compile, mixed_precision, num_samples, seed)
+                      discriminator_optimizer, jit_compile, mixed_precision, checkpoint_input, num_samples,
+                      seed)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
@@ -126,7 +146,7 @@ def _optimizer(factory, mixed_precision):
 
 def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_every, checkpoint_every,
            sample_every, keep_checkpoints, generator_optimizer, discriminator_optimizer, jit_compile,
-           mixed_precision, num_samples, seed):
+           mixed_precision, checkpoint_input, num_samples, seed):
     with strategy.scope():
         model = SAGAN(
             Generator(num_classes=input_spec.num_classes, resolution=input_spec.resolution,
@@ -147,12 +167,22 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
             seed_state=model.seed_generator.state,
             ema=[*getattr(model, "_ema_weights", [])],
         )
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"), keep_checkpoints)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"Resumed from {manager.latest_checkpoint} at step {int(model.g_optimizer.iterations)}.")
-    with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
-        f.write(gin.operative_config_str())
+        if checkpoint_input:
+            checkpoint.iterator = iterator
+    chief = is_chief(strategy)
+    checkpoint_dir = os.path.join(model_dir, "checkpoints")
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if not chief:  # every worker saves (the save is collective); only the chief's files are kept
+        task_id = strategy.cluster_resolver.task_id
+        checkpoint_dir = os.path.join(model_dir, "workers", f"worker_{task_id}")
+        keep_checkpoints = 1
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, keep_checkpoints)
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        print(f"Resumed from {latest} at step {int(scalar(model.g_optimizer.iterations))}.")
+    if chief:
+        with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
+            f.write(gin.operative_config_str())
 
     @tf.function(jit_compile=jit_compile)
     def one_step(data):
@@ -167,16 +197,19 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
     rng = np.random.RandomState(seed)
     fixed_z = rng.randn(num_samples, model.generator.dim_z).astype(np.float32)
     fixed_labels = (np.arange(num_samples) % max(model.num_classes, 1)).astype(np.int32)
-    writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+    writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train")) if chief
+              else tf.summary.create_noop_writer())
     samples_dir = os.path.join(model_dir, "samples")
     os.makedirs(samples_dir, exist_ok=True)
     preemption = _Preemption()
     progress = keras.utils.Progbar(num_steps, stateful_metrics=["d_loss", "g_loss", "d_real", "d_fake", "img/s"])
 
     def step():
-        return int(model.g_optimizer.iterations.numpy())
+        return int(scalar(model.g_optimizer.iterations))
 
     def write_samples():
+        if not chief:
+            return
         generator = model.sampling_generator
         images = generator(fixed_z, fixed_labels if model.num_classes else None, training=False)
         grid = image_grid(images.numpy(), rows=int(np.sqrt(num_samples)))
@@ -198,8 +231,8 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
                 with writer.as_default(step=current):
                     for name, value in {**values, **diagnostics(model)}.items():
                         tf.summary.scalar(name.replace("img/s", "images_per_second"), value)
-                    tf.summary.scalar("learning_rate/generator", float(model.g_optimizer.learning_rate))
-                    tf.summary.scalar("learning_rate/discriminator", float(model.d_optimizer.learning_rate))
+                    tf.summary.scalar("learning_rate/generator", scalar(model.g_optimizer.learning_rate))
+                    tf.summary.scalar("learning_rate/discriminator", scalar(model.d_optimizer.learning_rate))
                 progress.update(current, list(values.items()))
                 for tracker in model.trackers.values():
                     tracker.reset_state()

@@ -127,8 +127,8 @@ def test_bad_configuration_stops_before_touching_model_dir(tmp_path):
     assert not (tmp_path / "b" / "checkpoints").exists()
 
 
-def test_mixed_precision_and_steps_per_execution(tmp_path):
-    result = _train(tmp_path, "train.num_steps = 4", "train.mixed_precision = 'mixed_bfloat16'",
+def test_mixed_precision_xla_and_steps_per_execution(tmp_path):
+    result = _train(tmp_path, "train.num_steps = 4", "train.mixed_precision = 'mixed_bfloat16'", "train.jit_compile = True",
                     "train.steps_per_execution = 2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ckpt-4.index" in os.listdir(tmp_path / "checkpoints")
