@@ -5,6 +5,7 @@ else is gin (`gin/*.gin`). A rerun with the same --model_dir resumes from its la
 """
 
 import os
+import sys
 
 from absl import app, flags
 
@@ -22,11 +23,17 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from sagan_tf import config, distribute, trainer  # after flag parsing: TF start-up is slow
+    from sagan_tf.data import DataError
 
-    config.parse(FLAGS.gin_file, FLAGS.gin_param)  # raises before model_dir is touched
-    strategy = distribute.get_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
-    os.makedirs(FLAGS.model_dir, exist_ok=True)
-    trainer.train(FLAGS.model_dir, strategy)
+    try:
+        config.parse(FLAGS.gin_file, FLAGS.gin_param)  # raises before model_dir is touched
+        strategy = distribute.get_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
+        os.makedirs(FLAGS.model_dir, exist_ok=True)
+        trainer.train(FLAGS.model_dir, strategy)
+    except (config.ConfigError, DataError) as error:
+        # Configuration and data problems are the user's to fix: one message, no traceback.
+        print(f"sagan_tf.train: error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

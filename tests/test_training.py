@@ -120,9 +120,10 @@ def test_train_entry_point_writes_and_resumes(tmp_path):
 
 def test_bad_configuration_stops_before_touching_model_dir(tmp_path):
     result = _train(tmp_path / "a", "train.bogus = 1")
-    assert result.returncode != 0 and "bogus" in result.stderr
+    assert result.returncode == 2 and "sagan_tf.train: error:" in result.stderr and "bogus" in result.stderr
+    assert "Traceback" not in result.stderr
     result = _train(tmp_path / "b", "build_input.source = @folder_source()", f"folder_source.path = '{tmp_path}/nope'")
-    assert result.returncode != 0 and "nope' does not exist" in result.stderr
+    assert result.returncode == 2 and "nope' does not exist" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "a").exists()
     assert not (tmp_path / "b" / "checkpoints").exists()
 
