@@ -1,0 +1,61 @@
+"""FID, Inception Score and KID as thin wrappers over tensorflow-gan's eval functions.
+
+Inputs are classifier outputs, so any classifier can be injected: pool_3 activations [N, D] for FID
+and KID, logits [N, K] for the Inception Score. Computations run in float64.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from sagan_tf.eval.tfgan import tfgan_eval
+from tensorflow_gan.python.eval import classifier_metrics  # loaded by the workaround above
+
+
+def _float64(x):
+    return tf.constant(np.asarray(x, np.float64))
+
+
+def activation_statistics(activations):
+    """(mean [D], covariance [D, D]) of activations [N, D] (unbiased covariance, as FID uses)."""
+    activations = np.asarray(activations, np.float64)
+    if activations.ndim != 2 or len(activations) < 2:
+        raise ValueError(f"Activations must be [N >= 2, D]. Received shape {activations.shape}.")
+    return activations.mean(axis=0), np.cov(activations, rowvar=False)
+
+
+def frechet_distance(activations1, activations2):
+    """FID between two sets of activations [N, D] (Heusel et al., 2017)."""
+    return float(
+        tfgan_eval.frechet_classifier_distance_from_activations(_float64(activations1), _float64(activations2))
+    )
+
+
+def frechet_distance_from_statistics(mean1, cov1, mean2, cov2):
+    """FID from cached (mean, covariance) pairs: |m1 - m2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2))."""
+    mean1, mean2 = np.asarray(mean1, np.float64), np.asarray(mean2, np.float64)
+    if mean1.shape != mean2.shape:
+        raise ValueError(f"Statistics of different widths: {mean1.shape} and {mean2.shape}.")
+    trace_sqrt = float(classifier_metrics.trace_sqrt_product(_float64(cov1), _float64(cov2)))
+    return float(np.sum((mean1 - mean2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2.0 * trace_sqrt)
+
+
+def inception_score(logits, splits=10):
+    """Inception Score exp(E_x KL(p(y|x) || p(y))) of logits [N, K] (Salimans et al., 2016).
+
+    Returns (mean over `splits` equal splits, their standard deviation, the score of all N at once).
+    """
+    logits = np.asarray(logits, np.float64)
+    if splits < 1 or len(logits) < splits:
+        raise ValueError(f"Cannot split {len(logits)} logits into `splits={splits}` parts.")
+    scores = [float(tfgan_eval.classifier_score_from_logits(_float64(part)))
+              for part in np.array_split(logits, splits)]
+    whole = float(tfgan_eval.classifier_score_from_logits(_float64(logits)))
+    return float(np.mean(scores)), float(np.std(scores)), whole
+
+
+def kernel_distance(activations1, activations2, max_block_size=1024):
+    """KID (Binkowski et al., 2018): unbiased MMD^2 with the cubic polynomial kernel; (mean, std)."""
+    mean, std = tfgan_eval.kernel_classifier_distance_and_std_from_activations(
+        _float64(activations1), _float64(activations2), max_block_size=max_block_size
+    )
+    return float(mean), float(std)
