@@ -6,6 +6,7 @@ import gin
 
 import sagan_tf.configurables  # noqa: F401  (registers the Keras optimizers)
 import sagan_tf.data  # noqa: F401  (registers the sources and build_input)
+import sagan_tf.eval.periodic  # noqa: F401  (registers Evaluator, get_classifier, evaluation_input)
 import sagan_tf.losses  # noqa: F401
 import sagan_tf.trainer  # noqa: F401
 

@@ -92,6 +92,7 @@ def train(
     checkpoint_input=True,
     num_samples=64,
     seed=0,
+    eval_every=0,
 ):
     """Trains a SAGAN, resuming from the latest checkpoint in `model_dir` if there is one.
 
@@ -112,6 +113,9 @@ def train(
             the data a continuous run would have (costs the shuffle buffer's size on disk).
         num_samples: images in the sample grid (fixed z and labels).
         seed: seed of the fixed sample z.
+        eval_every: evaluate FID/KID/IS every this many steps (0: never) with the gin-configured
+            `Evaluator` against `evaluation_input()`; scalars go to `model_dir/eval`, the best-FID
+            checkpoint to `model_dir/best` (see `sagan_tf.eval.periodic`).
 
     Returns:
         The trained `SAGAN` model.
@@ -132,7 +136,7 @@ def train(
         return _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_every,
                       checkpoint_every, sample_every, keep_checkpoints, generator_optimizer,
                       discriminator_optimizer, jit_compile, mixed_precision, checkpoint_input, num_samples,
-                      seed)
+                      seed, eval_every)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
@@ -144,16 +148,34 @@ def _optimizer(factory, mixed_precision):
     return optimizer
 
 
+def build_model(input_spec):
+    """The gin-configured, built `SAGAN` for the data of `input_spec` (call inside a strategy scope)."""
+    model = SAGAN(
+        Generator(num_classes=input_spec.num_classes, resolution=input_spec.resolution,
+                  out_channels=input_spec.channels),
+        Discriminator(num_classes=input_spec.num_classes, resolution=input_spec.resolution),
+    )
+    model.build_all(input_spec.channels)
+    return model
+
+
+def weights_checkpoint(model):
+    """A `tf.train.Checkpoint` of the networks and the EMA weights: what sampling and evaluation need.
+
+    It reads the training checkpoints (`restore(...).expect_partial()` skips the optimisers).
+    """
+    return tf.train.Checkpoint(
+        generator=model.generator,
+        discriminator=model.discriminator,
+        ema=[*getattr(model, "_ema_weights", [])],
+    )
+
+
 def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_every, checkpoint_every,
            sample_every, keep_checkpoints, generator_optimizer, discriminator_optimizer, jit_compile,
-           mixed_precision, checkpoint_input, num_samples, seed):
+           mixed_precision, checkpoint_input, num_samples, seed, eval_every):
     with strategy.scope():
-        model = SAGAN(
-            Generator(num_classes=input_spec.num_classes, resolution=input_spec.resolution,
-                      out_channels=input_spec.channels),
-            Discriminator(num_classes=input_spec.num_classes, resolution=input_spec.resolution),
-        )
-        model.build_all(input_spec.channels)
+        model = build_model(input_spec)
         model.compile(
             _optimizer(generator_optimizer, mixed_precision), _optimizer(discriminator_optimizer, mixed_precision)
         )
@@ -177,6 +199,11 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
         checkpoint_dir = os.path.join(model_dir, "workers", f"worker_{task_id}")
         keep_checkpoints = 1
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, keep_checkpoints)
+    evaluation = None
+    if eval_every:
+        from sagan_tf.eval.periodic import PeriodicEvaluation  # noqa: PLC0415  (loads tensorflow-gan)
+
+        evaluation = PeriodicEvaluation(model_dir, weights_checkpoint(model), chief, checkpoint_dir)
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
         print(f"Resumed from {latest} at step {int(scalar(model.g_optimizer.iterations))}.")
@@ -241,6 +268,8 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
                 manager.save(checkpoint_number=current)
             if current % sample_every < steps_per_execution or current == start + steps_per_execution:
                 write_samples()
+            if evaluation is not None and current % eval_every < steps_per_execution:
+                evaluation(model, current)
         completed = True
     finally:
         preemption.restore()

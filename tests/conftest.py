@@ -1,8 +1,11 @@
 """Test set-up: two logical CPU devices (for MirroredStrategy tests) and a clean gin config."""
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Converted Inception weights and real statistics go to a per-session cache (subprocesses inherit it).
+os.environ.setdefault("SAGAN_TF_CACHE", tempfile.mkdtemp(prefix="sagan_tf_test_cache_"))
 
 import gin  # noqa: E402
 import keras  # noqa: E402

@@ -54,8 +54,19 @@ def inception_score(logits, splits=10):
 
 
 def kernel_distance(activations1, activations2, max_block_size=1024):
-    """KID (Binkowski et al., 2018): unbiased MMD^2 with the cubic polynomial kernel; (mean, std)."""
-    mean, std = tfgan_eval.kernel_classifier_distance_and_std_from_activations(
-        _float64(activations1), _float64(activations2), max_block_size=max_block_size
-    )
-    return float(mean), float(std)
+    """KID (Binkowski et al., 2018): unbiased MMD^2 with the cubic polynomial kernel; (mean, std).
+
+    TF-GAN averages the estimate over blocks of at most `max_block_size` rows; `std` is their spread,
+    None when everything fits in one block.
+    """
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # TF-GAN's map_fn(back_prop=False) deprecation notice, on every call
+    try:
+        mean, std = tfgan_eval.kernel_classifier_distance_and_std_from_activations(
+            _float64(activations1), _float64(activations2), max_block_size=max_block_size
+        )
+    finally:
+        logger.setLevel(level)
+    std = float(std)
+    return float(mean), (None if np.isnan(std) else std)  # a single block has no spread estimate

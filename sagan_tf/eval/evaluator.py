@@ -1,0 +1,192 @@
+"""FID, IS, KID and intra-class FID of a generator against a dataset, with cached real statistics.
+
+Real statistics (pool_3 mean and covariance, the KID subset, per-class moments on request) are
+computed once per (data source, resolution, channels, sample count, classifier, first-batch
+fingerprint) and cached as `<cache_dir>/real_stats/<source>-<R>px-<N>-<hash>.npz`, with a JSON
+description of what produced them. Generated statistics are streamed from the generator (its EMA
+copy when training keeps one) with a fixed z seed and uniformly drawn labels.
+"""
+
+import hashlib
+import json
+import os
+import re
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from sagan_tf.eval import classifiers as classifiers_lib
+from sagan_tf.eval import inception, metrics, streaming
+
+CACHE_VERSION = 1
+
+
+def generator_batches(generator, num_classes, num_samples, batch_size, seed=0):
+    """Yields (images [b, R, R, C] in [-1, 1], labels [b]) from `generator` with fixed-seed z and labels."""
+    rng = np.random.RandomState(seed)
+    sample = tf.function(lambda z, y: generator(z, y, training=False), reduce_retracing=True)
+    produced = 0
+    while produced < num_samples:
+        batch = min(batch_size, num_samples - produced)
+        z = rng.randn(batch, generator.dim_z).astype(np.float32)
+        labels = rng.randint(0, num_classes, batch).astype(np.int32) if num_classes else None
+        images = sample(z, labels)
+        produced += batch
+        yield images.numpy(), labels
+
+
+def dataset_batches(input_spec):
+    """Yields (images, labels) numpy batches of an evaluation `InputSpec` (built without repeat)."""
+    for images, labels in input_spec.input_fn(None):
+        yield images.numpy(), labels.numpy()
+
+
+def _fingerprint(images):
+    return hashlib.sha1(np.round(np.asarray(images, np.float32), 4).tobytes()).hexdigest()[:16]
+
+
+def real_statistics(input_spec, classifier, num_samples, keep=10_000, per_class=False, cache_dir=None,
+                    progress=True):
+    """`Statistics` of the real images of `input_spec`, from the cache when they were computed before."""
+    batches = dataset_batches(input_spec)
+    try:
+        first = next(batches)
+    except StopIteration:
+        raise ValueError(f"The data source {input_spec.source_name} yielded no batch to evaluate.") from None
+    key = {
+        "version": CACHE_VERSION,
+        "source": input_spec.source_name,
+        "resolution": input_spec.resolution,
+        "channels": input_spec.channels,
+        "num_samples": int(num_samples),
+        "keep": int(keep),
+        "per_class": bool(per_class),
+        "classifier": classifiers_lib.describe(classifier),
+        "first_batch_sha1": _fingerprint(first[0]),
+    }
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", input_spec.source_name)[-60:]
+    directory = os.path.join(cache_dir or inception.cache_dir(), "real_stats")
+    path = os.path.join(directory, f"{stem}-{input_spec.resolution}px-{num_samples}-{digest}.npz")
+    if os.path.exists(path):
+        with np.load(path) as arrays:
+            meta = json.loads(str(arrays["meta"]))
+            stats = streaming.Statistics.from_arrays(arrays, meta)
+        stats.meta["cache"] = path
+        stats.meta["cached"] = True
+        return stats
+
+    def all_batches():
+        yield first
+        yield from batches
+
+    stats = streaming.accumulate(all_batches(), classifier, num_samples, keep, per_class, progress,
+                                 label=f"Real statistics of {input_spec.source_name} ({num_samples} images)")
+    if stats.mean is None:
+        raise ValueError(f"The classifier {classifier.name} has no pool_3 output: cannot compute FID statistics.")
+    stats.meta.update(key, count=stats.count)
+    os.makedirs(directory, exist_ok=True)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, meta=json.dumps(stats.meta), **stats.to_arrays())
+    os.replace(tmp, path)  # atomic: never a half-written cache
+    stats.meta["cache"], stats.meta["cached"] = path, False
+    return stats
+
+
+def compute_metrics(real, fake, splits=10):
+    """Metrics of generated `fake` against `real` `Statistics`: a flat dict of floats."""
+    results = {"num_real": real.count, "num_generated": fake.count}
+    if fake.mean is not None and real.mean is not None:
+        results["fid"] = metrics.frechet_distance_from_statistics(real.mean, real.covariance, fake.mean,
+                                                                  fake.covariance)
+        if real.kept is not None and fake.kept is not None and min(len(real.kept), len(fake.kept)) >= 2:
+            results["kid"], results["kid_std"] = metrics.kernel_distance(real.kept, fake.kept)
+    if fake.logits is not None and len(fake.logits) >= splits:
+        results["is"], results["is_std"], results["is_unsplit"] = metrics.inception_score(fake.logits, splits)
+    shared = sorted(set(real.class_moments) & set(fake.class_moments))
+    if shared:
+        per_class = [
+            metrics.frechet_distance_from_statistics(real.class_moments[c][1], real.class_moments[c][2],
+                                                     fake.class_moments[c][1], fake.class_moments[c][2])
+            for c in shared
+        ]
+        results["intra_fid"] = float(np.mean(per_class))
+        results["intra_fid_per_class"] = dict(zip(map(str, shared), per_class))
+    return results
+
+
+@gin.configurable
+class Evaluator:
+    """Evaluates generators against one real dataset; the classifier and real statistics load once.
+
+    Args:
+        num_samples: generated images (and real images, at most the dataset's size); 50,000 as in the paper.
+        batch_size: images per generator and classifier call.
+        classifier: a name for `get_classifier` ("auto", "tfgan", "port", a handle or path) or a
+            `Classifier` instance.
+        kid_samples: pool_3 rows of each set kept for KID.
+        splits: Inception Score splits.
+        intra_fid: also compute FID per class (conditional models) and their mean.
+        cache_dir: real-statistics cache (default $SAGAN_TF_CACHE or ~/.cache/sagan_tf).
+        seed: z and label seed of the generated images (the same images at every evaluation).
+        progress: progress bars.
+    """
+
+    def __init__(self, num_samples=50_000, batch_size=100, classifier="auto", kid_samples=10_000, splits=10,
+                 intra_fid=False, cache_dir=None, seed=0, progress=True):
+        if num_samples < 2 or batch_size < 1:
+            raise ValueError(f"Need num_samples >= 2 and batch_size >= 1. Received {num_samples}, {batch_size}.")
+        self.num_samples, self.batch_size, self.kid_samples = num_samples, batch_size, kid_samples
+        self.splits, self.intra_fid, self.cache_dir, self.seed = splits, intra_fid, cache_dir, seed
+        self.progress = progress
+        self._classifier_spec, self._classifier, self._real = classifier, None, {}
+
+    @property
+    def classifier(self):
+        if self._classifier is None:
+            spec = self._classifier_spec
+            self._classifier = classifiers_lib.get_classifier(spec) if isinstance(spec, str) else spec
+        return self._classifier
+
+    def real(self, input_spec):
+        """Real `Statistics` of an evaluation `InputSpec` (memoised, and cached on disk)."""
+        key = (input_spec.source_name, input_spec.resolution, input_spec.channels)
+        if key not in self._real:
+            self._real[key] = real_statistics(input_spec, self.classifier, self.num_samples, self.kid_samples,
+                                              self.intra_fid, self.cache_dir, self.progress)
+        return self._real[key]
+
+    def generated(self, generator, num_classes):
+        batches = generator_batches(generator, num_classes, self.num_samples, self.batch_size, self.seed)
+        return streaming.accumulate(batches, self.classifier, self.num_samples, self.kid_samples,
+                                    self.intra_fid and bool(num_classes), self.progress,
+                                    label=f"Generated statistics ({self.num_samples} images)")
+
+    def evaluate(self, generator, num_classes, input_spec):
+        """Metrics of `generator` against `input_spec`'s images; with timing and provenance fields."""
+        real = self.real(input_spec)
+        fake = self.generated(generator, num_classes)
+        results = compute_metrics(real, fake, self.splits)
+        results.update(
+            classifier=self.classifier.name,
+            classifier_images_per_second=fake.meta["classifier_images_per_second"],
+            real_statistics=real.meta.get("cache"),
+            real_source=input_spec.source_name,
+        )
+        return results
+
+
+def format_table(results):
+    """The headline metrics as an aligned text table."""
+    rows = [("FID", "fid"), ("KID", "kid"), ("KID std", "kid_std"), ("IS (10 splits)", "is"), ("IS std", "is_std"),
+            ("IS (unsplit)", "is_unsplit"), ("intra-class FID", "intra_fid"), ("generated images", "num_generated"),
+            ("real images", "num_real"), ("classifier img/s", "classifier_images_per_second")]
+    lines = []
+    for title, key in rows:
+        if results.get(key) is not None:
+            value = results[key]
+            text = f"{value:.6f}" if key.startswith("kid") else (f"{value:.3f}" if isinstance(value, float) else str(value))
+            lines.append(f"{title:<18} {text:>14}")
+    lines.append(f"{'classifier':<18} {results.get('classifier', '?')}")
+    return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""Evaluation during training: metrics as TensorBoard scalars and JSON lines, the best-FID checkpoint kept.
+
+`model_dir/eval/` receives the TensorBoard events (`eval/fid`, `eval/kid`, `eval/is`, ...) and
+`metrics.jsonl` (one line per evaluation); `model_dir/best/` holds the checkpoint with the lowest FID
+so far and `model_dir/eval/best.json` says its step and metrics. The best FID survives a resume.
+"""
+
+import json
+import os
+
+import gin
+import tensorflow as tf
+
+from sagan_tf.eval.evaluator import Evaluator
+
+
+@gin.configurable(denylist=["batch_size"])
+def evaluation_input(batch_size, source=None):
+    """The evaluation `InputSpec`: the training data (or `source`) without flips, shuffling or repeats.
+
+    The gin bindings of `build_input` (source, resolution, channels, resize mode) apply; `source`
+    (e.g. `@fashion_mnist_source(split='test')` under `evaluation_input.source`) replaces the source.
+    """
+    from sagan_tf.data.pipeline import build_input  # noqa: PLC0415  (avoids an import cycle)
+
+    overrides = {"source": source} if source is not None else {}
+    return build_input(global_batch_size=batch_size, random_flip=False, shuffle=False, repeat=False,
+                       cache=False, deterministic=True, **overrides)
+
+
+class PeriodicEvaluation:
+    """Called by the training loop every `eval_every` steps (see `sagan_tf.trainer.train`)."""
+
+    def __init__(self, model_dir, checkpoint, chief, worker_dir=None):
+        self.evaluator = Evaluator()
+        self.input_spec = evaluation_input(self.evaluator.batch_size)
+        self.chief = chief
+        self.eval_dir = os.path.join(model_dir, "eval")
+        os.makedirs(self.eval_dir, exist_ok=True)
+        self.best_path = os.path.join(self.eval_dir, "best.json")
+        best_dir = os.path.join(model_dir, "best") if chief else os.path.join(worker_dir, "best")
+        self.manager = tf.train.CheckpointManager(checkpoint, best_dir, max_to_keep=1)
+        self.best = None
+        if os.path.exists(self.best_path):
+            with open(self.best_path) as f:
+                self.best = json.load(f)
+        self.writer = tf.summary.create_file_writer(self.eval_dir) if chief else tf.summary.create_noop_writer()
+
+    def __call__(self, model, step):
+        """Evaluates the sampling generator at `step`; returns the metrics dict."""
+        results = self.evaluator.evaluate(model.sampling_generator, model.num_classes, self.input_spec)
+        results["step"] = int(step)
+        with self.writer.as_default(step=step):
+            for key in ("fid", "kid", "is", "is_std", "intra_fid"):
+                if key in results:
+                    tf.summary.scalar(f"eval/{key}", results[key])
+        self.writer.flush()
+        improved = "fid" in results and (self.best is None or results["fid"] < self.best["fid"])
+        if improved:  # every worker saves (collective); only the chief's files are kept
+            path = self.manager.save(checkpoint_number=step)
+            self.best = {**results, "checkpoint": path}
+        if self.chief:
+            with open(os.path.join(self.eval_dir, "metrics.jsonl"), "a") as f:
+                f.write(json.dumps(results) + "\n")
+            if improved:
+                with open(self.best_path + ".tmp", "w") as f:
+                    json.dump(self.best, f, indent=2)
+                os.replace(self.best_path + ".tmp", self.best_path)
+        summary = ", ".join(f"{k}={results[k]:.4g}" for k in ("fid", "kid", "is") if k in results)
+        print(f"Evaluation at step {step}: {summary}{' (best so far)' if improved else ''}")
+        return results

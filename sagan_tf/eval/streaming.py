@@ -1,0 +1,141 @@
+"""Classifier statistics accumulated batch by batch, so N images are never held at once.
+
+`Statistics` keeps, for N images: the running mean and covariance of pool_3 (float64 sums), the first
+`keep` pool_3 rows (KID uses a subset), all logits if the classifier has them (IS needs per-sample
+probabilities; 50,000 x 1008 float32 is 200 MB), and optionally per-class moments (intra-class FID).
+"""
+
+import time
+
+import keras
+import numpy as np
+
+from sagan_tf.eval.classifiers import LOGITS, POOL_3
+
+
+class RunningMoments:
+    """Mean and unbiased covariance of rows [n, D] fed in batches (float64, shifted for stability)."""
+
+    def __init__(self):
+        self.count, self._shift, self._sum, self._outer = 0, None, None, None
+
+    def update(self, rows):
+        rows = np.asarray(rows, np.float64)
+        if self._shift is None:
+            self._shift = rows.mean(axis=0)
+            self._sum = np.zeros_like(self._shift)
+            self._outer = np.zeros((rows.shape[1], rows.shape[1]))
+        centred = rows - self._shift
+        self.count += len(rows)
+        self._sum += centred.sum(axis=0)
+        self._outer += centred.T @ centred
+
+    @property
+    def mean(self):
+        return self._shift + self._sum / self.count
+
+    @property
+    def covariance(self):
+        if self.count < 2:
+            raise ValueError(f"A covariance needs at least 2 rows; have {self.count}.")
+        centred_mean = self._sum / self.count
+        return (self._outer - self.count * np.outer(centred_mean, centred_mean)) / (self.count - 1)
+
+
+class Statistics:
+    """What the metrics need from one image set (real or generated).
+
+    Attributes:
+        count: images seen.
+        mean [D], covariance [D, D]: of pool_3 (float64), or None without pool_3.
+        kept [min(count, keep), D]: the first pool_3 rows, for KID.
+        logits [count, K] or None.
+        class_moments: {label: (count, mean [D], covariance [D, D])} when accumulated per class.
+    """
+
+    def __init__(self, count, mean, covariance, kept, logits=None, class_moments=None, meta=None):
+        self.count, self.mean, self.covariance, self.kept = count, mean, covariance, kept
+        self.logits, self.class_moments, self.meta = logits, class_moments or {}, meta or {}
+
+    def to_arrays(self):
+        arrays = {"count": np.int64(self.count), "mean": self.mean, "covariance": self.covariance, "kept": self.kept}
+        if self.logits is not None:
+            arrays["logits"] = self.logits
+        if self.class_moments:
+            labels = sorted(self.class_moments)
+            arrays["class_labels"] = np.array(labels, np.int64)
+            arrays["class_counts"] = np.array([self.class_moments[c][0] for c in labels], np.int64)
+            arrays["class_means"] = np.stack([self.class_moments[c][1] for c in labels])
+            arrays["class_covariances"] = np.stack([self.class_moments[c][2] for c in labels]).astype(np.float32)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays, meta=None):
+        class_moments = {}
+        if "class_labels" in arrays:
+            for i, label in enumerate(arrays["class_labels"]):
+                class_moments[int(label)] = (int(arrays["class_counts"][i]), arrays["class_means"][i],
+                                             arrays["class_covariances"][i].astype(np.float64))
+        return cls(int(arrays["count"]), arrays["mean"], arrays["covariance"], arrays["kept"],
+                   arrays["logits"] if "logits" in arrays else None, class_moments, meta)
+
+
+def accumulate(batches, classifier, num_samples, keep=10_000, per_class=False, progress=True, label=""):
+    """Runs `classifier` over `batches` until `num_samples` images and returns their `Statistics`.
+
+    Args:
+        batches: iterable of (images float [b, H, W, C] in [-1, 1], labels int [b] or None).
+        classifier: a `sagan_tf.eval.classifiers.Classifier`.
+        num_samples: images to use; fewer if `batches` ends first (`count` says how many).
+        keep: pool_3 rows kept for KID.
+        per_class: also accumulate moments per label (intra-class FID).
+        progress: a progress bar on stdout with the classifier's images/s.
+
+    `meta` of the result holds `classifier_images_per_second` (classifier time only) and `seconds`.
+    """
+    moments, class_moments = RunningMoments(), {}
+    kept, logits = [], []
+    count, classifier_seconds, start = 0, 0.0, time.time()
+    bar = keras.utils.Progbar(num_samples, stateful_metrics=["img/s"], unit_name="image") if progress else None
+    if bar is not None and label:
+        print(label)
+    for images, labels in batches:
+        images = np.asarray(images)[: num_samples - count]
+        if not len(images):
+            break
+        tick = time.time()
+        outputs = {k: np.asarray(v) for k, v in classifier(images).items()}
+        classifier_seconds += time.time() - tick
+        if POOL_3 in outputs:
+            pool = outputs[POOL_3]
+            moments.update(pool)
+            if sum(len(k) for k in kept) < keep:
+                kept.append(pool[: keep - sum(len(k) for k in kept)])
+            if per_class:
+                if labels is None:
+                    raise ValueError("Per-class statistics need labels; this image source has none.")
+                labels = np.asarray(labels)[: len(images)]
+                for c in np.unique(labels):
+                    class_moments.setdefault(int(c), RunningMoments()).update(pool[labels == c])
+        if LOGITS in outputs:
+            logits.append(outputs[LOGITS].astype(np.float32))
+        count += len(images)
+        if bar is not None:
+            bar.update(count, [("img/s", count / max(classifier_seconds, 1e-9))])
+        if count >= num_samples:
+            break
+    if count < 2:
+        raise ValueError(f"Only {count} images to evaluate {label or 'a set'}: need at least 2.")
+    has_pool = moments.count > 0
+    classes = {c: (m.count, m.mean, m.covariance) for c, m in class_moments.items() if m.count >= 2}
+    meta = {"classifier_images_per_second": count / max(classifier_seconds, 1e-9),
+            "seconds": time.time() - start}
+    return Statistics(
+        count,
+        moments.mean if has_pool else None,
+        moments.covariance if has_pool else None,
+        np.concatenate(kept).astype(np.float32) if kept else None,
+        np.concatenate(logits) if logits else None,
+        classes,
+        meta,
+    )

@@ -1,0 +1,110 @@
+"""Evaluates a trained generator: `python -m sagan_tf.evaluate --model_dir=DIR [--num_samples=50000]`.
+
+Rebuilds the model from `DIR/operative_config.gin`, restores the latest (or `--checkpoint`) training
+checkpoint, samples from the EMA generator when training kept one, and prints FID, KID, IS (when
+the classifier has logits) and intra-class FID (`--intra_fid`) against the training data (or the
+source bound to `evaluation_input.source`). Results go to `DIR/eval/metrics-<checkpoint>.json`.
+Real statistics are cached (`--cache_dir`, default $SAGAN_TF_CACHE or ~/.cache/sagan_tf).
+"""
+
+import json
+import os
+import re
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "A training directory (operative_config.gin, checkpoints/).")
+flags.DEFINE_string("checkpoint", None, "A checkpoint path, a step number, or 'best'; default: the latest.")
+flags.DEFINE_integer("num_samples", 50_000, "Generated images (and real images, at most the dataset's).")
+flags.DEFINE_integer("batch_size", 100, "Images per generator / classifier call.")
+flags.DEFINE_string("classifier", None, "'auto' (default), 'tfgan', 'port', a TF-Hub handle or SavedModel dir.")
+flags.DEFINE_bool("intra_fid", False, "Also FID per class and its mean (conditional models).")
+flags.DEFINE_string("cache_dir", None, "Real-statistics cache directory.")
+flags.DEFINE_string("output", None, "JSON output path (default DIR/eval/metrics-<checkpoint>.json).")
+flags.DEFINE_integer("seed", 0, "Seed of the generated z and labels.")
+flags.DEFINE_multi_string("gin_file", [], "Extra gin files, applied after the run's operative config.")
+flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings, e.g. \"evaluation_input.source = ...\".")
+flags.mark_flag_as_required("model_dir")
+
+
+class EvaluationError(ValueError):
+    """A model directory or checkpoint that cannot be evaluated."""
+
+
+def resolve_checkpoint(model_dir, checkpoint=None):
+    """The checkpoint path for `checkpoint` (None: latest, 'best', a step number or a path)."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    if checkpoint in (None, "", "latest"):
+        path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+        if path is None:
+            raise EvaluationError(f"No checkpoint in {os.path.join(model_dir, 'checkpoints')}.")
+        return path
+    if checkpoint == "best":
+        path = tf.train.latest_checkpoint(os.path.join(model_dir, "best"))
+        if path is None:
+            raise EvaluationError(f"No best-FID checkpoint in {os.path.join(model_dir, 'best')} "
+                                  "(training keeps one only with train.eval_every > 0).")
+        return path
+    if checkpoint.isdigit():
+        path = os.path.join(model_dir, "checkpoints", f"ckpt-{checkpoint}")
+    else:
+        path = checkpoint
+    if not tf.io.gfile.exists(path + ".index"):
+        raise EvaluationError(f"Checkpoint {path} does not exist (no {path}.index).")
+    return path
+
+
+def evaluate_model_dir(model_dir, checkpoint=None, gin_files=(), gin_params=(), **evaluator_args):
+    """Restores a training run's generator and evaluates it; returns the results dict."""
+    from sagan_tf import config, trainer  # noqa: PLC0415
+    from sagan_tf.eval.evaluator import Evaluator  # noqa: PLC0415
+    from sagan_tf.eval.periodic import evaluation_input  # noqa: PLC0415
+
+    operative = os.path.join(model_dir, "operative_config.gin")
+    if not os.path.exists(operative):
+        raise EvaluationError(f"{operative} does not exist: is {model_dir} a sagan_tf training directory?")
+    path = resolve_checkpoint(model_dir, checkpoint)
+    config.parse([operative, *gin_files], gin_params)
+    evaluator = Evaluator(**{k: v for k, v in evaluator_args.items() if v is not None})
+    input_spec = evaluation_input(evaluator.batch_size)
+    model = trainer.build_model(input_spec)
+    trainer.weights_checkpoint(model).restore(path).expect_partial().assert_existing_objects_matched()
+    results = evaluator.evaluate(model.sampling_generator, model.num_classes, input_spec)
+    step = re.search(r"ckpt-(\d+)$", path)
+    results.update(checkpoint=path, step=int(step.group(1)) if step else None,
+                   ema=model.ema_generator is not None)
+    return results
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from sagan_tf import config  # noqa: PLC0415
+    from sagan_tf.data import DataError  # noqa: PLC0415
+    from sagan_tf.eval.classifiers import ClassifierError  # noqa: PLC0415
+    from sagan_tf.eval.evaluator import format_table  # noqa: PLC0415
+    from sagan_tf.eval.inception import WeightsNotFoundError  # noqa: PLC0415
+
+    try:
+        results = evaluate_model_dir(
+            FLAGS.model_dir, FLAGS.checkpoint, FLAGS.gin_file, FLAGS.gin_param,
+            num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size, classifier=FLAGS.classifier,
+            intra_fid=FLAGS.intra_fid, cache_dir=FLAGS.cache_dir, seed=FLAGS.seed,
+        )
+    except (EvaluationError, config.ConfigError, DataError, ClassifierError, WeightsNotFoundError) as error:
+        print(f"sagan_tf.evaluate: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    output = FLAGS.output or os.path.join(
+        FLAGS.model_dir, "eval", f"metrics-{os.path.basename(results['checkpoint'])}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as f:
+        json.dump(results, f, indent=2)
+    print(format_table(results))
+    print(f"Wrote {output}")
+
+
+if __name__ == "__main__":
+    app.run(main)

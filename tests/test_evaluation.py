@@ -1,0 +1,209 @@
+"""Streaming statistics, the real-statistics cache, classifiers, and the evaluation entry points."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import scipy.linalg
+import tensorflow as tf
+
+from inception_weights import requires_weights
+from sagan_tf.data import sources
+from sagan_tf.data.pipeline import build_input
+from sagan_tf.eval import classifiers, evaluator, metrics, streaming
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class CountingClassifier(classifiers.Classifier):
+    """A tiny fixed network with pool_3 [B, 12] and logits [B, 5]; counts the images it sees."""
+
+    name = "tiny-test-classifier"
+    outputs = (classifiers.POOL_3, classifiers.LOGITS)
+    input_size = None
+
+    def __init__(self):
+        keras.utils.set_random_seed(3)
+        self.features = keras.Sequential([keras.layers.Conv2D(12, 3, 2, activation="relu"),
+                                          keras.layers.GlobalAveragePooling2D()])
+        self.head = keras.layers.Dense(5)
+        self.seen = 0
+
+    def _forward(self, images):
+        pool = self.features(images)
+        return {classifiers.POOL_3: pool, classifiers.LOGITS: self.head(pool)}
+
+    def __call__(self, images):
+        self.seen += len(images)
+        return super().__call__(images)
+
+
+def test_running_moments_equal_numpy_over_uneven_batches():
+    rows = np.random.RandomState(0).randn(103, 6) * 3 + 100  # a large mean tests the shifted sums
+    moments = streaming.RunningMoments()
+    for start, stop in [(0, 1), (1, 40), (40, 41), (41, 103)]:
+        moments.update(rows[start:stop])
+    assert moments.count == 103
+    np.testing.assert_allclose(moments.mean, rows.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(moments.covariance, np.cov(rows, rowvar=False), rtol=1e-9)
+
+
+def test_accumulate_streams_what_the_metrics_need():
+    rng = np.random.RandomState(1)
+    images = rng.uniform(-1, 1, (70, 16, 16, 3)).astype(np.float32)
+    labels = rng.randint(0, 3, 70)
+    classifier = CountingClassifier()
+    batches = ((images[i:i + 16], labels[i:i + 16]) for i in range(0, 70, 16))
+    stats = streaming.accumulate(batches, classifier, num_samples=60, keep=25, per_class=True, progress=False)
+    assert stats.count == 60 and classifier.seen == 60  # stops at num_samples, mid-batch
+    full = classifier(images[:60])
+    pool, logits = np.asarray(full["pool_3"], np.float64), full["logits"]
+    np.testing.assert_allclose(stats.mean, pool.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(stats.covariance, np.cov(pool, rowvar=False), rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(stats.kept, pool[:25], rtol=1e-5)
+    np.testing.assert_allclose(stats.logits, logits, rtol=1e-5)
+    for c in range(3):
+        count, mean, _ = stats.class_moments[c]
+        assert count == (labels[:60] == c).sum()
+        np.testing.assert_allclose(mean, pool[labels[:60] == c].mean(0), rtol=1e-5)
+    restored = streaming.Statistics.from_arrays(stats.to_arrays())
+    np.testing.assert_allclose(restored.class_moments[2][2], stats.class_moments[2][2], rtol=1e-5)
+
+
+def test_compute_metrics_against_numpy():
+    rng = np.random.RandomState(2)
+    a, b = rng.randn(200, 8), rng.randn(150, 8) * 1.3 + 0.2
+    logits = rng.randn(150, 5) * 2
+
+    def stats(x, lg=None, labels=None):
+        per_class = {c: (int((labels == c).sum()), x[labels == c].mean(0), np.cov(x[labels == c], rowvar=False))
+                     for c in (0, 1)} if labels is not None else {}
+        return streaming.Statistics(len(x), x.mean(0), np.cov(x, rowvar=False), x, lg, per_class)
+
+    la, lb = np.arange(200) % 2, np.arange(150) % 2
+    results = evaluator.compute_metrics(stats(a, labels=la), stats(b, logits, lb), splits=5)
+    sqrt = scipy.linalg.sqrtm(np.cov(a, rowvar=False) @ np.cov(b, rowvar=False)).real
+    fid = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(np.cov(a, rowvar=False) + np.cov(b, rowvar=False) - 2 * sqrt)
+    np.testing.assert_allclose(results["fid"], fid, rtol=1e-6)
+    np.testing.assert_allclose(results["kid"], metrics.kernel_distance(a, b)[0], rtol=1e-9)
+    np.testing.assert_allclose(results["is"], metrics.inception_score(logits, 5)[0], rtol=1e-9)
+    per_class = [metrics.frechet_distance(a[la == c], b[lb == c]) for c in (0, 1)]
+    np.testing.assert_allclose(results["intra_fid"], np.mean(per_class), rtol=1e-6)
+    assert results["num_real"] == 200 and results["num_generated"] == 150
+
+
+def _array_spec(images, labels, batch):
+    source = sources.array_source(images, labels, num_classes=3, name="test-arrays")
+    return build_input(source, resolution=16, global_batch_size=batch, random_flip=False, shuffle=False,
+                       repeat=False, deterministic=True)
+
+
+def test_real_statistics_are_cached_and_keyed(tmp_path):
+    rng = np.random.RandomState(4)
+    images = rng.randint(0, 256, (40, 16, 16, 3)).astype(np.uint8)
+    labels = rng.randint(0, 3, 40)
+    classifier = CountingClassifier()
+    first = evaluator.real_statistics(_array_spec(images, labels, 8), classifier, 32, cache_dir=tmp_path,
+                                      progress=False)
+    assert classifier.seen == 32 and not first.meta["cached"]
+    again = evaluator.real_statistics(_array_spec(images, labels, 8), classifier, 32, cache_dir=tmp_path,
+                                      progress=False)
+    assert classifier.seen == 32 and again.meta["cached"]  # no classifier call: read from the npz
+    np.testing.assert_array_equal(again.covariance, first.covariance)
+    assert again.meta["source"] == "test-arrays" and again.meta["classifier"]["name"] == classifier.name
+    changed = images.copy()
+    changed[0] = 255 - changed[0]
+    evaluator.real_statistics(_array_spec(changed, labels, 8), classifier, 32, cache_dir=tmp_path,
+                              progress=False)
+    assert classifier.seen == 64  # different data, different key: recomputed
+    assert len(os.listdir(tmp_path / "real_stats")) == 2
+
+
+def test_savedmodel_classifier_with_tfgan_interface_gives_inception_score(tmp_path):
+    """A local SavedModel with TF-GAN's Inception interface (the TF-Hub module's) loads and yields IS."""
+
+    class Module(tf.Module):
+        def __init__(self):
+            self.w = tf.Variable(np.random.RandomState(5).randn(3, 7).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 299, 299, 3], tf.float32)])
+        def __call__(self, images):
+            pooled = tf.reduce_mean(images, axis=[1, 2])
+            return {"pool_3": pooled, "logits": 4.0 * pooled @ self.w}
+
+    tf.saved_model.save(Module(), str(tmp_path / "inception"))
+    classifier = classifiers.get_classifier(str(tmp_path / "inception"))
+    assert set(classifier.outputs) == {"pool_3", "logits"}
+    images = np.random.RandomState(6).uniform(-1, 1, (40, 8, 8, 1)).astype(np.float32)
+    stats = streaming.accumulate([(images, None)], classifier, 40, progress=False)
+    assert stats.logits.shape == (40, 7) and stats.mean.shape == (3,)
+    results = evaluator.compute_metrics(stats, stats, splits=4)
+    assert 1.0 < results["is"] < 7.0 and abs(results["fid"]) < 1e-6
+    with pytest.raises(classifiers.ClassifierError, match="nope"):
+        classifiers.get_classifier(str(tmp_path / "nope"))
+
+
+def test_auto_classifier_without_hub_or_weights_names_both_fixes(monkeypatch, tmp_path):
+    monkeypatch.setenv("SAGAN_TF_INCEPTION_WEIGHTS", str(tmp_path / "missing.pt"))
+    monkeypatch.delenv("SAGAN_TF_CLASSIFIER", raising=False)
+    monkeypatch.setattr(classifiers, "INCEPTION_TFHUB", str(tmp_path / "unreachable-hub-module"))
+    with pytest.raises(classifiers.ClassifierError, match="unreachable-hub-module.*missing.pt"):
+        classifiers.get_classifier("auto")
+
+
+def _run(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=REPO, timeout=timeout)
+
+
+@requires_weights
+def test_train_with_periodic_evaluation_then_evaluate_entry_point(tmp_path):
+    model_dir = tmp_path / "run"
+    result = _run("sagan_tf.train", "--gin_file=synthetic.gin", f"--model_dir={model_dir}",
+                  "--gin_param=Generator.base_channels = 4", "--gin_param=Discriminator.base_channels = 4",
+                  "--gin_param=build_input.global_batch_size = 4", "--gin_param=train.num_steps = 4",
+                  "--gin_param=train.eval_every = 2", "--gin_param=Evaluator.num_samples = 24",
+                  "--gin_param=Evaluator.batch_size = 12", "--gin_param=Evaluator.classifier = 'port'",
+                  "--gin_param=SAGAN.ema_decay = 0.9")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = (model_dir / "eval" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [2, 4]
+    assert all(np.isfinite(json.loads(line)["fid"]) for line in lines)
+    best = json.loads((model_dir / "eval" / "best.json").read_text())
+    assert best["fid"] == min(json.loads(line)["fid"] for line in lines)
+    assert os.path.exists(best["checkpoint"] + ".index")
+    assert any(name.startswith("events") for name in os.listdir(model_dir / "eval"))
+
+    result = _run("sagan_tf.evaluate", f"--model_dir={model_dir}", "--checkpoint=best", "--num_samples=24",
+                  "--batch_size=12", "--classifier=port", "--intra_fid")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "FID" in result.stdout and "classifier img/s" in result.stdout
+    output = json.loads((model_dir / "eval" / f"metrics-ckpt-{best['step']}.json").read_text())
+    assert output["step"] == best["step"] and output["ema"] is True and output["num_generated"] == 24
+    assert output["classifier"] == "fid_inception_2015_port"
+    # The same generator (EMA restored), samples and cached real statistics: the FID seen in training.
+    assert output["fid"] == pytest.approx(best["fid"], rel=1e-5)
+    assert "intra_fid" in output  # 24 images over 10 classes: the classes with >= 2 on both sides
+
+    result = _run("sagan_tf.evaluate", f"--model_dir={model_dir}", "--checkpoint=7", "--classifier=port")
+    assert result.returncode == 2 and "ckpt-7 does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_checkpoint_resolution(tmp_path):
+    from sagan_tf.evaluate import EvaluationError, evaluate_model_dir, resolve_checkpoint
+
+    with pytest.raises(EvaluationError, match="operative_config.gin does not exist"):
+        evaluate_model_dir(str(tmp_path))
+    with pytest.raises(EvaluationError, match="No checkpoint in"):
+        resolve_checkpoint(str(tmp_path))
+    with pytest.raises(EvaluationError, match="train.eval_every"):
+        resolve_checkpoint(str(tmp_path), "best")
+    checkpoint = tf.train.Checkpoint(v=tf.Variable(1.0))
+    manager = tf.train.CheckpointManager(checkpoint, str(tmp_path / "checkpoints"), 3)
+    for step in (5, 9):
+        manager.save(checkpoint_number=step)
+    assert resolve_checkpoint(str(tmp_path)).endswith("ckpt-9")
+    assert resolve_checkpoint(str(tmp_path), "5").endswith("ckpt-5")
