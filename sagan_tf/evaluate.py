@@ -9,7 +9,6 @@ Real statistics are cached (`--cache_dir`, default $SAGAN_TF_CACHE or ~/.cache/s
 
 import json
 import os
-import re
 import sys
 
 from absl import app, flags
@@ -29,60 +28,24 @@ flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings, e.g. \"evaluatio
 flags.mark_flag_as_required("model_dir")
 
 
-class EvaluationError(ValueError):
-    """A model directory or checkpoint that cannot be evaluated."""
-
-
-def resolve_checkpoint(model_dir, checkpoint=None):
-    """The checkpoint path for `checkpoint` (None: latest, 'best', a step number or a path)."""
-    import tensorflow as tf  # noqa: PLC0415
-
-    if checkpoint in (None, "", "latest"):
-        path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-        if path is None:
-            raise EvaluationError(f"No checkpoint in {os.path.join(model_dir, 'checkpoints')}.")
-        return path
-    if checkpoint == "best":
-        path = tf.train.latest_checkpoint(os.path.join(model_dir, "best"))
-        if path is None:
-            raise EvaluationError(f"No best-FID checkpoint in {os.path.join(model_dir, 'best')} "
-                                  "(training keeps one only with train.eval_every > 0).")
-        return path
-    if checkpoint.isdigit():
-        path = os.path.join(model_dir, "checkpoints", f"ckpt-{checkpoint}")
-    else:
-        path = checkpoint
-    if not tf.io.gfile.exists(path + ".index"):
-        raise EvaluationError(f"Checkpoint {path} does not exist (no {path}.index).")
-    return path
-
-
 def evaluate_model_dir(model_dir, checkpoint=None, gin_files=(), gin_params=(), **evaluator_args):
     """Restores a training run's generator and evaluates it; returns the results dict."""
-    from sagan_tf import config, trainer  # noqa: PLC0415
+    from sagan_tf import restore  # noqa: PLC0415
     from sagan_tf.eval.evaluator import Evaluator  # noqa: PLC0415
     from sagan_tf.eval.periodic import evaluation_input  # noqa: PLC0415
 
-    operative = os.path.join(model_dir, "operative_config.gin")
-    if not os.path.exists(operative):
-        raise EvaluationError(f"{operative} does not exist: is {model_dir} a sagan_tf training directory?")
-    path = resolve_checkpoint(model_dir, checkpoint)
-    config.parse([operative, *gin_files], gin_params)
+    run = restore.load_run(model_dir, checkpoint, gin_files, gin_params)
     evaluator = Evaluator(**{k: v for k, v in evaluator_args.items() if v is not None})
     input_spec = evaluation_input(evaluator.batch_size)
-    model = trainer.build_model(input_spec)
-    trainer.weights_checkpoint(model).restore(path).expect_partial().assert_existing_objects_matched()
-    results = evaluator.evaluate(model.sampling_generator, model.num_classes, input_spec)
-    step = re.search(r"ckpt-(\d+)$", path)
-    results.update(checkpoint=path, step=int(step.group(1)) if step else None,
-                   ema=model.ema_generator is not None)
+    results = evaluator.evaluate(run.model.sampling_generator, run.model.num_classes, input_spec)
+    results.update(checkpoint=run.checkpoint, step=run.step, ema=run.model.ema_generator is not None)
     return results
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from sagan_tf import config  # noqa: PLC0415
+    from sagan_tf import config, restore  # noqa: PLC0415
     from sagan_tf.data import DataError  # noqa: PLC0415
     from sagan_tf.eval.classifiers import ClassifierError  # noqa: PLC0415
     from sagan_tf.eval.evaluator import format_table  # noqa: PLC0415
@@ -94,7 +57,7 @@ def main(argv):
             num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size, classifier=FLAGS.classifier,
             intra_fid=FLAGS.intra_fid, cache_dir=FLAGS.cache_dir, seed=FLAGS.seed,
         )
-    except (EvaluationError, config.ConfigError, DataError, ClassifierError, WeightsNotFoundError) as error:
+    except (restore.RestoreError, config.ConfigError, DataError, ClassifierError, WeightsNotFoundError) as error:
         print(f"sagan_tf.evaluate: error: {error}", file=sys.stderr)
         sys.exit(2)
     output = FLAGS.output or os.path.join(

@@ -9,14 +9,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sagan_tf import restore
 from sagan_tf.layers import SelfAttention, SpectralNormalization
 from sagan_tf.models import Discriminator, Generator
 from sagan_tf.models.sagan import SAGAN
 
 
 def image_grid(images, rows):
-    """float [N, H, W, C] in [-1, 1] -> uint8 [rows*H, cols*W, 3]."""
-    images = np.clip((np.asarray(images) + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    """float [N, H, W, C] in [-1, 1] (or uint8) -> uint8 [rows*H, cols*W, 3], filled row by row."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        images = np.clip((images + 1.0) * 127.5, 0, 255).astype(np.uint8)
     if images.shape[-1] == 1:
         images = np.repeat(images, 3, axis=-1)
     n, h, w, c = images.shape
@@ -149,7 +152,7 @@ def _optimizer(factory, mixed_precision):
 
 
 def build_model(input_spec):
-    """The gin-configured, built `SAGAN` for the data of `input_spec` (call inside a strategy scope)."""
+    """The gin-configured, built `SAGAN` for `input_spec` (or `restore.DataFacts`); call in a strategy scope."""
     model = SAGAN(
         Generator(num_classes=input_spec.num_classes, resolution=input_spec.resolution,
                   out_channels=input_spec.channels),
@@ -210,6 +213,7 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
     if chief:
         with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
             f.write(gin.operative_config_str())
+        restore.write_facts(model_dir, input_spec)
 
     @tf.function(jit_compile=jit_compile)
     def one_step(data):

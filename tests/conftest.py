@@ -26,3 +26,28 @@ def clean_state():
     yield
     gin.clear_config()
     keras.backend.clear_session()
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A run of `python -m sagan_tf.train` on the embedded default, shrunk: 4 steps, EMA, evaluation
+    every 2 steps when the Inception weights are installed. Returns its model_dir (shared: read only)."""
+    import subprocess
+    import sys
+
+    from inception_weights import weights_installed
+
+    model_dir = tmp_path_factory.mktemp("tiny_run")
+    params = ["Generator.base_channels = 4", "Discriminator.base_channels = 4", "build_input.global_batch_size = 4",
+              "train.num_steps = 4", "SAGAN.ema_decay = 0.9", "train.checkpoint_every = 2"]
+    if weights_installed():
+        params += ["train.eval_every = 2", "Evaluator.num_samples = 24", "Evaluator.batch_size = 12",
+                   "Evaluator.classifier = 'port'"]
+    cmd = [sys.executable, "-m", "sagan_tf.train", "--gin_file=synthetic.gin", f"--model_dir={model_dir}"]
+    result = subprocess.run(cmd + [f"--gin_param={p}" for p in params], capture_output=True, text=True, cwd=REPO,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return model_dir

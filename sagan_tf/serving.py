@@ -1,0 +1,140 @@
+"""The generator as a SavedModel for TF Serving: signatures a client calls without sagan_tf.
+
+Signatures of `export_generator(...)`'s SavedModel:
+- `serving_default(z float32 [N, dim_z], labels int32 [N])` -> `images` uint8 [N, H, W, 3]
+  (`labels` only for conditional generators). Grey generators are replicated to RGB.
+- `sample(seed int64 [], count int32 [], labels int32 [count or 0], truncation float32 [])` ->
+  `images` uint8 [N, H, W, 3], `labels` int32 [N], `z` float32 [N, dim_z]. z is drawn in the graph
+  (stateless, so a seed always gives the same images); `truncation > 0` draws it from the normal
+  truncated to [-truncation, truncation] (the truncation trick), 0 from the plain normal. Empty
+  `labels` draws them uniformly from the seed.
+- `sample_png`: the same inputs -> `png_bytes` string [N], PNG-encoded images (TF Serving's REST API
+  returns outputs named *_bytes base64-encoded).
+
+Bad requests (z of the wrong width, labels outside [0, num_classes), mismatched lengths, a
+negative count or truncation) fail inside the graph with an InvalidArgumentError that says which.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+_SQRT2 = 1.4142135623730951
+
+
+def _check(condition, message):
+    return tf.debugging.Assert(condition, [message])
+
+
+class GeneratorModule(tf.Module):
+    """Wraps a built generator; its tf.functions are the exported signatures."""
+
+    def __init__(self, generator, num_classes):
+        super().__init__(name="sagan_generator")
+        self.generator = generator
+        self.dim_z = int(generator.dim_z)
+        self.num_classes = int(num_classes)
+        self.resolution = int(generator.resolution)
+        self._spec_z = tf.TensorSpec([None, None], tf.float32, name="z")
+        self._spec_labels = tf.TensorSpec([None], tf.int32, name="labels")
+        sample_specs = [
+            tf.TensorSpec([], tf.int64, name="seed"),
+            tf.TensorSpec([], tf.int32, name="count"),
+            tf.TensorSpec([None], tf.int32, name="labels"),
+            tf.TensorSpec([], tf.float32, name="truncation"),
+        ]
+        if self.num_classes:
+            self.serve = tf.function(self._serve_conditional, input_signature=[self._spec_z, self._spec_labels])
+        else:
+            self.serve = tf.function(self._serve_unconditional, input_signature=[self._spec_z])
+        self.sample = tf.function(self._sample, input_signature=sample_specs)
+        self.sample_png = tf.function(self._sample_png, input_signature=sample_specs)
+
+    def _check_z(self, z):
+        width = tf.shape(z)[1]
+        return _check(tf.equal(width, self.dim_z),
+                      tf.strings.format("z must be [N, {}]; received width {}", (self.dim_z, width)))
+
+    def _check_labels(self, labels, count):
+        checks = [_check(tf.equal(tf.size(labels), count),
+                         tf.strings.format("labels must have one entry per image: {} labels for {} images",
+                                           (tf.size(labels), count)))]
+        if self.num_classes:
+            in_range = tf.reduce_all((labels >= 0) & (labels < self.num_classes))
+            checks.append(_check(in_range, tf.strings.format(
+                "labels must be in [0, {}); received {}", (self.num_classes, labels), summarize=16)))
+        return checks
+
+    def _images(self, z, labels):
+        images = self.generator(z, labels if self.num_classes else None, training=False)
+        images = tf.cast(images, tf.float32)
+        if images.shape[-1] == 1:
+            images = tf.tile(images, [1, 1, 1, 3])
+        return tf.cast(tf.round(tf.clip_by_value((images + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
+
+    def _serve_conditional(self, z, labels):
+        with tf.control_dependencies([self._check_z(z), *self._check_labels(labels, tf.shape(z)[0])]):
+            return {"images": self._images(tf.identity(z), labels)}
+
+    def _serve_unconditional(self, z):
+        with tf.control_dependencies([self._check_z(z)]):
+            return {"images": self._images(tf.identity(z), None)}
+
+    def _draw(self, seed, count, labels, truncation):
+        checks = [
+            _check(count >= 0, tf.strings.format("count must be >= 0; received {}", count)),
+            _check(truncation >= 0.0, tf.strings.format("truncation must be >= 0 (0: none); received {}",
+                                                        truncation)),
+        ]
+        with tf.control_dependencies(checks):
+            count = tf.identity(count)
+        seeds = tf.random.experimental.stateless_split(tf.stack([seed, tf.constant(0, tf.int64)]), 2)
+        shape = tf.stack([count, self.dim_z])
+        # Truncated normal by inverse CDF: u uniform in (Phi(-t), Phi(t)), z = Phi^-1(u); t = 0 -> plain normal.
+        t = tf.where(truncation > 0.0, truncation, tf.constant(float("inf")))
+        low = 0.5 * tf.math.erfc(t / _SQRT2)
+        u = tf.random.stateless_uniform(shape, seeds[0], minval=0.0, maxval=1.0)
+        u = tf.clip_by_value(low + u * (1.0 - 2.0 * low), 1e-7, 1.0 - 1e-7)
+        z = tf.math.ndtri(u)
+        if self.num_classes:
+            drawn = tf.random.stateless_uniform([count], seeds[1], 0, self.num_classes, dtype=tf.int32)
+            labels = tf.cond(tf.size(labels) > 0, lambda: labels, lambda: drawn)
+            with tf.control_dependencies(self._check_labels(labels, count)):
+                labels = tf.identity(labels)
+        else:
+            labels = tf.zeros([count], tf.int32)
+        return z, labels
+
+    def _sample(self, seed, count, labels, truncation):
+        z, labels = self._draw(seed, count, labels, truncation)
+        return {"images": self._images(z, labels), "labels": labels, "z": z}
+
+    def _sample_png(self, seed, count, labels, truncation):
+        images = self._sample(seed, count, labels, truncation)["images"]
+        png = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
+        return {"png_bytes": png}
+
+
+def export_generator(generator, num_classes, export_dir, version, description=None):
+    """Writes `<export_dir>/<version>/` (TF Serving's layout) atomically; returns that path.
+
+    `description` (a JSON-able dict) is stored as `assets/sagan_tf_export.json`. An existing
+    version is never overwritten: pick another `version`.
+    """
+    path = os.path.join(export_dir, str(int(version)))
+    if tf.io.gfile.exists(path):
+        raise FileExistsError(f"{path} already exists; TF Serving versions are immutable: pass another version.")
+    module = GeneratorModule(generator, num_classes)
+    signatures = {"serving_default": module.serve, "sample": module.sample, "sample_png": module.sample_png}
+    tmp = os.path.join(export_dir, f".tmp-{int(version)}")
+    if tf.io.gfile.exists(tmp):
+        tf.io.gfile.rmtree(tmp)
+    tf.io.gfile.makedirs(export_dir)
+    tf.saved_model.save(module, tmp, signatures=signatures)
+    if description is not None:
+        tf.io.gfile.makedirs(os.path.join(tmp, "assets"))
+        with tf.io.gfile.GFile(os.path.join(tmp, "assets", "sagan_tf_export.json"), "w") as f:
+            f.write(json.dumps(description, indent=2))
+    tf.io.gfile.rename(tmp, path)  # TF Serving polls the base dir: it must never see a half-written version
+    return path

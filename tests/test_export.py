@@ -1,0 +1,139 @@
+"""Export for TF Serving: the SavedModel's signatures, loaded where sagan_tf cannot be imported."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sagan_tf import restore
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Runs in a fresh interpreter in which importing sagan_tf is impossible.
+CLIENT = r'''
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "sagan_tf":
+            raise ImportError("sagan_tf must not be needed to load the export")
+sys.meta_path.insert(0, Block())
+import json
+import numpy as np
+import tensorflow as tf
+
+path, out = sys.argv[1], sys.argv[2]
+model = tf.saved_model.load(path)
+serve, sample, sample_png = (model.signatures[k] for k in ("serving_default", "sample", "sample_png"))
+z = np.random.RandomState(0).randn(3, 128).astype(np.float32)
+labels = np.array([0, 4, 9], np.int32)
+images = serve(z=tf.constant(z), labels=tf.constant(labels))["images"].numpy()
+args = dict(seed=tf.constant(7, tf.int64), count=tf.constant(4), labels=tf.constant([1, 1, 2, 3], tf.int32),
+            truncation=tf.constant(0.5))
+first, second = sample(**args), sample(**args)
+other = sample(**{**args, "seed": tf.constant(8, tf.int64)})
+random_labels = sample(**{**args, "labels": tf.constant([], tf.int32), "truncation": tf.constant(0.0)})
+png = sample_png(**args)["png_bytes"].numpy()
+errors = {}
+bad_requests = {
+    "z_width": lambda: serve(z=tf.zeros([2, 5]), labels=tf.constant([1, 2])),
+    "label_range": lambda: serve(z=tf.constant(z), labels=tf.constant([0, 10, 1])),
+    "label_count": lambda: serve(z=tf.constant(z), labels=tf.constant([0, 1])),
+    "negative_count": lambda: sample(**{**args, "count": tf.constant(-1)}),
+    "sample_labels": lambda: sample(**{**args, "labels": tf.constant([0, 1, 2, 99])}),
+}
+for name, call in bad_requests.items():
+    try:
+        call()
+        errors[name] = "no error"
+    except tf.errors.InvalidArgumentError as error:
+        errors[name] = error.message
+np.savez(out, z=z, labels=labels, images=images, first=first["images"].numpy(), second=second["images"].numpy(),
+         other=other["images"].numpy(), first_z=first["z"].numpy(), first_labels=first["labels"].numpy(),
+         random_labels=random_labels["labels"].numpy(), png0=np.frombuffer(png[0], np.uint8), num_png=len(png))
+print(json.dumps({"errors": errors, "imported_sagan_tf": any(m.startswith("sagan_tf") for m in sys.modules)}))
+'''
+
+
+def _run(*cmd, timeout=300):
+    return subprocess.run(list(cmd), capture_output=True, text=True, cwd=REPO, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    export_dir = tmp_path_factory.mktemp("export")
+    result = _run(sys.executable, "-m", "sagan_tf.export", f"--model_dir={tiny_run}", f"--export_dir={export_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return export_dir
+
+
+def test_export_layout_and_cli(exported, tiny_run):
+    assert os.listdir(exported) == ["4"]  # the version is the checkpoint's step; no temporary folder left
+    version = exported / "4"
+    assert {"saved_model.pb", "variables"} <= set(os.listdir(version))
+    description = json.loads((version / "assets" / "sagan_tf_export.json").read_text())
+    assert description["ema"] is True and description["num_classes"] == 10 and description["dim_z"] == 128
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = _run(cli, "show", "--dir", str(version), "--all")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    for name in ("signature_def['serving_default']", "signature_def['sample']", "signature_def['sample_png']",
+                 "outputs['images'] tensor_info:\n        dtype: DT_UINT8", "inputs['truncation']"):
+        assert name in shown.stdout, name
+    again = _run(sys.executable, "-m", "sagan_tf.export", f"--model_dir={tiny_run}", f"--export_dir={exported}")
+    assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_export_serves_without_sagan_tf_and_equals_the_ema_generator(exported, tiny_run, tmp_path):
+    out = tmp_path / "client.npz"
+    result = _run(sys.executable, "-c", CLIENT, str(exported / "4"), str(out), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["imported_sagan_tf"] is False
+    got = np.load(out)
+    images = got["images"]
+    assert images.dtype == np.uint8 and images.shape == (3, 32, 32, 3)
+    assert images.min() < images.max()  # not a constant image
+
+    run = restore.load_run(str(tiny_run))  # the in-memory EMA generator of the same checkpoint
+    assert run.model.ema_generator is not None
+    expected = run.model.sampling_generator(got["z"], got["labels"], training=False).numpy()
+    expected = np.round(np.clip((expected + 1) * 127.5, 0, 255))
+    assert np.abs(images.astype(np.float64) - expected).max() <= 1  # rounding only
+    not_ema = run.model.generator(got["z"], got["labels"], training=False).numpy()
+    assert np.abs(images.astype(np.float64) - np.round((not_ema + 1) * 127.5)).max() > 1
+
+    np.testing.assert_array_equal(got["first"], got["second"])  # a seed gives the same images
+    assert np.any(got["first"] != got["other"])
+    assert np.abs(got["first_z"]).max() <= 0.5 and got["first_z"].shape == (4, 128)  # truncated
+    np.testing.assert_array_equal(got["first_labels"], [1, 1, 2, 3])
+    assert got["random_labels"].shape == (4,) and np.all((got["random_labels"] >= 0) & (got["random_labels"] < 10))
+    sampled = run.model.sampling_generator(got["first_z"], got["first_labels"], training=False).numpy()
+    assert np.abs(got["first"].astype(np.float64) - np.round(np.clip((sampled + 1) * 127.5, 0, 255))).max() <= 1
+    assert int(got["num_png"]) == 4 and bytes(got["png0"][:8]) == b"\x89PNG\r\n\x1a\n"
+
+    errors = report["errors"]
+    assert "z must be [N, 128]; received width 5" in errors["z_width"]
+    assert "labels must be in [0, 10)" in errors["label_range"] and "10" in errors["label_range"]
+    assert "one entry per image: 2 labels for 3 images" in errors["label_count"]
+    assert "count must be >= 0" in errors["negative_count"]
+    assert "labels must be in [0, 10)" in errors["sample_labels"]
+
+
+def test_sample_tool_from_checkpoint_and_saved_model(exported, tiny_run, tmp_path):
+    import tensorflow as tf
+
+    from_ckpt = tmp_path / "ckpt.png"
+    result = _run(sys.executable, "tools/sample.py", f"--model_dir={tiny_run}", f"--output={from_ckpt}",
+                  "--classes=1,3", "--per_class=5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert tf.io.decode_png(tf.io.read_file(str(from_ckpt))).shape == (2 * 32, 5 * 32, 3)
+    from_export = tmp_path / "export.png"
+    result = _run(sys.executable, "tools/sample.py", f"--saved_model={exported / '4'}", f"--output={from_export}",
+                  "--interpolate", "--steps=6", "--truncation=1.0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    grid = tf.io.decode_png(tf.io.read_file(str(from_export))).numpy()
+    assert grid.shape == (10 * 32, 6 * 32, 3)
+    row = grid[:32].reshape(32, 6, 32, 3)
+    assert np.abs(row[:, 0].astype(int) - row[:, 5].astype(int)).mean() > 0  # the ends differ

@@ -1,0 +1,111 @@
+"""Image grids from a trained generator: per class, for chosen classes, or interpolations between z's.
+
+    python tools/sample.py --model_dir=runs/default --output=grid.png [--classes=0,3] [--per_class=8]
+    python tools/sample.py --saved_model=export/1500 --output=grid.png --interpolate --steps=8
+
+The generator comes from a run's checkpoint (`--model_dir`, `--checkpoint`; its EMA copy when
+training kept one) or from a SavedModel written by `python -m sagan_tf.export` (`--saved_model`,
+called through its `serving_default` signature). Conditional models: one row per class.
+`--interpolate`: each row walks from one z to another (spherical interpolation) in `--steps` columns,
+with the row's class fixed. `--truncation=T` redraws z entries with |z| > T (the truncation trick).
+"""
+
+import json
+import os
+
+from absl import app, flags
+
+flags.DEFINE_string("model_dir", None, "A training directory.")
+flags.DEFINE_string("checkpoint", None, "With --model_dir: a step, 'best' or a path; default: the latest.")
+flags.DEFINE_string("saved_model", None, "An exported version directory (EXPORT_DIR/<version>).")
+flags.DEFINE_string("output", "samples.png", "The PNG to write.")
+flags.DEFINE_list("classes", None, "Class ids, one row each (default: every class; unconditional: 8 rows).")
+flags.DEFINE_integer("per_class", 8, "Images per row.")
+flags.DEFINE_bool("interpolate", False, "Rows interpolate between two z's instead of independent samples.")
+flags.DEFINE_integer("steps", 8, "Columns of an interpolation.")
+flags.DEFINE_float("truncation", 0.0, "Truncate z to [-T, T] by resampling; 0: no truncation.")
+flags.DEFINE_integer("seed", 0, "z seed.")
+FLAGS = flags.FLAGS
+
+
+def truncated_normal(rng, shape, truncation):
+    """Standard normal values; with truncation > 0, those with |z| > truncation are redrawn."""
+    import numpy as np
+
+    z = rng.randn(*shape)
+    while truncation > 0 and np.any(np.abs(z) > truncation):
+        outside = np.abs(z) > truncation
+        z[outside] = rng.randn(int(outside.sum()))
+    return z.astype(np.float32)
+
+
+def slerp(a, b, t):
+    """Spherical interpolation between rows a and b [D] at fractions t [S] -> [S, D]."""
+    import numpy as np
+
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:
+        return np.outer(1 - t, a) + np.outer(t, b)
+    return (np.outer(np.sin((1 - t) * omega), a) + np.outer(np.sin(t * omega), b)) / np.sin(omega)
+
+
+def load_sampler(model_dir=None, checkpoint=None, saved_model=None):
+    """(images(z, labels) -> uint8 [N, H, W, 3], num_classes, dim_z) from a run or a SavedModel."""
+    import tensorflow as tf
+
+    if (model_dir is None) == (saved_model is None):
+        raise app.UsageError("Pass exactly one of --model_dir and --saved_model.")
+    if saved_model:
+        with open(os.path.join(saved_model, "assets", "sagan_tf_export.json")) as f:
+            description = json.load(f)
+        serve = tf.saved_model.load(saved_model).signatures["serving_default"]
+        num_classes, dim_z = description["num_classes"], description["dim_z"]
+    else:
+        from sagan_tf import restore, serving
+
+        run = restore.load_run(model_dir, checkpoint)
+        module = serving.GeneratorModule(run.model.sampling_generator, run.model.num_classes)
+        serve, num_classes, dim_z = module.serve, module.num_classes, module.dim_z
+
+    def images(z, labels):
+        inputs = {"z": tf.constant(z)}
+        if num_classes:
+            inputs["labels"] = tf.constant(labels, tf.int32)
+        return serve(**inputs)["images"].numpy()
+
+    return images, num_classes, dim_z
+
+
+def main(argv):
+    del argv
+    import numpy as np
+    import tensorflow as tf
+
+    from sagan_tf.trainer import image_grid
+
+    images, num_classes, dim_z = load_sampler(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.saved_model)
+    if FLAGS.classes:
+        rows = [int(c) for c in FLAGS.classes]
+        bad = [c for c in rows if not 0 <= c < max(num_classes, 1)]
+        if bad:
+            raise app.UsageError(f"--classes {bad} outside [0, {num_classes}).")
+    else:
+        rows = list(range(num_classes)) if num_classes else [0] * 8
+    rng = np.random.RandomState(FLAGS.seed)
+    columns = FLAGS.steps if FLAGS.interpolate else FLAGS.per_class
+    grid_rows = []
+    for label in rows:
+        if FLAGS.interpolate:
+            ends = truncated_normal(rng, (2, dim_z), FLAGS.truncation)
+            z = slerp(ends[0], ends[1], np.linspace(0.0, 1.0, columns)).astype(np.float32)
+        else:
+            z = truncated_normal(rng, (columns, dim_z), FLAGS.truncation)
+        grid_rows.append(images(z, np.full([columns], label, np.int32)))
+    grid = image_grid(np.concatenate(grid_rows), rows=len(rows))
+    tf.io.write_file(FLAGS.output, tf.io.encode_png(grid))
+    print(f"Wrote {FLAGS.output}: {len(rows)} rows x {columns} columns of {grid_rows[0].shape[1]}px images.")
+
+
+if __name__ == "__main__":
+    app.run(main)
