@@ -33,6 +33,10 @@ class GeneratorModule(tf.Module):
     def __init__(self, generator, num_classes):
         super().__init__(name="sagan_generator")
         self.generator = generator
+        # TF Serving restores variables through the SavedModel's TF1 saver: it finds the tf.Variables
+        # behind Keras 3 variables only when they are tracked directly (without this, every read fails
+        # with "Could not find variable ..." although tf.saved_model.load works).
+        self.tf_variables = [v.value for v in generator.variables]
         self.dim_z = int(generator.dim_z)
         self.num_classes = int(num_classes)
         self.resolution = int(generator.resolution)

@@ -113,6 +113,13 @@ def test_export_serves_without_sagan_tf_and_equals_the_ema_generator(exported, t
     assert np.abs(got["first"].astype(np.float64) - np.round(np.clip((sampled + 1) * 127.5, 0, 255))).max() <= 1
     assert int(got["num_png"]) == 4 and bytes(got["png0"][:8]) == b"\x89PNG\r\n\x1a\n"
 
+    # The TF1 session path TF Serving loads through (tag "serve", the SavedModel's saver): same images.
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    ran = _run(cli, "run", "--dir", str(exported / "4"), "--tag_set", "serve", "--signature_def", "sample",
+               "--input_exprs", "seed=7;count=4;labels=[1,1,2,3];truncation=0.5", "--outdir", str(tmp_path / "cli"))
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "cli" / "images.npy"), got["first"])
+
     errors = report["errors"]
     assert "z must be [N, 128]; received width 5" in errors["z_width"]
     assert "labels must be in [0, 10)" in errors["label_range"] and "10" in errors["label_range"]
