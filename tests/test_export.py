@@ -144,3 +144,29 @@ def test_sample_tool_from_checkpoint_and_saved_model(exported, tiny_run, tmp_pat
     assert grid.shape == (10 * 32, 6 * 32, 3)
     row = grid[:32].reshape(32, 6, 32, 3)
     assert np.abs(row[:, 0].astype(int) - row[:, 5].astype(int)).mean() > 0  # the ends differ
+
+
+def test_unconditional_grey_generator_exports_rgb_images(tmp_path):
+    import tensorflow as tf
+
+    from sagan_tf import serving
+    from sagan_tf.models import Generator
+
+    generator = Generator(resolution=32, num_classes=0, base_channels=4, attention_resolutions=(16,), out_channels=1)
+    generator.build()
+    path = serving.export_generator(generator, 0, str(tmp_path), 2, {"note": "test"})
+    assert os.listdir(tmp_path) == ["2"]
+    with pytest.raises(FileExistsError, match="already exists"):
+        serving.export_generator(generator, 0, str(tmp_path), 2)
+    loaded = tf.saved_model.load(path)
+    serve = loaded.signatures["serving_default"]
+    assert set(serve.structured_input_signature[1]) == {"z"}  # no labels for an unconditional model
+    z = np.random.RandomState(0).randn(2, generator.dim_z).astype(np.float32)
+    images = serve(z=tf.constant(z))["images"].numpy()
+    assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images[..., 0], images[..., 2])  # grey replicated
+    expected = np.round(np.clip((generator(z, None, training=False).numpy()[..., 0] + 1) * 127.5, 0, 255))
+    assert np.abs(images[..., 0] - expected).max() <= 1
+    sample = loaded.signatures["sample"](seed=tf.constant(1, tf.int64), count=tf.constant(3),
+                                         labels=tf.constant([], tf.int32), truncation=tf.constant(0.0))
+    assert sample["images"].shape == (3, 32, 32, 3)
