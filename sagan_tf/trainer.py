@@ -162,16 +162,42 @@ def build_model(input_spec):
     return model
 
 
+class VariableBag(tf.Module):
+    """The tf.Variables behind a list of Keras variables, keyed so that a `tf.train.Checkpoint` saves all.
+
+    A `tf.train.Checkpoint` of a Keras 3 model reaches only some of its variables (not those of layers
+    kept in lists, nor Keras variables in plain lists): the rest would be saved only through the
+    optimiser's slot references, and non-trainable ones (BatchNorm statistics, spectral-norm u and
+    sigma, EMA weights) not at all. Keys are the variables' Keras paths without the model's own name
+    (so that `generator_3` restores what `generator` saved), or their positions.
+    """
+
+    def __init__(self, variables, by_position=False):
+        super().__init__()
+        if by_position:
+            keys = [str(i) for i in range(len(variables))]
+        else:
+            keys = [v.path.split("/", 1)[-1] for v in variables]
+            if len(set(keys)) != len(keys):
+                raise ValueError("Variable paths are not unique: " + ", ".join(sorted(k for k in keys if keys.count(k) > 1)))
+        self.variables_by_key = {key: getattr(v, "value", v) for key, v in zip(keys, variables)}
+
+
+def model_trackables(model):
+    """{checkpoint name: VariableBag} of every network and EMA variable of a built `SAGAN`."""
+    return {
+        "generator": VariableBag(model.generator.variables),
+        "discriminator": VariableBag(model.discriminator.variables),
+        "ema": VariableBag(list(getattr(model, "_ema_weights", [])), by_position=True),
+    }
+
+
 def weights_checkpoint(model):
     """A `tf.train.Checkpoint` of the networks and the EMA weights: what sampling and evaluation need.
 
     It reads the training checkpoints (`restore(...).expect_partial()` skips the optimisers).
     """
-    return tf.train.Checkpoint(
-        generator=model.generator,
-        discriminator=model.discriminator,
-        ema=[*getattr(model, "_ema_weights", [])],
-    )
+    return tf.train.Checkpoint(**model_trackables(model))
 
 
 def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_every, checkpoint_every,
@@ -185,12 +211,10 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
         dataset = input_spec.distribute(strategy)
         iterator = iter(dataset)
         checkpoint = tf.train.Checkpoint(
-            generator=model.generator,
-            discriminator=model.discriminator,
+            **model_trackables(model),
             generator_optimizer=model.g_optimizer,
             discriminator_optimizer=model.d_optimizer,
-            seed_state=model.seed_generator.state,
-            ema=[*getattr(model, "_ema_weights", [])],
+            seed_state=model.seed_generator.state.value,
         )
         if checkpoint_input:
             checkpoint.iterator = iterator

@@ -1,0 +1,103 @@
+"""Where each query location attends: attention rows as maps over the image, drawn as in the paper.
+
+A `SelfAttention` layer on an H x W feature map returns the map [B, H*W, N_key]: row j is the softmax
+over key locations for query j (keys max-pooled by `pool_size` p in the "official" style, so
+N_key = (H/p) * (W/p)). `query_maps` picks the rows of chosen query points, given as fractions of the
+image, and reshapes them to [H/p, W/p]; `attention_figure` overlays them on the images.
+"""
+
+import numpy as np
+
+
+def default_queries(count):
+    """`count` query points (y, x) in [0, 1)^2 spread over the image (a centred grid, row by row)."""
+    side = int(np.ceil(np.sqrt(count)))
+    centres = (np.arange(side) + 0.5) / side
+    points = [(y, x) for y in centres for x in centres]
+    return points[:count]
+
+
+def query_index(point, height, width):
+    """The flat index (row-major) of the feature location containing `point` = (y, x) in [0, 1)."""
+    y, x = point
+    if not (0.0 <= y < 1.0 and 0.0 <= x < 1.0):
+        raise ValueError(f"Query points are fractions of the image in [0, 1). Received {point}.")
+    return int(y * height) * width + int(x * width)
+
+
+def query_maps(attention, height, width, points):
+    """Rows of `attention` [B, H*W, N_key] for `points` -> [B, Q, h_key, w_key] (each sums to 1).
+
+    The key grid is square-pooled from the H x W query grid: h_key = H / p, w_key = W / p.
+    """
+    attention = np.asarray(attention)
+    batch, queries, keys = attention.shape
+    if queries != height * width:
+        raise ValueError(f"An attention map with {queries} queries does not come from a {height}x{width} layer.")
+    pool = int(round(np.sqrt(queries / keys)))
+    if pool < 1 or (height // pool) * (width // pool) != keys:
+        raise ValueError(f"{keys} keys do not tile a {height}x{width} layer with square pooling.")
+    rows = [attention[:, query_index(p, height, width)] for p in points]
+    return np.stack(rows, axis=1).reshape(batch, len(points), height // pool, width // pool)
+
+
+def _upsample(heat, size):
+    """Nearest-neighbour [h, w] -> [size, size] (every key cell covers a block of pixels)."""
+    h, w = heat.shape
+    rows = (np.arange(size) * h // size)
+    cols = (np.arange(size) * w // size)
+    return heat[rows][:, cols]
+
+
+def _draw_dot(image, point, colour=(0, 255, 0)):
+    size = image.shape[0]
+    y, x = int(point[0] * size), int(point[1] * size)
+    radius = max(1, size // 32)
+    image[max(0, y - radius): y + radius + 1, max(0, x - radius): x + radius + 1] = colour
+    return image
+
+
+def overlay(image, heat, point):
+    """uint8 image [R, R, 3] darkened, with `heat` [h, w] (scaled to its max) in red and the query dot."""
+    heat = _upsample(np.asarray(heat, np.float64), image.shape[0])
+    heat = heat / max(heat.max(), 1e-12)
+    base = image.astype(np.float64) * 0.35
+    red = np.stack([255.0 * heat, 40.0 * heat, 40.0 * heat], axis=-1)
+    out = np.clip(base + red * 0.9, 0, 255).astype(np.uint8)
+    return _draw_dot(out, point)
+
+
+def to_uint8(images):
+    """float [B, R, R, C] in [-1, 1] -> uint8 [B, R, R, 3]."""
+    images = np.clip((np.asarray(images, np.float64) + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+def attention_figure(images, maps, points, layer_sizes=None, scale=1):
+    """The paper-style figure as one uint8 image.
+
+    Args:
+        images: float [B, R, R, C] in [-1, 1].
+        maps: {layer name: attention [B, H*W, N_key]}.
+        points: Q query points (y, x) in [0, 1).
+        layer_sizes: {layer name: (H, W)} of the layer's feature map; default: square, H = W = sqrt(H*W).
+        scale: integer upscaling of every panel (small images are hard to read).
+
+    Returns:
+        uint8 [B * R', (1 + L * Q) * R', 3] with R' = R * scale: per row, the image with all query dots,
+        then for each layer and query, the map over the darkened image with that query's dot.
+    """
+    pictures = to_uint8(images)
+    rows = []
+    for b, picture in enumerate(pictures):
+        panels = [picture.copy()]
+        for point in points:
+            _draw_dot(panels[0], point)
+        for name in sorted(maps):
+            side = int(round(np.sqrt(np.asarray(maps[name]).shape[1])))
+            height, width = (layer_sizes or {}).get(name, (side, side))
+            heats = query_maps(np.asarray(maps[name])[b:b + 1], height, width, points)[0]
+            panels += [overlay(picture, heat, point) for heat, point in zip(heats, points)]
+        row = np.concatenate(panels, axis=1)
+        rows.append(np.kron(row, np.ones((scale, scale, 1), np.uint8)) if scale > 1 else row)
+    return np.concatenate(rows, axis=0)

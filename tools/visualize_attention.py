@@ -1,0 +1,84 @@
+"""Draws where each query point attends, per attention layer, as in the paper's figures.
+
+    python tools/visualize_attention.py --model_dir=runs/default --output=attention.png \
+        [--network=generator|discriminator] [--num_images=4] [--queries=0.25,0.25;0.5,0.75] [--num_queries=3]
+
+Generator: images sampled from the run's (EMA) generator, with the maps of its attention layers.
+Discriminator: the maps of D's attention layers on real images of the run's data (or on generated
+images with --discriminator_on=generated). Each row: the image with the query dots, then per layer and
+query the attention map (keys pooled by the layer are shown at the key resolution, upsampled) over
+the darkened image, with the query's dot. The figure is also written to TensorBoard under
+`<model_dir>/attention` (tag `attention/<network>`) unless --notensorboard.
+"""
+
+from absl import app, flags
+
+flags.DEFINE_string("model_dir", None, "A training directory.")
+flags.DEFINE_string("checkpoint", None, "A step, 'best' or a path; default: the latest.")
+flags.DEFINE_string("output", "attention.png", "The PNG to write.")
+flags.DEFINE_enum("network", "generator", ["generator", "discriminator"], "Whose attention to draw.")
+flags.DEFINE_enum("discriminator_on", "real", ["real", "generated"], "Images the discriminator looks at.")
+flags.DEFINE_integer("num_images", 4, "Rows of the figure.")
+flags.DEFINE_string("queries", None, "Query points 'y,x;y,x' as fractions of the image in [0, 1).")
+flags.DEFINE_integer("num_queries", 3, "Spread query points when --queries is not given.")
+flags.DEFINE_integer("scale", 0, "Panel upscaling (0: to at least 128 pixels).")
+flags.DEFINE_integer("seed", 0, "z and label seed.")
+flags.DEFINE_bool("tensorboard", True, "Also write the figure to <model_dir>/attention.")
+flags.mark_flag_as_required("model_dir")
+FLAGS = flags.FLAGS
+
+
+def parse_queries(text):
+    points = []
+    for part in text.split(";"):
+        y, x = (float(v) for v in part.split(","))
+        points.append((y, x))
+    return points
+
+
+def attention_images(run, network, count, seed, on="real"):
+    """(images float [B, R, R, C] in [-1, 1], {layer: attention map}) for the run's `network`."""
+    import numpy as np
+
+    model = run.model
+    rng = np.random.RandomState(seed)
+    labels = rng.randint(0, model.num_classes, count).astype(np.int32) if model.num_classes else None
+    generator = model.sampling_generator
+    z = rng.randn(count, generator.dim_z).astype(np.float32)
+    images, maps = generator(z, labels, training=False, return_attention=True)
+    if network == "generator":
+        return images.numpy(), {k: v.numpy() for k, v in maps.items()}
+    if on == "real":
+        from sagan_tf.eval.periodic import evaluation_input
+
+        real, real_labels = next(iter(evaluation_input(count).input_fn(None)))
+        images, labels = real, (real_labels if model.num_classes else None)
+    _, maps = model.discriminator(images, labels, training=False, return_attention=True)
+    return np.asarray(images), {k: v.numpy() for k, v in maps.items()}
+
+
+def main(argv):
+    del argv
+    import os
+
+    import tensorflow as tf
+
+    from sagan_tf import attention_maps, restore
+
+    run = restore.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+    images, maps = attention_images(run, FLAGS.network, FLAGS.num_images, FLAGS.seed, FLAGS.discriminator_on)
+    if not maps:
+        raise app.UsageError(f"The {FLAGS.network} of this run has no attention layer.")
+    points = parse_queries(FLAGS.queries) if FLAGS.queries else attention_maps.default_queries(FLAGS.num_queries)
+    scale = FLAGS.scale or max(1, 128 // images.shape[1])
+    figure = attention_maps.attention_figure(images, maps, points, scale=scale)
+    tf.io.write_file(FLAGS.output, tf.io.encode_png(figure))
+    if FLAGS.tensorboard:
+        with tf.summary.create_file_writer(os.path.join(FLAGS.model_dir, "attention")).as_default(step=run.step or 0):
+            tf.summary.image(f"attention/{FLAGS.network}", figure[None], max_outputs=1)
+    print(f"Wrote {FLAGS.output}: {len(images)} images, layers {sorted(maps)}, {len(points)} queries, "
+          f"checkpoint {run.checkpoint}.")
+
+
+if __name__ == "__main__":
+    app.run(main)
