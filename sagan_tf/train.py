@@ -34,6 +34,9 @@ def main(argv):
         # Configuration and data problems are the user's to fix: one message, no traceback.
         print(f"sagan_tf.train: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except trainer.DivergedError as error:
+        print(f"sagan_tf.train: error: {error}", file=sys.stderr)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,33 @@ def is_chief(strategy):
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
+class DivergedError(RuntimeError):
+    """Training produced NaN or Inf; the run stopped without saving."""
+
+
+def check_finite(values, step, checkpoint):
+    """Raises DivergedError naming the non-finite values of `values` (a dict of floats)."""
+    bad = sorted(name for name, value in values.items() if not np.isfinite(value))
+    if bad:
+        where = f"the latest checkpoint, {checkpoint}, is the last good one" if checkpoint else "no checkpoint was saved"
+        raise DivergedError(f"Training diverged at step {step}: {', '.join(bad)} not finite. Stopped without "
+                            f"saving; {where}. Lower the learning rates or use float32.")
+
+
+class _Collapse:
+    """Warns once when the discriminator's loss stays at ~0 (it separates everything) for `patience` logs."""
+
+    def __init__(self, patience=10, threshold=1e-3):
+        self.patience, self.threshold, self.count, self.warned = patience, threshold, 0, False
+
+    def update(self, d_loss, step):
+        self.count = self.count + 1 if d_loss < self.threshold else 0
+        if self.count >= self.patience and not self.warned:
+            self.warned = True
+            print(f"\nWarning: D loss below {self.threshold} for {self.count} logs (step {step}): D separates real "
+                  "from fake perfectly and G's gradients may vanish; training may have collapsed.")
+
+
 class _Preemption:
     """Turns SIGTERM into a flag that the loop checks after each step."""
 
@@ -257,7 +284,8 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
     samples_dir = os.path.join(model_dir, "samples")
     os.makedirs(samples_dir, exist_ok=True)
     preemption = _Preemption()
-    progress = keras.utils.Progbar(num_steps, stateful_metrics=["d_loss", "g_loss", "d_real", "d_fake", "img/s"])
+    collapse = _Collapse()
+    progress = keras.utils.Progbar(num_steps, stateful_metrics=["d_loss", "g_loss", "d_real", "d_fake", "d_gap", "img/s"])
 
     def step():
         return int(scalar(model.g_optimizer.iterations))
@@ -279,8 +307,13 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
             outputs = train_steps(iterator)
             images_seen += steps_per_execution * input_spec.global_batch_size
             current = step()
+            # Every step, before anything is saved: running means of the losses turn NaN and stay NaN.
+            losses = {k: float(strategy.reduce("MEAN", outputs[k], axis=None)) for k in ("d_loss", "g_loss")}
+            check_finite(losses, current, manager.latest_checkpoint)
             if current % log_every < steps_per_execution or current >= num_steps:
                 values = {k: float(strategy.reduce("MEAN", v, axis=None)) for k, v in outputs.items()}
+                values["d_gap"] = values["d_real"] - values["d_fake"]
+                collapse.update(values["d_loss"], current)
                 rate = images_seen / max(time.time() - tick, 1e-9)
                 values["img/s"] = rate
                 with writer.as_default(step=current):

@@ -187,3 +187,33 @@ def test_checkpoint_restores_every_weight_and_reproduces_the_last_samples(tiny_r
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
     moving = [v for v in generator.variables if "moving_variance" in v.path]
     assert moving and any(not np.allclose(v.numpy(), 1.0) for v in moving)  # trained statistics, not the init
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from sagan_tf import config, trainer
+
+    original = SAGAN.train_step
+
+    def poisoned(self, data):  # losses turn NaN from the third generator step on
+        outputs = original(self, data)
+        poison = tf.where(self.g_optimizer.iterations >= 3, float("nan"), 0.0)
+        return {k: v + poison for k, v in outputs.items()}
+
+    monkeypatch.setattr(SAGAN, "train_step", poisoned)
+    config.parse(["synthetic.gin"], ["Generator.base_channels = 4", "Discriminator.base_channels = 4",
+                                     "build_input.global_batch_size = 4", "train.num_steps = 10",
+                                     "train.checkpoint_every = 2", "train.sample_every = 100"])
+    with pytest.raises(trainer.DivergedError, match=r"step 3: d_loss, g_loss not finite.*ckpt-2"):
+        trainer.train(str(tmp_path), tf.distribute.get_strategy())
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+    assert not any(name.startswith("ckpt-3") for name in os.listdir(tmp_path / "checkpoints"))
+
+
+def test_collapse_warning_fires_once(capsys):
+    from sagan_tf.trainer import _Collapse
+
+    collapse = _Collapse(patience=3)
+    for step, loss in enumerate([0.5, 0.0, 0.0, 0.2, 0.0, 0.0, 0.0, 0.0]):
+        collapse.update(loss, step)
+    out = capsys.readouterr().out
+    assert out.count("training may have collapsed") == 1 and "(step 6)" in out
