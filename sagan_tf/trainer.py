@@ -76,17 +76,25 @@ def check_finite(values, step, checkpoint):
 
 
 class _Collapse:
-    """Warns once when the discriminator's loss stays at ~0 (it separates everything) for `patience` logs."""
+    """Warns once each when, for `patience` logs in a row, D's loss stays at ~0 (it separates everything)
+    or G's gradient norm at ~0 (G no longer learns)."""
 
-    def __init__(self, patience=10, threshold=1e-3):
-        self.patience, self.threshold, self.count, self.warned = patience, threshold, 0, False
+    def __init__(self, patience=10, threshold=1e-3, grad_threshold=1e-6):
+        self.patience, self.threshold, self.grad_threshold = patience, threshold, grad_threshold
+        self.count, self.grad_count, self.warned, self.grad_warned = 0, 0, False, False
 
-    def update(self, d_loss, step):
+    def update(self, d_loss, step, g_grad_norm=None):
         self.count = self.count + 1 if d_loss < self.threshold else 0
         if self.count >= self.patience and not self.warned:
             self.warned = True
             print(f"\nWarning: D loss below {self.threshold} for {self.count} logs (step {step}): D separates real "
                   "from fake perfectly and G's gradients may vanish; training may have collapsed.")
+        if g_grad_norm is not None:
+            self.grad_count = self.grad_count + 1 if g_grad_norm < self.grad_threshold else 0
+            if self.grad_count >= self.patience and not self.grad_warned:
+                self.grad_warned = True
+                print(f"\nWarning: G's gradient norm below {self.grad_threshold} for {self.grad_count} logs "
+                      f"(step {step}): G has stopped learning.")
 
 
 class _Preemption:
@@ -285,7 +293,7 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
     os.makedirs(samples_dir, exist_ok=True)
     preemption = _Preemption()
     collapse = _Collapse()
-    progress = keras.utils.Progbar(num_steps, stateful_metrics=["d_loss", "g_loss", "d_real", "d_fake", "d_gap", "img/s"])
+    progress = keras.utils.Progbar(num_steps, stateful_metrics=["d_loss", "g_loss", "d_real", "d_fake", "d_gap", "g_grad_norm", "img/s"])
 
     def step():
         return int(scalar(model.g_optimizer.iterations))
@@ -313,7 +321,7 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
             if current % log_every < steps_per_execution or current >= num_steps:
                 values = {k: float(strategy.reduce("MEAN", v, axis=None)) for k, v in outputs.items()}
                 values["d_gap"] = values["d_real"] - values["d_fake"]
-                collapse.update(values["d_loss"], current)
+                collapse.update(values["d_loss"], current, values.get("g_grad_norm"))
                 rate = images_seen / max(time.time() - tick, 1e-9)
                 values["img/s"] = rate
                 with writer.as_default(step=current):

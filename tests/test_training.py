@@ -74,6 +74,13 @@ def test_mirrored_step_equals_single_device_step():
         assert np.abs(b.numpy() - a.numpy()).max() <= 0.02 * update + 2e-5, a.path
     changed = [not np.allclose(w.numpy(), w0) for w, w0 in zip(single.generator.weights, weights[0])]
     assert any(changed)
+    # g_grad_norm is the norm of G's gradient: with SGD(0.5) the trainable weights moved by 0.5 * gradient.
+    moved = [w.numpy() - w0 for w, w0 in zip(single.generator.weights, weights[0])
+             if any(w is v for v in single.generator.trainable_weights)]
+    expected = np.sqrt(sum(np.sum(m.astype(np.float64) ** 2) for m in moved)) / 0.5
+    np.testing.assert_allclose(single_values["g_grad_norm"], expected, rtol=0.02)  # seen: 0.5% apart
+    # Under a strategy it is each replica's share times the replica count: an estimate, larger by the batch noise.
+    assert expected <= mirrored_values["g_grad_norm"] <= 2 * expected
 
 
 def test_ema_follows_the_generator():
@@ -217,3 +224,8 @@ def test_collapse_warning_fires_once(capsys):
         collapse.update(loss, step)
     out = capsys.readouterr().out
     assert out.count("training may have collapsed") == 1 and "(step 6)" in out
+    collapse = _Collapse(patience=2)
+    for step, norm in enumerate([1.0, 1e-8, 1e-8, 1e-8]):
+        collapse.update(1.0, step, norm)
+    out = capsys.readouterr().out
+    assert out.count("G has stopped learning") == 1 and "collapsed" not in out

@@ -6,7 +6,7 @@ from keras import ops
 
 from sagan_tf import configurables, losses
 
-_TRACKED = ("d_loss", "g_loss", "d_real", "d_fake")
+_TRACKED = ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm")
 
 
 @configurables.configurable
@@ -143,7 +143,12 @@ class SAGAN(keras.Model):
             g_loss = tf.nn.compute_average_loss(self.g_loss_fn(g_logits), global_batch_size=global_batch)
             scaled = self.g_optimizer.scale_loss(g_loss)
         g_vars = self.generator.trainable_variables
-        self.g_optimizer.apply(tape.gradient(scaled, g_vars), g_vars)
+        g_grads = tape.gradient(scaled, g_vars)
+        self.g_optimizer.apply(g_grads, g_vars)
+        # This replica's share of G's gradient, unscaled (loss scaling) and times the replica count:
+        # the global gradient norm on one device, an estimate of it under a strategy.
+        g_grad_norm = tf.linalg.global_norm([ops.cast(g, "float32") for g in g_grads]) / ops.cast(
+            self.g_optimizer.scale_loss(1.0), "float32") * replicas
         if self.ema_decay is not None:
             self._update_ema()
 
@@ -157,6 +162,7 @@ class SAGAN(keras.Model):
         }
         for name, value in values.items():
             self.trackers[name].update_state(value * replicas)
+        self.trackers["g_grad_norm"].update_state(g_grad_norm)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def _update_ema(self):
