@@ -1,0 +1,24 @@
+"""The benchmark tools run and print their figures (speed targets live in the tools, never in tests)."""
+
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_bench_train_runs_and_reports(tmp_path):
+    output = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "tools/bench_train.py", "--gin_file=synthetic.gin", "--gin_param=Generator.base_channels = 4",
+         "--gin_param=Discriminator.base_channels = 4", "--batch=8", "--steps=2", "--warmup=1", "--nomeasure_peak",
+         f"--json={output}"],
+        capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(output.read_text())
+    assert figures["global_batch"] == 8 and figures["resolution"] == 32 and figures["num_classes"] == 10
+    assert figures["images_per_second"] > 0 and figures["ms_per_iteration"] > 0
+    assert figures["gflop_per_iteration"] > 0.1  # convolutions and matmuls of D and G, forward and backward
+    assert figures["peak_host_rss_gib"] > 0.1
+    assert "images_per_second" in result.stdout

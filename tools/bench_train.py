@@ -1,0 +1,146 @@
+"""Times full SAGAN training iterations (D step + G step) of a gin config and prints the figures.
+
+    python tools/bench_train.py --gin_file=synthetic.gin [--batch=64] [--steps=4] [--xla] \
+        [--mixed_precision=mixed_bfloat16] [--attention_block_size=512] [--threads=2]
+
+Data are random tensors of the config's resolution and class count (read from `build_input`, or
+--resolution / --num_classes for configs whose data are not on this machine, e.g. imagenet.gin), so
+the figures are the model's, not the input pipeline's (`tools/bench_input.py` measures that). After
+--warmup iterations (tracing, XLA compilation), --steps iterations are timed one by one; the median
+is reported. FLOPs per iteration are counted by TensorFlow's graph profiler on the traced train
+step (forward and backward of D and G, optimiser updates included). The machine's float32
+matrix-product rate (a 4096^3 matmul) is measured too, so the achieved FLOP/s can be read against it.
+"""
+
+import json
+import resource
+import statistics
+import time
+
+from absl import app, flags
+
+flags.DEFINE_multi_string("gin_file", ["synthetic.gin"], "gin files (names in gin/ or paths).")
+flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings.")
+flags.DEFINE_integer("batch", None, "Global batch (default: the config's build_input.global_batch_size).")
+flags.DEFINE_integer("resolution", None, "Resolution (default: the config's data).")
+flags.DEFINE_integer("num_classes", None, "Classes (default: the config's data).")
+flags.DEFINE_integer("steps", 4, "Timed iterations.")
+flags.DEFINE_integer("warmup", 1, "Untimed iterations first.")
+flags.DEFINE_bool("xla", False, "jit_compile the train step.")
+flags.DEFINE_string("mixed_precision", None, "None, 'mixed_bfloat16' or 'mixed_float16'.")
+flags.DEFINE_integer("attention_block_size", None, "Query block size of the blocked attention path (G and D).")
+flags.DEFINE_integer("threads", None, "TensorFlow intra-op threads (default: all cores).")
+flags.DEFINE_bool("measure_peak", True, "Also time a 4096^3 float32 matmul (the machine's ceiling).")
+flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+FLAGS = flags.FLAGS
+
+
+def matmul_rate(size=4096, repeats=5):
+    """GFLOP/s of a float32 [size, size] x [size, size] product on this machine."""
+    import tensorflow as tf
+
+    a, b = tf.random.normal([size, size]), tf.random.normal([size, size])
+    product = tf.function(tf.matmul)
+    product(a, b).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        result = product(a, b)
+    result.numpy()
+    return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def count_flops(concrete_function):
+    """Floating-point operations of one call of a traced tf.function (TF's graph profiler)."""
+    from tensorflow.python.profiler import model_analyzer, option_builder
+
+    options = option_builder.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return model_analyzer.profile(concrete_function.graph, options=options).total_float_ops
+
+
+def data_facts(batch, resolution, num_classes):
+    """(global batch, resolution, num_classes, channels) from the flags, else from the gin config's data."""
+    import gin
+
+    from sagan_tf.data.pipeline import build_input
+
+    if resolution is not None and num_classes is not None:
+        channels = gin.query_parameter("build_input.channels") if _bound("build_input.channels") else 3
+        batch = batch or gin.query_parameter("build_input.global_batch_size")
+        return batch, resolution, num_classes, channels
+    spec = build_input(**({"global_batch_size": batch} if batch else {}))
+    return spec.global_batch_size, resolution or spec.resolution, (
+        spec.num_classes if num_classes is None else num_classes), spec.channels
+
+
+def _bound(name):
+    import gin
+
+    try:
+        gin.query_parameter(name)
+        return True
+    except ValueError:
+        return False
+
+
+def main(argv):
+    del argv
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    if FLAGS.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+    from sagan_tf import config, restore, trainer
+
+    params = list(FLAGS.gin_param)
+    if FLAGS.attention_block_size:
+        params += [f"Generator.attention_block_size = {FLAGS.attention_block_size}",
+                   f"Discriminator.attention_block_size = {FLAGS.attention_block_size}"]
+    config.parse(FLAGS.gin_file, params)
+    batch, resolution, num_classes, channels = data_facts(FLAGS.batch, FLAGS.resolution, FLAGS.num_classes)
+    keras.mixed_precision.set_dtype_policy(FLAGS.mixed_precision or "float32")
+    model = trainer.build_model(restore.DataFacts(num_classes, resolution, channels))
+    model.compile(keras.optimizers.Adam(1e-4, 0.0, 0.9), keras.optimizers.Adam(4e-4, 0.0, 0.9))
+    rng = np.random.RandomState(0)
+    images = tf.constant(rng.uniform(-1, 1, (batch, resolution, resolution, channels)).astype(np.float32))
+    labels = tf.constant(rng.randint(0, max(num_classes, 1), batch).astype(np.int32))
+    step = tf.function(model.train_step, jit_compile=FLAGS.xla)
+    flops = count_flops(step.get_concrete_function((images, labels)))
+    for _ in range(FLAGS.warmup):
+        step((images, labels))["d_loss"].numpy()
+    times = []
+    for _ in range(FLAGS.steps):
+        start = time.perf_counter()
+        step((images, labels))["d_loss"].numpy()
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB
+    g_params = sum(int(np.prod(w.shape)) for w in model.generator.trainable_weights)
+    d_params = sum(int(np.prod(w.shape)) for w in model.discriminator.trainable_weights)
+    figures = {
+        "gin_files": FLAGS.gin_file, "resolution": resolution, "global_batch": batch, "num_classes": num_classes,
+        "g_params": g_params, "d_params": d_params, "xla": FLAGS.xla, "mixed_precision": FLAGS.mixed_precision,
+        "attention_block_size": FLAGS.attention_block_size, "threads": FLAGS.threads,
+        "ms_per_iteration": 1000 * seconds, "images_per_second": batch / seconds,
+        "gflop_per_iteration": flops / 1e9, "gflop_per_second": flops / 1e9 / seconds,
+        "peak_host_rss_gib": peak_rss, "iterations_timed": FLAGS.steps,
+    }
+    if tf.config.list_physical_devices("GPU"):
+        figures["peak_device_memory_gib"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 30
+    if FLAGS.measure_peak:
+        figures["matmul_gflop_per_second"] = matmul_rate()
+        figures["fraction_of_matmul_rate"] = figures["gflop_per_second"] / figures["matmul_gflop_per_second"]
+    for key in ("resolution", "global_batch", "g_params", "d_params", "ms_per_iteration", "images_per_second",
+                "gflop_per_iteration", "gflop_per_second", "matmul_gflop_per_second", "fraction_of_matmul_rate",
+                "peak_host_rss_gib"):
+        if key in figures:
+            value = figures[key]
+            print(f"{key:<26} {value:,.3f}" if isinstance(value, float) else f"{key:<26} {value:,}")
+    if FLAGS.json:
+        with open(FLAGS.json, "w") as f:
+            json.dump(figures, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
