@@ -152,8 +152,9 @@ def train(
         num_samples: images in the sample grid (fixed z and labels).
         seed: seed of the fixed sample z.
         eval_every: evaluate FID/KID/IS every this many steps (0: never) with the gin-configured
-            `Evaluator` against `evaluation_input()`; scalars go to `model_dir/eval`, the best-FID
-            checkpoint to `model_dir/best` (see `sagan_tf.eval.periodic`).
+            `Evaluator` against `evaluation_input()`, and once at step 0 on a fresh start (the
+            untrained generator); scalars go to `model_dir/eval`, the best-FID checkpoint (step 0
+            excluded) to `model_dir/best` (see `sagan_tf.eval.periodic`).
 
     Returns:
         The trained `SAGAN` model.
@@ -311,6 +312,8 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
     completed = False
     try:
         start, tick, images_seen = step(), time.time(), 0
+        if evaluation is not None and start == 0:  # the untrained generator: the curve's first point
+            evaluation(model, 0, track_best=False)
         while step() < num_steps and not preemption.requested:
             outputs = train_steps(iterator)
             images_seen += steps_per_execution * input_spec.global_batch_size

@@ -163,10 +163,11 @@ def _run(*args, timeout=600):
 def test_train_with_periodic_evaluation_then_evaluate_entry_point(tiny_run, tmp_path):
     model_dir = tiny_run
     lines = (model_dir / "eval" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["step"] for line in lines] == [2, 4]
+    assert [json.loads(line)["step"] for line in lines] == [0, 2, 4]  # 0: the untrained generator
     assert all(np.isfinite(json.loads(line)["fid"]) for line in lines)
     best = json.loads((model_dir / "eval" / "best.json").read_text())
-    assert best["fid"] == min(json.loads(line)["fid"] for line in lines)
+    assert best["step"] in (2, 4)  # step 0 is logged, never kept as the best
+    assert best["fid"] == min(json.loads(line)["fid"] for line in lines[1:])
     assert os.path.exists(best["checkpoint"] + ".index")
     assert any(name.startswith("events") for name in os.listdir(model_dir / "eval"))
 

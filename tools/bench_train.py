@@ -65,12 +65,22 @@ def data_facts(batch, resolution, num_classes):
     from sagan_tf.data.pipeline import build_input
 
     if resolution is not None and num_classes is not None:
-        channels = gin.query_parameter("build_input.channels") if _bound("build_input.channels") else 3
-        batch = batch or gin.query_parameter("build_input.global_batch_size")
+        channels = _query("build_input.channels") if _bound("build_input.channels") else 3
+        batch = batch or _query("build_input.global_batch_size")
         return batch, resolution, num_classes, channels
     spec = build_input(**({"global_batch_size": batch} if batch else {}))
     return spec.global_batch_size, resolution or spec.resolution, (
         spec.num_classes if num_classes is None else num_classes), spec.channels
+
+
+def _query(name):
+    """A gin binding's value, with macros (`%NAME`) evaluated."""
+    import gin
+
+    value = gin.query_parameter(name)
+    if isinstance(value, gin.config.ConfigurableReference) and value.evaluate:
+        value = value.scoped_configurable_fn()
+    return value
 
 
 def _bound(name):

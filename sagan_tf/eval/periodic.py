@@ -46,8 +46,11 @@ class PeriodicEvaluation:
                 self.best = json.load(f)
         self.writer = tf.summary.create_file_writer(self.eval_dir) if chief else tf.summary.create_noop_writer()
 
-    def __call__(self, model, step):
-        """Evaluates the sampling generator at `step`; returns the metrics dict."""
+    def __call__(self, model, step, track_best=True):
+        """Evaluates the sampling generator at `step`; returns the metrics dict.
+
+        With `track_best=False` (the untrained generator at step 0) the result is logged but never
+        becomes the best checkpoint."""
         results = self.evaluator.evaluate(model.sampling_generator, model.num_classes, self.input_spec)
         results["step"] = int(step)
         with self.writer.as_default(step=step):
@@ -55,7 +58,7 @@ class PeriodicEvaluation:
                 if key in results:
                     tf.summary.scalar(f"eval/{key}", results[key])
         self.writer.flush()
-        improved = "fid" in results and (self.best is None or results["fid"] < self.best["fid"])
+        improved = track_best and "fid" in results and (self.best is None or results["fid"] < self.best["fid"])
         if improved:  # every worker saves (collective); only the chief's files are kept
             path = self.manager.save(checkpoint_number=step)
             self.best = {**results, "checkpoint": path}

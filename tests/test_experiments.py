@@ -1,0 +1,144 @@
+"""tools/run_experiments.py: the experiment list, its resumable stages, the baselines and the report."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from inception_weights import requires_weights
+from PIL import Image
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("run_experiments", os.path.join(REPO, "tools", "run_experiments.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+runner = _load_tool()
+
+
+def _write(path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value))
+    return path
+
+
+def _spec(**changes):
+    spec = {"gin_files": ["synthetic.gin"], "num_steps": 2, "seeds": [0, 1],
+            "runs": [{"name": "a", "title": "(a) A"}, {"name": "b", "title": "(b) B"}]}
+    spec.update(changes)
+    return spec
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"runs": [{"name": "a"}, {"name": "a"}]}, "unique names"),
+    ({"runs": [{"name": "x/y"}]}, "unique names"),
+    ({"baselines": ["noise"]}, "Unknown baselines"),
+    ({"curve": {"run": "c", "eval_every": 1, "num_samples": 2}}, "curve's run 'c'"),
+])
+def test_spec_errors_name_the_problem(tmp_path, changes, message):
+    with pytest.raises(runner.SpecError, match=message):
+        runner.load_spec(str(_write(tmp_path / "spec.json", _spec(**changes))))
+    spec = _spec()
+    del spec["seeds"]
+    with pytest.raises(runner.SpecError, match="no 'seeds'"):
+        runner.load_spec(str(_write(tmp_path / "spec.json", spec)))
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(runner.SpecError, match="Cannot read"):
+        runner.load_spec(str(tmp_path / "bad.json"))
+
+
+def test_shipped_experiment_list_is_valid():
+    spec = runner.load_spec(os.path.join(REPO, "tools", "experiments", "fashion_mnist_ablations.json"))
+    assert [run["name"] for run in spec["runs"]] == ["a_sagan", "b_no_attention", "c_sn_d_only", "d_equal_lr"]
+    assert len(spec["seeds"]) > 1 and spec["evaluation"]["num_samples"] == 10000
+
+
+def test_latest_step_and_finished_runs_are_not_retrained(tmp_path):
+    directory = tmp_path / "a" / "seed_0"
+    assert runner.latest_step(str(directory)) == 0
+    (directory / "checkpoints").mkdir(parents=True)
+    (directory / "checkpoints" / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-250"\nall_model_checkpoint_paths: "ckpt-250"\n')
+    assert runner.latest_step(str(directory)) == 250
+    state = runner.train_run(_spec(num_steps=250), {"name": "a"}, 0, str(directory))  # no training launched
+    assert state["status"] == "trained"
+    _write(directory / "runner.json", {"status": "diverged", "train_seconds": 5.0})
+    assert runner.train_run(_spec(num_steps=500), {"name": "a"}, 0, str(directory))["status"] == "diverged"
+
+
+def test_pixel_gaussian_fits_per_class_moments():
+    rng = np.random.RandomState(0)
+    labels = rng.randint(0, 2, 400)
+    images = np.where(labels[:, None, None, None] == 0, -0.5, 0.25) + 0.1 * rng.randn(400, 4, 4, 1)
+    batches = [(images[i:i + 100].astype(np.float32), labels[i:i + 100]) for i in range(0, 400, 100)]
+    model = runner.PixelGaussian.fit(batches, 2, limit=400)
+    assert model.dim_z == 16
+    np.testing.assert_allclose(model.mean.numpy()[:, 0, 0, 0], [-0.5, 0.25], atol=0.03)
+    np.testing.assert_allclose(model.std.numpy()[:, 1, 2, 0], [0.1, 0.1], atol=0.03)
+    samples = model(rng.randn(500, 16).astype(np.float32), np.ones(500, np.int32) * 2 // 2).numpy()
+    assert samples.shape == (500, 4, 4, 1) and samples.min() >= -1 and samples.max() <= 1
+    assert abs(samples.mean() - 0.25) < 0.02 and abs(samples.std() - 0.1) < 0.02
+    clipped = runner.PixelGaussian(np.full((1, 2, 2, 1), 0.9), np.full((1, 2, 2, 1), 1.0))
+    assert clipped(np.full((3, 4), 5.0, np.float32)).numpy().max() == 1.0  # unconditional, clipped
+
+
+def test_report_mean_spread_baselines_and_curve(tmp_path):
+    spec = _spec(baselines=["pixel_gaussian"], curve={"run": "a", "seed": 0, "eval_every": 1, "num_samples": 24})
+    for name, seed, fid in (("a", 0, 10.0), ("a", 1, 14.0), ("b", 0, 30.0)):
+        directory = tmp_path / name / f"seed_{seed}"
+        _write(directory / "runner.json", {"status": "trained", "train_seconds": 60.0, "train_cpu_seconds": 240.0})
+        _write(directory / "final_eval.json", {"fid": fid, "kid": fid / 1000, "intra_fid": 2 * fid, "step": 2})
+    _write(tmp_path / "b" / "seed_1" / "runner.json", {"status": "diverged", "train_seconds": 6.0})
+    _write(tmp_path / "baselines" / "pixel_gaussian.json", {"fid": 200.0, "kid": 0.2, "intra_fid": 250.0})
+    (tmp_path / "a" / "seed_0" / "eval").mkdir()
+    (tmp_path / "a" / "seed_0" / "eval" / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": s, "fid": f, "kid": 0.1}) + "\n" for s, f in ((0, 300.0), (1, 50.0), (2, 20.0))))
+    results = runner.report(spec, str(tmp_path))
+    row_a, row_b = results["runs"]
+    assert row_a["fid"]["mean"] == pytest.approx(12.0) and row_a["fid"]["std"] == pytest.approx(np.std([10, 14], ddof=1))
+    assert row_b["fid"]["n"] == 1 and row_b["fid"]["std"] is None and row_b["seeds"]["1"]["status"] == "diverged"
+    assert row_a["seeds"]["0"]["train_minutes"] == pytest.approx(240 / 60 / os.cpu_count())
+    assert [p["fid"] for p in results["curve"]] == [300.0, 50.0, 20.0]
+    table = (tmp_path / "results.md").read_text()
+    assert "| (a) A | 12.0 ± 2.8 | 12.00 ± 2.83 | 24.0 ± 5.7 | 10.0, 14.0 |" in table
+    assert "| (b) B | 30.0 | 30.00 | 60.0 | 30.0, diverged |" in table
+    assert "| baseline: pixel gaussian | 200.0 | 200.00 | 250.0 |" in table
+    assert json.loads((tmp_path / "results.json").read_text())["runs"][0]["fid"]["mean"] == pytest.approx(12.0)
+    assert Image.open(tmp_path / "fid_curve.png").size[0] > 300
+
+
+@requires_weights
+def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
+    spec = {"gin_files": ["synthetic.gin"], "num_steps": 2, "seeds": [0],
+            "evaluation": {"num_samples": 24, "classifier": "port"},
+            "runs": [{"name": "tiny", "title": "tiny", "gin_params": [
+                "Generator.base_channels = 4", "Discriminator.base_channels = 4",
+                "build_input.global_batch_size = 4"]}]}
+    path = _write(tmp_path / "spec.json", spec)
+    out_dir = tmp_path / "out"
+    cmd = [sys.executable, "tools/run_experiments.py", f"--spec={path}", f"--out_dir={out_dir}"]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    directory = out_dir / "tiny" / "seed_0"
+    assert runner.latest_step(str(directory)) == 2
+    evaluation = json.loads((directory / "final_eval.json").read_text())
+    assert evaluation["step"] == 2 and evaluation["num_generated"] == 24 and np.isfinite(evaluation["fid"])
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["runs"][0]["fid"]["mean"] == pytest.approx(evaluation["fid"])
+    assert "| tiny |" in (out_dir / "results.md").read_text() and "| tiny |" in result.stdout
+    grid = Image.open(out_dir / "grids" / "tiny-seed_0.png")
+    assert grid.size[0] >= 10 * 32 and grid.size[1] >= 10 * 32  # 10 classes x 10 samples
+    # A second call finds every stage done: nothing is retrained or re-evaluated.
+    logged = (directory / "train.log").read_text().count("\n$ ")
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (directory / "train.log").read_text().count("\n$ ") == logged
+    assert json.loads((directory / "final_eval.json").read_text()) == evaluation
