@@ -3,6 +3,7 @@
 import pathlib
 
 import gin
+import numpy as np
 import pytest
 
 from sagan_tf import Discriminator, Generator, config
@@ -10,11 +11,14 @@ from sagan_tf import Discriminator, Generator, config
 GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"
 
 
-@pytest.mark.parametrize("path", sorted(set(GIN_DIR.glob("*.gin")) - {GIN_DIR / "base.gin"}), ids=lambda p: p.name)
+CONFIGS = sorted(set(GIN_DIR.glob("*.gin")) - {GIN_DIR / "base.gin"}) + sorted(GIN_DIR.glob("experiments/*.gin"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_config_parses_and_builds_its_networks(path):
-    config.parse([path.name])
+    config.parse([str(path.relative_to(GIN_DIR))])
     resolution = gin.query_parameter("%RESOLUTION")
-    assert resolution in (32, 128)
+    assert resolution in (32, 64, 128)
     assert gin.query_parameter("build_input.global_batch_size") >= 32
     Generator(num_classes=10, resolution=resolution)
     Discriminator(num_classes=10, resolution=resolution)
@@ -47,3 +51,21 @@ def test_imagenet_gin_is_the_paper_setup():
     assert [layer.name for layer in d.attention_layers] == ["attention32"]
     assert d._attention_after == (1,)  # after the second down-block
     assert g._attention_after == (2,)  # after the third up-block
+
+
+@pytest.mark.parametrize("files, num_classes, g_params, d_params", [
+    (["cifar10.gin"], 10, 4.39e6, 4.29e6),
+    (["imagenet64.gin"], 1000, 41.6e6, 20.6e6),
+    (["imagenet.gin", "ablations/attention_64.gin"], 1000, 42.0e6, 39.5e6),
+], ids=["32", "64", "128"])
+def test_benchmark_configs_have_the_reference_sizes(files, num_classes, g_params, d_params):
+    """The three configurations of the speed comparison have BigGAN-PyTorch's SA-GAN parameter counts."""
+    config.parse(files)
+    resolution = gin.query_parameter("%RESOLUTION")
+    count = lambda model: sum(int(np.prod(w.shape)) for w in model.trainable_weights)  # noqa: E731
+    generator = Generator(num_classes=num_classes, resolution=resolution)
+    generator.build()
+    discriminator = Discriminator(num_classes=num_classes, resolution=resolution)
+    discriminator.build((None, resolution, resolution, 3))
+    assert count(generator) == pytest.approx(g_params, rel=0.003)
+    assert count(discriminator) == pytest.approx(d_params, rel=0.003)

@@ -83,6 +83,29 @@ def test_mirrored_step_equals_single_device_step():
     assert expected <= mirrored_values["g_grad_norm"] <= 2 * expected
 
 
+def test_separate_discriminator_calls_match_the_joint_call():
+    """One D call on [real; fake] (the default) and two calls see the same logits up to the u update."""
+    images, labels = tf.random.uniform((4, 16, 16, 3), -1, 1, seed=3), tf.constant([0, 1, 2, 0])
+    init = _model()
+    init.build_all()
+    for _ in range(50):  # converge D's power iterations, so one more changes sigma only slightly
+        init.discriminator(images, labels, training=True)
+    results = {}
+    for joint in (True, False):
+        base = _model()
+        model = SAGAN(base.generator, base.discriminator, seed=7, joint_discriminator=joint)
+        model.build_all()
+        model.generator.set_weights(init.generator.get_weights())
+        model.discriminator.set_weights(init.discriminator.get_weights())
+        model.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1))
+        results[joint] = {k: float(v) for k, v in tf.function(model.train_step)((images, labels)).items()}
+        assert model.get_config()["joint_discriminator"] is joint
+    # Real logits come first in both paths, after the same single power iteration: equal.
+    np.testing.assert_allclose(results[False]["d_real"], results[True]["d_real"], rtol=1e-5, atol=1e-6)
+    # The separate fake call runs after a second (converged) power iteration: close.
+    np.testing.assert_allclose(results[False]["d_fake"], results[True]["d_fake"], rtol=1e-3)
+
+
 def test_ema_follows_the_generator():
     base = _model()
     model = SAGAN(base.generator, base.discriminator, ema_decay=0.5)

@@ -7,9 +7,13 @@ Data are random tensors of the config's resolution and class count (read from `b
 --resolution / --num_classes for configs whose data are not on this machine, e.g. imagenet.gin), so
 the figures are the model's, not the input pipeline's (`tools/bench_input.py` measures that). After
 --warmup iterations (tracing, XLA compilation), --steps iterations are timed one by one; the median
-is reported. FLOPs per iteration are counted by TensorFlow's graph profiler on the traced train
-step (forward and backward of D and G, optimiser updates included). The machine's float32
-matrix-product rate (a 4096^3 matmul) is measured too, so the achieved FLOP/s can be read against it.
+is reported. FLOPs are counted on the traced train step with the per-op statistics TensorFlow
+registers (nested functions included): `gflop_per_iteration` and the achieved GFLOP/s count the
+convolutions and matrix products of D and G, forward and backward (their gradients included), as the
+PyTorch reference figures do; `gflop_per_iteration_all_ops` adds the element-wise ops TensorFlow
+counts. The machine's float32 matrix-product rate (a 4096^3 matmul) is measured too, so the achieved
+FLOP/s can be read against it. `--separate_d_calls` times the slower variant that runs D twice
+(real, then fake) per D step instead of once on the concatenated batch.
 """
 
 import json
@@ -29,6 +33,7 @@ flags.DEFINE_integer("warmup", 1, "Untimed iterations first.")
 flags.DEFINE_bool("xla", False, "jit_compile the train step.")
 flags.DEFINE_string("mixed_precision", None, "None, 'mixed_bfloat16' or 'mixed_float16'.")
 flags.DEFINE_integer("attention_block_size", None, "Query block size of the blocked attention path (G and D).")
+flags.DEFINE_bool("separate_d_calls", False, "D on real and fake in two calls (default: one concatenated call).")
 flags.DEFINE_integer("threads", None, "TensorFlow intra-op threads (default: all cores).")
 flags.DEFINE_bool("measure_peak", True, "Also time a 4096^3 float32 matmul (the machine's ceiling).")
 flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
@@ -49,13 +54,37 @@ def matmul_rate(size=4096, repeats=5):
     return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def count_flops(concrete_function):
-    """Floating-point operations of one call of a traced tf.function (TF's graph profiler)."""
-    from tensorflow.python.profiler import model_analyzer, option_builder
+# The operations that the peer's figure counts ("convs + matmuls, forward and backward").
+MATMUL_CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "DepthwiseConv2dNative", "MatMul",
+                   "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 
-    options = option_builder.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return model_analyzer.profile(concrete_function.graph, options=options).total_float_ops
+
+def count_flops(graph):
+    """{op type: floating-point operations} of one call of a traced graph, nested functions included.
+
+    Uses the FLOP statistics TensorFlow registers per op type (2 per multiply-add for convolutions
+    and matrix products, their gradients included); ops without a registered count are skipped.
+    """
+    from tensorflow.python.framework import ops as tf_ops
+
+    counts = {}
+    for op in graph.get_operations():
+        for attr in ("f", "then_branch", "else_branch", "body", "cond"):
+            try:
+                name = op.get_attr(attr).name
+            except (ValueError, AttributeError):
+                continue
+            function = graph._get_function(name)  # noqa: SLF001  (no public accessor)
+            if function is not None and hasattr(function, "graph"):
+                for key, value in count_flops(function.graph).items():
+                    counts[key] = counts.get(key, 0) + value
+        try:
+            value = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value
+        except ValueError:  # no statistics registered for this op type
+            continue
+        if value:
+            counts[op.type] = counts.get(op.type, 0) + int(value)
+    return counts
 
 
 def data_facts(batch, resolution, num_classes):
@@ -104,6 +133,8 @@ def main(argv):
     from sagan_tf import config, restore, trainer
 
     params = list(FLAGS.gin_param)
+    if FLAGS.separate_d_calls:
+        params.append("SAGAN.joint_discriminator = False")
     if FLAGS.attention_block_size:
         params += [f"Generator.attention_block_size = {FLAGS.attention_block_size}",
                    f"Discriminator.attention_block_size = {FLAGS.attention_block_size}"]
@@ -116,7 +147,9 @@ def main(argv):
     images = tf.constant(rng.uniform(-1, 1, (batch, resolution, resolution, channels)).astype(np.float32))
     labels = tf.constant(rng.randint(0, max(num_classes, 1), batch).astype(np.int32))
     step = tf.function(model.train_step, jit_compile=FLAGS.xla)
-    flops = count_flops(step.get_concrete_function((images, labels)))
+    counts = count_flops(step.get_concrete_function((images, labels)).graph)
+    flops = sum(counts.values())
+    matmul_conv = sum(v for k, v in counts.items() if k in MATMUL_CONV_OPS)
     for _ in range(FLAGS.warmup):
         step((images, labels))["d_loss"].numpy()
     times = []
@@ -132,8 +165,11 @@ def main(argv):
         "gin_files": FLAGS.gin_file, "resolution": resolution, "global_batch": batch, "num_classes": num_classes,
         "g_params": g_params, "d_params": d_params, "xla": FLAGS.xla, "mixed_precision": FLAGS.mixed_precision,
         "attention_block_size": FLAGS.attention_block_size, "threads": FLAGS.threads,
+        "separate_d_calls": FLAGS.separate_d_calls,
         "ms_per_iteration": 1000 * seconds, "images_per_second": batch / seconds,
-        "gflop_per_iteration": flops / 1e9, "gflop_per_second": flops / 1e9 / seconds,
+        "gflop_per_iteration": matmul_conv / 1e9, "gflop_per_second": matmul_conv / 1e9 / seconds,
+        "gflop_per_iteration_all_ops": flops / 1e9,
+        "gflop_by_op": {k: v / 1e9 for k, v in sorted(counts.items(), key=lambda kv: -kv[1])},
         "peak_host_rss_gib": peak_rss, "iterations_timed": FLAGS.steps,
     }
     if tf.config.list_physical_devices("GPU"):
@@ -142,7 +178,7 @@ def main(argv):
         figures["matmul_gflop_per_second"] = matmul_rate()
         figures["fraction_of_matmul_rate"] = figures["gflop_per_second"] / figures["matmul_gflop_per_second"]
     for key in ("resolution", "global_batch", "g_params", "d_params", "ms_per_iteration", "images_per_second",
-                "gflop_per_iteration", "gflop_per_second", "matmul_gflop_per_second", "fraction_of_matmul_rate",
+                "gflop_per_iteration", "gflop_per_iteration_all_ops", "gflop_per_second", "matmul_gflop_per_second", "fraction_of_matmul_rate",
                 "peak_host_rss_gib"):
         if key in figures:
             value = figures[key]

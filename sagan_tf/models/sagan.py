@@ -28,6 +28,8 @@ class SAGAN(keras.Model):
             weights, used for samples, evaluation and export.
         ema_start_step: generator steps before the EMA starts averaging (it copies until then).
         seed: seed of z.
+        joint_discriminator: D sees the real and fake batches in one call on their concatenation
+            (one spectral-norm u update per D step, larger matrix products); False: two calls.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class SAGAN(keras.Model):
         ema_decay=None,
         ema_start_step=0,
         seed=0,
+        joint_discriminator=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -58,6 +61,7 @@ class SAGAN(keras.Model):
         self.ema_decay = ema_decay
         self.ema_start_step = ema_start_step
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.joint_discriminator = joint_discriminator
         self.trackers = {name: keras.metrics.Mean(name=name) for name in _TRACKED}
         self.ema_generator = None
 
@@ -124,10 +128,14 @@ class SAGAN(keras.Model):
             z, fake_labels = self.sample_z(batch), self._fake_labels(labels, batch)
             fakes = self.generator(z, fake_labels, training=True)
             with tf.GradientTape() as tape:
-                both = ops.concatenate([images, ops.cast(fakes, images.dtype)], axis=0)
-                both_labels = ops.concatenate([real_labels, fake_labels], axis=0) if cond else None
-                logits = self.discriminator(both, both_labels, training=True)
-                real_logits, fake_logits = logits[:batch], logits[batch:]
+                if self.joint_discriminator:
+                    both = ops.concatenate([images, ops.cast(fakes, images.dtype)], axis=0)
+                    both_labels = ops.concatenate([real_labels, fake_labels], axis=0) if cond else None
+                    logits = self.discriminator(both, both_labels, training=True)
+                    real_logits, fake_logits = logits[:batch], logits[batch:]
+                else:
+                    real_logits = self.discriminator(images, real_labels, training=True)
+                    fake_logits = self.discriminator(ops.cast(fakes, images.dtype), fake_labels, training=True)
                 d_loss = tf.nn.compute_average_loss(
                     self.d_loss_fn(real_logits, fake_logits), global_batch_size=global_batch
                 )
@@ -200,6 +208,7 @@ class SAGAN(keras.Model):
                 "fake_labels": self.fake_labels,
                 "ema_decay": self.ema_decay,
                 "ema_start_step": self.ema_start_step,
+                "joint_discriminator": self.joint_discriminator,
             }
         )
         return config
