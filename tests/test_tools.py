@@ -27,3 +27,19 @@ def test_bench_train_runs_and_reports(tmp_path):
     assert figures["gflop_per_iteration_all_ops"] > figures["gflop_per_iteration"]
     assert figures["peak_host_rss_gib"] > 0.1
     assert "images_per_second" in result.stdout
+
+
+def test_bench_attention_measures_both_paths_and_stops_trials_at_the_limit(tmp_path):
+    output = tmp_path / "attention.json"
+    # The equal-batch trials run; every largest-batch trial exceeds the tiny limit and is stopped.
+    result = subprocess.run(
+        [sys.executable, "tools/bench_attention.py", "--feature_size=8", "--channels=16", "--batch=2", "--max_batch=2",
+         "--block_size=16", "--steps=1", "--memory_limit_gib=0.05", f"--json={output}"],
+        capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(output.read_text())
+    for path in ("full", "blocked"):
+        equal = figures[f"{path}_equal_batch"]
+        assert equal["batch"] == 2 and equal["ms"] > 0 and equal["peak_rss_gib"] > 0.05
+        assert figures[f"{path}_largest_batch"] is None
+    assert result.stdout.count("over 0.05 GiB") == 2

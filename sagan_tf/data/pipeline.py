@@ -124,9 +124,12 @@ def build_input(
         image.set_shape([resolution, resolution, channels])
         return image, tf.cast(label, tf.int32)
 
-    def augment(image, label):
+    def augment(index, example):
+        image, label = example
         if random_flip:
-            image = tf.image.random_flip_left_right(image, seed=seed)
+            # Stateless, keyed by (seed, position in the stream): the iterator stays checkpointable
+            # (a stateful random op cannot be serialised) and a resumed run flips as a continuous one.
+            image = tf.image.stateless_random_flip_left_right(image, tf.stack([tf.cast(seed, tf.int64), index]))
         return image / 127.5 - 1.0, label
 
     def input_fn(input_context=None):
@@ -141,7 +144,7 @@ def build_input(
                 dataset = dataset.shuffle(10_000, seed=seed)
         if repeat:
             dataset = dataset.repeat()
-        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
         options = tf.data.Options()
         options.deterministic = deterministic
