@@ -7,6 +7,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from sagan_tf.layers import SelfAttention, attention_style_kwargs
+from sagan_tf.layers.attention import blocked_attention
 
 
 def _weights(conv):
@@ -108,6 +109,28 @@ class SelfAttentionTest(parameterized.TestCase, tf.test.TestCase):
 
         for g_full, g_blocked in zip(loss_and_grads(full), loss_and_grads(blocked)):
             self.assertAllClose(g_blocked, g_full, rtol=1e-4, atol=1e-5)
+
+    def test_blocked_function_in_graph_mode_and_bfloat16(self):
+        """blocked_attention's own backward equals autodiff of the plain formula, traced and in bfloat16."""
+        rng = np.random.RandomState(1)
+        q, k, v = (tf.constant(rng.randn(2, n, c).astype(np.float32)) for n, c in ((37, 4), (20, 4), (20, 6)))
+        weights = tf.constant(rng.randn(2, 37, 6).astype(np.float32))
+
+        def loss_and_grads(fn, dtype):
+            with tf.GradientTape() as tape:
+                inputs = [tf.cast(t, dtype) for t in (q, k, v)]
+                tape.watch(inputs)
+                loss = tf.reduce_sum(tf.cast(fn(*inputs), tf.float32) * weights)
+            return [loss, *tape.gradient(loss, inputs)]
+
+        plain = lambda q, k, v: tf.matmul(  # noqa: E731
+            tf.cast(tf.nn.softmax(tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)), v.dtype), v)
+        for dtype, tol in ((tf.float32, 1e-5), (tf.bfloat16, 0.05)):
+            expected = loss_and_grads(plain, tf.float32)
+            got = tf.function(lambda: loss_and_grads(lambda *a: blocked_attention(*a, block_size=8), dtype))()
+            for a, b in zip(got, expected):
+                self.assertEqual(a.dtype, dtype if a.shape.rank else tf.float32)
+                self.assertAllClose(tf.cast(a, tf.float32), b, rtol=tol, atol=tol * np.abs(b.numpy()).max())
 
     def test_softmax_in_float32_under_mixed_precision(self):
         layer = SelfAttention(**attention_style_kwargs("official"), dtype="mixed_float16")

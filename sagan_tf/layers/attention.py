@@ -26,6 +26,81 @@ def attention_style_kwargs(style):
     return dict(ATTENTION_STYLES[style])
 
 
+def _split_blocks(x, block_size, num_blocks):
+    """[B, N, C] -> [num_blocks, B, block_size, C], zero-padding N up to num_blocks * block_size."""
+    n = x.shape[1]
+    x = tf.pad(x, [[0, 0], [0, num_blocks * block_size - n], [0, 0]])
+    x = tf.reshape(x, tf.stack([tf.shape(x)[0], num_blocks, block_size, x.shape[-1]]))
+    return tf.transpose(x, [1, 0, 2, 3])
+
+
+def _merge_blocks(x, n):
+    """[num_blocks, B, block_size, C] -> [B, n, C] (padding dropped)."""
+    x = tf.transpose(x, [1, 0, 2, 3])
+    x = tf.reshape(x, tf.stack([tf.shape(x)[0], -1, x.shape[-1]]))
+    return x[:, :n]
+
+
+def blocked_attention(queries, keys, values, block_size):
+    """softmax(queries keys^T) values, `block_size` query rows at a time, with a matching backward.
+
+    queries [B, N, Ck], keys [B, Nk, Ck], values [B, Nk, Cv] -> [B, N, Cv]; N must be static.
+
+    The forward pass keeps only the output and each row's log-sum-exp; the backward pass recomputes
+    each block's scores from them and accumulates the key and value gradients. Both passes run the
+    blocks sequentially (`tf.while_loop`, one iteration at a time), so the attention arrays held at
+    once are a few [B, block_size, Nk] ones, never [B, N, Nk]. Scores, softmax and the
+    accumulated gradients are float32; the matrix products run in the inputs' dtype.
+    """
+    n = queries.shape[1]
+    num_blocks = -(-n // block_size)
+    dtype = values.dtype
+
+    def scores(q, k):  # [B, b, Ck] x [B, Nk, Ck] -> float32 [B, b, Nk]
+        return tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)
+
+    @tf.custom_gradient
+    def attend(q, k, v):
+        q_blocks = _split_blocks(q, block_size, num_blocks)
+
+        def forward(i, out, lse):
+            s = scores(q_blocks[i], k)
+            row_lse = tf.reduce_logsumexp(s, axis=-1, keepdims=True)
+            o = tf.matmul(tf.cast(tf.exp(s - row_lse), dtype), v)
+            return i + 1, out.write(i, o), lse.write(i, row_lse)
+
+        _, out, lse = tf.while_loop(
+            lambda i, *_: i < num_blocks, forward,
+            (0, tf.TensorArray(dtype, num_blocks), tf.TensorArray(tf.float32, num_blocks)),
+            parallel_iterations=1)
+        out_blocks, lse_blocks = out.stack(), lse.stack()  # [nb, B, b, Cv], [nb, B, b, 1]
+
+        def grad(d_out):
+            d_blocks = _split_blocks(d_out, block_size, num_blocks)
+            # sum_j P_ij dP_ij = dO_i . O_i: the softmax gradient's correction per row.
+            delta = tf.reduce_sum(tf.cast(d_blocks, tf.float32) * tf.cast(out_blocks, tf.float32), -1, keepdims=True)
+
+            def backward(i, dq, dk, dv):
+                p = tf.exp(scores(q_blocks[i], k) - lse_blocks[i])  # [B, b, Nk]
+                d_o = d_blocks[i]
+                dv += tf.cast(tf.matmul(tf.cast(p, dtype), d_o, transpose_a=True), tf.float32)
+                dp = tf.cast(tf.matmul(d_o, v, transpose_b=True), tf.float32)
+                ds = tf.cast(p * (dp - delta[i]), q.dtype)
+                dk += tf.cast(tf.matmul(ds, q_blocks[i], transpose_a=True), tf.float32)
+                return i + 1, dq.write(i, tf.matmul(ds, k)), dk, dv
+
+            _, dq, dk, dv = tf.while_loop(
+                lambda i, *_: i < num_blocks, backward,
+                (0, tf.TensorArray(q.dtype, num_blocks), tf.zeros(tf.shape(k), tf.float32),
+                 tf.zeros(tf.shape(v), tf.float32)),
+                parallel_iterations=1)
+            return _merge_blocks(dq.stack(), n), tf.cast(dk, k.dtype), tf.cast(dv, v.dtype)
+
+        return _merge_blocks(out_blocks, n), grad
+
+    return attend(queries, keys, values)
+
+
 @keras.saving.register_keras_serializable(package="sagan_tf")
 class SelfAttention(keras.layers.Layer):
     """Self-attention over the positions of a feature map, with a residual gate gamma.
@@ -42,9 +117,10 @@ class SelfAttention(keras.layers.Layer):
     them, and `output_projection` adds a 1x1 convolution v from the value channels back to C, as in
     the released code. The returned attention map has shape [B, N, N_key]; its rows sum to 1.
 
-    `query_block_size` selects the memory-bounded path: queries are processed in blocks of that
-    many positions, so at most [B, block, N_key] scores exist at once (recomputed in the backward
-    pass); the result equals the full path. The softmax runs in float32 under mixed precision.
+    `query_block_size` selects the memory-bounded path (`blocked_attention`): queries are processed
+    in blocks of that many positions, one block after the other in the forward and the backward
+    pass, so at most a few [B, block, N_key] arrays exist at once instead of [B, N, N_key]; the
+    result and its gradients equal the full path's. The softmax runs in float32 under mixed precision.
 
     Args:
         key_channels: channels of f and g; default C // 8 (at least 1).
@@ -156,28 +232,16 @@ class SelfAttention(keras.layers.Layer):
         return outputs, attention
 
     def _attend_blocked(self, queries, keys, values, training, return_attention):
-        num_queries = queries.shape[1]
-        if num_queries is None:
+        if queries.shape[1] is None:
             raise ValueError("The blocked attention path needs a static feature-map size.")
-        outputs, maps = [], []
-
-        def block_output(q, k, v):  # keys and values are arguments so their gradients flow
-            return self._attend(q, k, v)[0]
-
-        # In training, recompute each block's scores in the backward pass instead of keeping
-        # them, so the peak memory is that of one block rather than of the full N x N_key map.
-        if training and not return_attention:
-            block_output = tf.recompute_grad(block_output)
-        for start in range(0, num_queries, self.query_block_size):
-            q = queries[:, start : start + self.query_block_size]
-            if return_attention:
-                out, attention = self._attend(q, keys, values)
-                maps.append(attention)
-            else:
-                out = block_output(q, keys, values)
+        if not return_attention:
+            return blocked_attention(queries, keys, values, self.query_block_size), None
+        outputs, maps = [], []  # the maps are wanted whole: plain blocks, no memory bound
+        for start in range(0, queries.shape[1], self.query_block_size):
+            out, attention = self._attend(queries[:, start : start + self.query_block_size], keys, values)
             outputs.append(out)
-        attention = ops.concatenate(maps, axis=1) if return_attention else None
-        return ops.concatenate(outputs, axis=1), attention
+            maps.append(attention)
+        return ops.concatenate(outputs, axis=1), ops.concatenate(maps, axis=1)
 
     def call(self, inputs, training=None, return_attention=False):
         shape = ops.shape(inputs)
