@@ -66,15 +66,15 @@ def test_missing_or_wrong_weights_fail_clearly(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def fashion_features():
-    """pool_3 of 600 Fashion-MNIST training images (random order) and of 300 noise images."""
+    """pool_3 of 400 Fashion-MNIST training images (random order) and of 150 noise images."""
     try:
         images, labels = sources.load_fashion_mnist("train")
     except sources.DataError as error:
         pytest.skip(str(error))
     rng = np.random.RandomState(0)
-    index = rng.permutation(len(images))[:600]
+    index = rng.permutation(len(images))[:400]
     real = images[index].astype(np.float32)[..., None] / 127.5 - 1.0
-    noise = rng.uniform(-1, 1, (300, 28, 28, 1)).astype(np.float32)
+    noise = rng.uniform(-1, 1, (150, 28, 28, 1)).astype(np.float32)
     port = classifiers.FIDInceptionPort()
 
     def features(x):
@@ -86,11 +86,11 @@ def fashion_features():
 @requires_weights
 def test_fid_orders_real_distributions(fashion_features):
     real, labels, noise = fashion_features
-    halves = metrics.frechet_distance(real[:300], real[300:])
-    versus_noise = metrics.frechet_distance(real[:300], noise)
+    halves = metrics.frechet_distance(real[:200], real[200:])
+    versus_noise = metrics.frechet_distance(real[:200], noise)
     across_classes = metrics.frechet_distance(real[labels < 5], real[labels >= 5])
     assert halves * 5 < versus_noise, (halves, versus_noise)
     assert halves * 1.5 < across_classes, (halves, across_classes)
-    kid_halves, _ = metrics.kernel_distance(real[:300], real[300:])
+    kid_halves, _ = metrics.kernel_distance(real[:200], real[200:])
     kid_classes, _ = metrics.kernel_distance(real[labels < 5], real[labels >= 5])
     assert abs(kid_halves) < 0.2 * kid_classes, (kid_halves, kid_classes)  # KID is unbiased: ~0 for equal sets
