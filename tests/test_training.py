@@ -218,6 +218,8 @@ def test_sigterm_checkpoints_and_sigkill_resumes(tmp_path):
 
     process = start(tmp_path / "kill")
     _wait_for(tmp_path / "kill" / "checkpoints" / "ckpt-3.index", process)
+    # The state file is written (atomically) after the index: killed before it, there is no checkpoint yet.
+    _wait_for(tmp_path / "kill" / "checkpoints" / "checkpoint", process)
     process.kill()
     process.communicate()
     # The checkpoint the state file names (a kill during a save can leave a newer, unregistered index).
