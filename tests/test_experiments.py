@@ -74,6 +74,20 @@ def test_latest_step_and_finished_runs_are_not_retrained(tmp_path):
     assert runner.train_run(_spec(num_steps=500), {"name": "a"}, 0, str(directory))["status"] == "diverged"
 
 
+def test_run_reports_its_cost_while_the_command_runs(tmp_path):
+    """A run's minutes are written as it goes, so a hard kill of the runner does not lose them."""
+    ticks = []
+    burn = "import time\nend = time.process_time() + 1.5\nwhile time.process_time() < end: pass\n"
+    code, seconds = runner._run([sys.executable, "-c", burn], str(tmp_path / "log"),
+                                on_tick=lambda wall, cpu: ticks.append((wall, cpu)), tick_seconds=0.3)
+    assert code == 0
+    assert len(ticks) >= 3  # at least two while running and one at the end
+    walls, cpus = zip(*ticks)
+    assert list(walls) == sorted(walls) and walls[-1] == pytest.approx(seconds, abs=0.5)
+    assert 0 < max(cpus[:-1]) <= cpus[-1]  # ticks mid-run already saw CPU time of the live process
+    assert cpus[-1] >= 1.4
+
+
 def test_pixel_gaussian_fits_per_class_moments():
     rng = np.random.RandomState(0)
     labels = rng.randint(0, 2, 400)

@@ -98,22 +98,47 @@ def _write_json(path, value):
     os.replace(path + ".tmp", path)
 
 
-def _run(cmd, log_path):
+def _process_cpu_seconds(pid):
+    """User + system CPU seconds of a live process (all its threads), from /proc; None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run(cmd, log_path, on_tick=None, tick_seconds=30.0):
     """Runs a command with its output appended to log_path; returns (exit code, seconds).
 
-    If this process is stopped (SIGTERM, Ctrl-C) the command gets SIGTERM and is waited for, so a
-    training run saves its checkpoint before the list stops."""
+    on_tick(wall_seconds, cpu_seconds) is called every tick_seconds while the command runs and once
+    at its end, so its cost is on disk even if this process is killed outright. If this process is
+    stopped (SIGTERM, Ctrl-C) the command gets SIGTERM and is waited for, so a training run saves
+    its checkpoint before the list stops."""
     start = time.time()
+    cpu_start = _children_cpu_seconds()
     with open(log_path, "a") as log:
         log.write(f"\n$ {' '.join(cmd)}\n")
         log.flush()
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        cpu = 0.0
         try:
-            code = process.wait()
+            while True:
+                try:
+                    code = process.wait(timeout=tick_seconds)
+                    break
+                except subprocess.TimeoutExpired:
+                    live = _process_cpu_seconds(process.pid)
+                    cpu = live if live is not None else (time.time() - start) * os.cpu_count()
+                    if on_tick:
+                        on_tick(time.time() - start, cpu)
         except BaseException:
             process.send_signal(signal.SIGTERM)
             process.wait()
             raise
+        finally:
+            if on_tick and process.returncode is not None:
+                on_tick(time.time() - start, max(cpu, _children_cpu_seconds() - cpu_start))
     return code, time.time() - start
 
 
@@ -148,13 +173,13 @@ def train_run(spec, run, seed, directory):
     cmd += [f"--gin_file={f}" for f in [*spec["gin_files"], *run.get("gin_files", [])]]
     cmd += [f"--gin_param={p}" for p in params]
     print(f"[{run['name']} seed {seed}] training from step {latest_step(directory)} to {spec['num_steps']}", flush=True)
-    start, cpu = time.time(), _children_cpu_seconds()
-    try:
-        code, _ = _run(cmd, os.path.join(directory, "train.log"))
-    finally:  # the minutes of an interrupted segment count too
-        state["train_seconds"] += time.time() - start
-        state["train_cpu_seconds"] = state.get("train_cpu_seconds", 0.0) + _children_cpu_seconds() - cpu
+    wall_before, cpu_before = state["train_seconds"], state.get("train_cpu_seconds", 0.0)
+
+    def record(wall, cpu):  # kept on disk as the run goes: a hard kill loses at most one tick
+        state["train_seconds"], state["train_cpu_seconds"] = wall_before + wall, cpu_before + cpu
         _write_json(state_path, state)
+
+    code, _ = _run(cmd, os.path.join(directory, "train.log"), on_tick=record)
     if code == 0 and latest_step(directory) >= spec["num_steps"]:
         state["status"] = "trained"
     elif code == 3:
