@@ -74,6 +74,32 @@ def test_latest_step_and_finished_runs_are_not_retrained(tmp_path):
     assert runner.train_run(_spec(num_steps=500), {"name": "a"}, 0, str(directory))["status"] == "diverged"
 
 
+def test_recorded_run_without_checkpoints_is_kept(tmp_path):
+    """A run list committed without checkpoints (results/.gitignore) resumes elsewhere with its runs done."""
+    directory = tmp_path / "a" / "seed_0"
+    _write(directory / "runner.json", {"status": "trained", "train_seconds": 60.0, "step": 250})
+    recorded = {"step": 250, "fid": 42.0, "kid": 0.01, "intra_fid": 80.0}
+    _write(directory / "final_eval.json", recorded)
+    grid = tmp_path / "grids" / "a-seed_0.png"
+    grid.parent.mkdir()
+    Image.new("RGB", (4, 4)).save(grid)
+    os.utime(grid, (0, 0))  # a checkout gives files arbitrary times: older than the evaluation here
+    spec = _spec(num_steps=250, seeds=[0])
+    assert runner.train_run(spec, {"name": "a"}, 0, str(directory))["status"] == "trained"
+    assert runner.evaluate_run(spec, str(directory)) == recorded  # no evaluation is launched
+    runner.draw_grid(str(directory), str(grid))  # no sampling is launched (it would fail: no checkpoint)
+    assert os.path.getmtime(grid) == 0
+    row = runner.summarise(spec, str(tmp_path))["runs"][0]
+    assert row["seeds"]["0"]["step"] == 250 and row["fid"]["mean"] == 42.0
+    ignore = os.path.join(REPO, "results", ".gitignore")
+    check = subprocess.run(["git", "check-ignore", "--no-index", "results/x/a/seed_0/checkpoints/ckpt-1.index",
+                            "results/x/a/seed_0/runner.json", "results/x/grids/a-seed_0.png"],
+                           capture_output=True, text=True, cwd=REPO)
+    assert os.path.exists(ignore)
+    if check.returncode in (0, 1):  # git is here: checkpoints are ignored, the records are not
+        assert check.stdout.split() == ["results/x/a/seed_0/checkpoints/ckpt-1.index"]
+
+
 def test_run_reports_its_cost_while_the_command_runs(tmp_path):
     """A run's minutes are written as it goes, so a hard kill of the runner does not lose them."""
     ticks = []

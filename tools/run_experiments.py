@@ -1,7 +1,7 @@
 """Trains a list of gin configs for a fixed step budget, evaluates each, and writes a results table.
 
     python tools/run_experiments.py --spec=tools/experiments/fashion_mnist_ablations.json \
-        --out_dir=runs/fashion_mnist_ablations
+        --out_dir=results/fashion_mnist_ablations
 
 The spec (JSON) names the shared gin files, the step budget, the seeds, the evaluation (samples,
 classifier), the runs (name, title, extra gin files and bindings), the no-training baselines and
@@ -20,6 +20,10 @@ the real images). Every stage is skipped when its output exists, so a stopped li
 was (stop it with SIGTERM or Ctrl-C: training saves a checkpoint first). The table (mean and spread
 over seeds) goes to OUT_DIR/results.md and results.json, the curve to OUT_DIR/fid_curve.png.
 `--report_only` rewrites the table and the plot from what exists.
+
+A finished run is kept by its small records alone (runner.json, final_eval.json, eval/metrics.jsonl,
+the grid): a run list whose OUT_DIR is committed without its checkpoints (see the .gitignore in
+results/) resumes on another machine with those runs done, and trains only what is missing.
 """
 
 import json
@@ -161,6 +165,7 @@ def train_run(spec, run, seed, directory):
     state = _read_json(state_path, {"status": "new", "train_seconds": 0.0})
     if state["status"] in ("trained", "diverged") or latest_step(directory) >= spec["num_steps"]:
         state["status"] = "diverged" if state["status"] == "diverged" else "trained"
+        state["step"] = max(latest_step(directory), state.get("step", 0))
         return state
     os.makedirs(directory, exist_ok=True)
     params = [f"train.num_steps = {spec['num_steps']}", f"SAGAN.seed = {seed}", f"build_input.seed = {seed}"]
@@ -180,7 +185,8 @@ def train_run(spec, run, seed, directory):
         _write_json(state_path, state)
 
     code, _ = _run(cmd, os.path.join(directory, "train.log"), on_tick=record)
-    if code == 0 and latest_step(directory) >= spec["num_steps"]:
+    state["step"] = latest_step(directory)
+    if code == 0 and state["step"] >= spec["num_steps"]:
         state["status"] = "trained"
     elif code == 3:
         state["status"] = "diverged"
@@ -202,7 +208,8 @@ def evaluate_run(spec, directory):
     """Evaluates the latest checkpoint into directory/final_eval.json (skipped if it exists)."""
     output = os.path.join(directory, "final_eval.json")
     previous = _read_json(output)
-    if previous is None or previous.get("step") != latest_step(directory):  # none, or of an earlier budget
+    step = latest_step(directory)  # 0: the checkpoints are not on this machine; a recorded result stands
+    if previous is None or (step and previous.get("step") != step):  # none, or of an earlier budget
         cmd = [sys.executable, "-m", "sagan_tf.evaluate", f"--model_dir={directory}", f"--output={output}.part",
                *evaluation_flags(spec)]
         code, seconds = _run(cmd, os.path.join(directory, "eval.log"))
@@ -218,6 +225,8 @@ def evaluate_run(spec, directory):
 def draw_grid(directory, path):
     """One row per class from the latest checkpoint; redrawn when the evaluation is newer."""
     evaluated = os.path.join(directory, "final_eval.json")
+    if os.path.exists(path) and not latest_step(directory):
+        return  # a recorded run without its checkpoints: its grid stands
     if not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(evaluated):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         cmd = [sys.executable, os.path.join(REPO, "tools", "sample.py"), f"--model_dir={directory}",
@@ -328,7 +337,7 @@ def summarise(spec, out_dir):
             cpu_minutes = state.get("train_cpu_seconds", state["train_seconds"] * os.cpu_count()) / 60
             entry = {"status": state["status"], "train_minutes": cpu_minutes / os.cpu_count(),
                      "train_wall_minutes": state["train_seconds"] / 60,
-                     "step": latest_step(directory)}
+                     "step": latest_step(directory) or state.get("step", 0)}
             if result:
                 entry.update({k: result.get(k) for k in METRICS})
             seeds[str(seed)] = entry
