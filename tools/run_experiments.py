@@ -449,6 +449,7 @@ def main(argv):
     os.makedirs(out_dir, exist_ok=True)
     os.environ.setdefault("SAGAN_TF_CACHE", os.path.join(os.path.abspath(out_dir), "cache"))
     if FLAGS.baseline:
+        os.makedirs(os.path.join(out_dir, "baselines"), exist_ok=True)  # also when called on its own
         _write_json(os.path.join(out_dir, "baselines", f"{FLAGS.baseline}.json"), evaluate_baseline(spec, FLAGS.baseline))
         return
     if not FLAGS.report_only:
