@@ -131,25 +131,29 @@ def test_pixel_gaussian_fits_per_class_moments():
 
 
 def test_report_mean_spread_baselines_and_curve(tmp_path):
-    spec = _spec(baselines=["pixel_gaussian"], curve={"run": "a", "seed": 0, "eval_every": 1, "num_samples": 24})
+    spec = _spec(baselines=["pixel_gaussian"], curve={"run": "a", "seed": 0, "eval_every": 1, "num_samples": 24},
+                 runs=[{"name": "a", "title": "(a) A"}, {"name": "b", "title": "(b) B"}, {"name": "c", "title": "(c) C"}])
     for name, seed, fid in (("a", 0, 10.0), ("a", 1, 14.0), ("b", 0, 30.0)):
         directory = tmp_path / name / f"seed_{seed}"
         _write(directory / "runner.json", {"status": "trained", "train_seconds": 60.0, "train_cpu_seconds": 240.0})
         _write(directory / "final_eval.json", {"fid": fid, "kid": fid / 1000, "intra_fid": 2 * fid, "step": 2})
     _write(tmp_path / "b" / "seed_1" / "runner.json", {"status": "diverged", "train_seconds": 6.0})
+    _write(tmp_path / "c" / "seed_0" / "runner.json", {"status": "training", "train_seconds": 6.0})
     _write(tmp_path / "baselines" / "pixel_gaussian.json", {"fid": 200.0, "kid": 0.2, "intra_fid": 250.0})
     (tmp_path / "a" / "seed_0" / "eval").mkdir()
     (tmp_path / "a" / "seed_0" / "eval" / "metrics.jsonl").write_text(
         "".join(json.dumps({"step": s, "fid": f, "kid": 0.1}) + "\n" for s, f in ((0, 300.0), (1, 50.0), (2, 20.0))))
     results = runner.report(spec, str(tmp_path))
-    row_a, row_b = results["runs"]
+    row_a, row_b, _ = results["runs"]
     assert row_a["fid"]["mean"] == pytest.approx(12.0) and row_a["fid"]["std"] == pytest.approx(np.std([10, 14], ddof=1))
     assert row_b["fid"]["n"] == 1 and row_b["fid"]["std"] is None and row_b["seeds"]["1"]["status"] == "diverged"
     assert row_a["seeds"]["0"]["train_minutes"] == pytest.approx(240 / 60 / os.cpu_count())
     assert [p["fid"] for p in results["curve"]] == [300.0, 50.0, 20.0]
     table = (tmp_path / "results.md").read_text()
-    assert "| (a) A | 12.0 ± 2.8 | 12.00 ± 2.83 | 24.0 ± 5.7 | 10.0, 14.0 |" in table
-    assert "| (b) B | 30.0 | 30.00 | 60.0 | 30.0, diverged |" in table
+    assert "| (a) A | 12.0 ± 2.8 | 12.00 ± 2.83 | 24.0 ± 5.7 | 0: 10.0; 1: 14.0 " \
+        f"| {240 / 60 / os.cpu_count():.0f} |" in table
+    assert "| (b) B | 30.0 | 30.00 | 60.0 | 0: 30.0; 1: diverged |" in table
+    assert "| (c) C | - | - | - | 0: training; 1: not run | - |" in table  # minutes of finished seeds only
     assert "| baseline: pixel gaussian | 200.0 | 200.00 | 250.0 |" in table
     assert json.loads((tmp_path / "results.json").read_text())["runs"][0]["fid"]["mean"] == pytest.approx(12.0)
     assert Image.open(tmp_path / "fid_curve.png").size[0] > 300

@@ -386,6 +386,15 @@ def _cell(summary, key, digits=1):
     return text + (f" ± {std * scale:.{digits}f}" if std is not None else "")
 
 
+def _seed_cell(entry):
+    """One seed's FID, or where it stands ("not run", "training", "diverged")."""
+    if entry is None:
+        return "not run"
+    if entry.get("fid") is not None:
+        return f"{entry['fid']:.1f}"
+    return "training" if entry["status"] in ("new", "training") else entry["status"]
+
+
 def markdown(results):
     """The results as a markdown table with its budget and device."""
     evaluation = results["evaluation"]
@@ -393,13 +402,13 @@ def markdown(results):
              f"{results['device']}. FID / KID x 1000 / intra-class FID on {evaluation.get('num_samples')} "
              f"generated images against as many real ones, classifier `{evaluation.get('classifier')}`; "
              "mean ± standard deviation over seeds.", "",
-             "| run | FID | KID x 1000 | intra-FID | per-seed FID | minutes / run (CPU time / cores) |", "|---|---|---|---|---|---|"]
+             "| run | FID | KID x 1000 | intra-FID | FID per seed | minutes / run (CPU time / cores) |", "|---|---|---|---|---|---|"]
     for row in results["runs"]:
-        per_seed = ", ".join(
-            f"{s['fid']:.1f}" if s.get("fid") is not None else s["status"] for s in row["seeds"].values()) or "-"
-        minutes = [s["train_minutes"] for s in row["seeds"].values()]
+        per_seed = "; ".join(f"{seed}: {_seed_cell(row['seeds'].get(str(seed)))}" for seed in results["seeds"])
+        # Minutes of the finished seeds only: a run still training would pull the mean down.
+        minutes = [s["train_minutes"] for s in row["seeds"].values() if s["status"] in ("trained", "diverged")]
         lines.append(f"| {row['title']} | {_cell(row, 'fid')} | {_cell(row, 'kid', 2)} | {_cell(row, 'intra_fid')} "
-                     f"| {per_seed} | {statistics.fmean(minutes):.0f} |" if minutes else f"| {row['title']} | - | - | - | - | - |")
+                     f"| {per_seed} | {f'{statistics.fmean(minutes):.0f}' if minutes else '-'} |")
     for name, values in results["baselines"].items():
         cells = [f"{values[k] * (1000 if k == 'kid' else 1):.{2 if k == 'kid' else 1}f}"
                  if values.get(k) is not None else "-" for k in METRICS]
