@@ -133,9 +133,11 @@ def test_pixel_gaussian_fits_per_class_moments():
 def test_report_mean_spread_baselines_and_curve(tmp_path):
     spec = _spec(baselines=["pixel_gaussian"], curve={"run": "a", "seed": 0, "eval_every": 1, "num_samples": 24},
                  runs=[{"name": "a", "title": "(a) A"}, {"name": "b", "title": "(b) B"}, {"name": "c", "title": "(c) C"}])
-    for name, seed, fid in (("a", 0, 10.0), ("a", 1, 14.0), ("b", 0, 30.0)):
+    for name, seed, fid, devices in (("a", 0, 10.0, ["cpu X, 2 cores"]), ("a", 1, 14.0, ["cpu X, 2 cores"]),
+                                     ("b", 0, 30.0, [])):  # b/0: a record older than the device field
         directory = tmp_path / name / f"seed_{seed}"
-        _write(directory / "runner.json", {"status": "trained", "train_seconds": 60.0, "train_cpu_seconds": 240.0})
+        _write(directory / "runner.json", {"status": "trained", "train_seconds": 60.0, "train_cpu_seconds": 240.0,
+                                           **({"devices": devices} if devices else {})})
         _write(directory / "final_eval.json", {"fid": fid, "kid": fid / 1000, "intra_fid": 2 * fid, "step": 2})
     _write(tmp_path / "b" / "seed_1" / "runner.json", {"status": "diverged", "train_seconds": 6.0})
     _write(tmp_path / "c" / "seed_0" / "runner.json", {"status": "training", "train_seconds": 6.0})
@@ -149,7 +151,10 @@ def test_report_mean_spread_baselines_and_curve(tmp_path):
     assert row_b["fid"]["n"] == 1 and row_b["fid"]["std"] is None and row_b["seeds"]["1"]["status"] == "diverged"
     assert row_a["seeds"]["0"]["train_minutes"] == pytest.approx(240 / 60 / os.cpu_count())
     assert [p["fid"] for p in results["curve"]] == [300.0, 50.0, 20.0]
+    # Devices of the finished seeds only (b/1 diverged without a device counts as not recorded; c/0 is training).
+    assert results["devices"] == {"cpu X, 2 cores": 2, "not recorded": 2}
     table = (tmp_path / "results.md").read_text()
+    assert "; devices: cpu X, 2 cores (2 seeds); not recorded (2 seeds). FID" in table
     assert "| (a) A | 12.0 ± 2.8 | 12.00 ± 2.83 | 24.0 ± 5.7 | 0: 10.0; 1: 14.0 " \
         f"| {240 / 60 / os.cpu_count():.0f} |" in table
     assert "| (b) B | 30.0 | 30.00 | 60.0 | 0: 30.0; 1: diverged |" in table
@@ -173,6 +178,7 @@ def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     directory = out_dir / "tiny" / "seed_0"
     assert runner.latest_step(str(directory)) == 2
+    assert json.loads((directory / "runner.json").read_text())["devices"] == [runner.device()]
     evaluation = json.loads((directory / "final_eval.json").read_text())
     assert evaluation["step"] == 2 and evaluation["num_generated"] == 24 and np.isfinite(evaluation["fid"])
     results = json.loads((out_dir / "results.json").read_text())
@@ -186,3 +192,10 @@ def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (directory / "train.log").read_text().count("\n$ ") == logged
     assert json.loads((directory / "final_eval.json").read_text()) == evaluation
+
+
+def test_table_names_one_device_or_each():
+    base = {"num_steps": 2, "seeds": [0], "evaluation": {}, "runs": [], "baselines": {}, "report_device": "here"}
+    assert "; device: cpu X, 2 cores. FID" in runner.markdown({**base, "devices": {"cpu X, 2 cores": 3}})
+    assert "; devices: not recorded (1 seed). FID" in runner.markdown({**base, "devices": {"not recorded": 1}})
+    assert "; device: here. FID" in runner.markdown({**base, "devices": {}})  # nothing finished yet

@@ -179,6 +179,8 @@ def train_run(spec, run, seed, directory):
     cmd += [f"--gin_param={p}" for p in params]
     print(f"[{run['name']} seed {seed}] training from step {latest_step(directory)} to {spec['num_steps']}", flush=True)
     wall_before, cpu_before = state["train_seconds"], state.get("train_cpu_seconds", 0.0)
+    # Every machine the run trained on (a resumed run may span several): its figures depend on them.
+    state["devices"] = [*[d for d in state.get("devices", []) if d != device()], device()]
 
     def record(wall, cpu):  # kept on disk as the run goes: a hard kill loses at most one tick
         state["train_seconds"], state["train_cpu_seconds"] = wall_before + wall, cpu_before + cpu
@@ -337,7 +339,7 @@ def summarise(spec, out_dir):
             cpu_minutes = state.get("train_cpu_seconds", state["train_seconds"] * os.cpu_count()) / 60
             entry = {"status": state["status"], "train_minutes": cpu_minutes / os.cpu_count(),
                      "train_wall_minutes": state["train_seconds"] / 60,
-                     "step": latest_step(directory) or state.get("step", 0)}
+                     "step": latest_step(directory) or state.get("step", 0), "devices": state.get("devices", [])}
             if result:
                 entry.update({k: result.get(k) for k in METRICS})
             seeds[str(seed)] = entry
@@ -361,17 +363,32 @@ def summarise(spec, out_dir):
             with open(path) as f:
                 curve = [{k: json.loads(line).get(k) for k in ("step", "fid", "kid")} for line in f if line.strip()]
     return {"description": spec.get("description", ""), "num_steps": spec["num_steps"], "seeds": spec["seeds"],
-            "evaluation": spec.get("evaluation", {}), "device": device(), "runs": rows, "baselines": baselines,
-            "curve": curve}
+            "evaluation": spec.get("evaluation", {}), "devices": devices_of(rows), "report_device": device(),
+            "runs": rows, "baselines": baselines, "curve": curve}
+
+
+def devices_of(rows):
+    """{device: number of finished seeds trained on it}, "not recorded" for records without one."""
+    counts = {}
+    for row in rows:
+        for entry in row["seeds"].values():
+            if entry["status"] not in ("trained", "diverged"):
+                continue
+            for name in entry["devices"] or ["not recorded"]:
+                counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def device():
-    """The CPU model and core count (the figures' machine)."""
+    """The CPU model, AVX-512 or not, and core count: what sets a run's speed (and its exact figures)."""
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+            lines = f.read().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
         model = names[0] if names else model
+        if any(line.startswith("flags") and " avx512f " in f"{line} " for line in lines):
+            model += ", AVX-512"
     except OSError:
         pass
     return f"{model}, {os.cpu_count()} cores"
@@ -398,8 +415,15 @@ def _seed_cell(entry):
 def markdown(results):
     """The results as a markdown table with its budget and device."""
     evaluation = results["evaluation"]
-    lines = [f"Budget: {results['num_steps']} generator steps per run, seeds {results['seeds']}; device: "
-             f"{results['device']}. FID / KID x 1000 / intra-class FID on {evaluation.get('num_samples')} "
+    devices = results["devices"]
+    if len(devices) == 1 and "not recorded" not in devices:
+        where = f"device: {next(iter(devices))}"
+    elif devices:
+        where = "devices: " + "; ".join(f"{name} ({count} seed{'s' if count > 1 else ''})"
+                                        for name, count in devices.items())
+    else:
+        where = f"device: {results['report_device']}"
+    lines = [f"Budget: {results['num_steps']} generator steps per run, seeds {results['seeds']}; {where}. FID / KID x 1000 / intra-class FID on {evaluation.get('num_samples')} "
              f"generated images against as many real ones, classifier `{evaluation.get('classifier')}`; "
              "mean ± standard deviation over seeds.", "",
              "| run | FID | KID x 1000 | intra-FID | FID per seed | minutes / run (CPU time / cores) |", "|---|---|---|---|---|---|"]
