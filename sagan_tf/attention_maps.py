@@ -8,6 +8,8 @@ image, and reshapes them to [H/p, W/p]; `attention_figure` overlays them on the 
 
 import numpy as np
 
+from sagan_tf import images as images_lib
+
 
 def default_queries(count):
     """`count` query points (y, x) in [0, 1)^2 spread over the image (a centred grid, row by row)."""
@@ -67,12 +69,6 @@ def overlay(image, heat, point):
     return _draw_dot(out, point)
 
 
-def to_uint8(images):
-    """float [B, R, R, C] in [-1, 1] -> uint8 [B, R, R, 3]."""
-    images = np.clip((np.asarray(images, np.float64) + 1.0) * 127.5, 0, 255).astype(np.uint8)
-    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
-
-
 def attention_figure(images, maps, points, layer_sizes=None, scale=1):
     """The paper-style figure as one uint8 image.
 
@@ -87,7 +83,7 @@ def attention_figure(images, maps, points, layer_sizes=None, scale=1):
         uint8 [B * R', (1 + L * Q) * R', 3] with R' = R * scale: per row, the image with all query dots,
         then for each layer and query, the map over the darkened image with that query's dot.
     """
-    pictures = to_uint8(images)
+    pictures = images_lib.to_uint8(images, rgb=True).numpy()
     rows = []
     for b, picture in enumerate(pictures):
         panels = [picture.copy()]

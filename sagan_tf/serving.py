@@ -20,6 +20,8 @@ import os
 
 import tensorflow as tf
 
+from sagan_tf import images as images_lib
+
 _SQRT2 = 1.4142135623730951
 
 
@@ -72,10 +74,7 @@ class GeneratorModule(tf.Module):
 
     def _images(self, z, labels):
         images = self.generator(z, labels if self.num_classes else None, training=False)
-        images = tf.cast(images, tf.float32)
-        if images.shape[-1] == 1:
-            images = tf.tile(images, [1, 1, 1, 3])
-        return tf.cast(tf.round(tf.clip_by_value((images + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
+        return images_lib.to_uint8(images, rgb=True)
 
     def _serve_conditional(self, z, labels):
         with tf.control_dependencies([self._check_z(z), *self._check_labels(labels, tf.shape(z)[0])]):

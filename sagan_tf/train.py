@@ -16,6 +16,7 @@ flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard events, samples
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
 flags.DEFINE_integer("num_cpu_devices", 0, "Logical CPU devices for --strategy=mirrored without GPUs.")
 flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+flags.DEFINE_integer("seed", None, "Run seed: initial weights, z, data order and flips (gin: train.seed, default 0).")
 flags.mark_flag_as_required("model_dir")
 
 
@@ -26,7 +27,8 @@ def main(argv):
     from sagan_tf.data import DataError
 
     try:
-        config.parse(FLAGS.gin_file, FLAGS.gin_param)  # raises before model_dir is touched
+        seed = [] if FLAGS.seed is None else [f"train.seed = {FLAGS.seed}"]
+        config.parse(FLAGS.gin_file, FLAGS.gin_param + seed)  # raises before model_dir is touched
         strategy = distribute.get_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
         os.makedirs(FLAGS.model_dir, exist_ok=True)
         trainer.train(FLAGS.model_dir, strategy)

@@ -10,23 +10,10 @@ import numpy as np
 import tensorflow as tf
 
 from sagan_tf import restore
+from sagan_tf.images import image_grid
 from sagan_tf.layers import SelfAttention, SpectralNormalization
 from sagan_tf.models import Discriminator, Generator
 from sagan_tf.models.sagan import SAGAN
-
-
-def image_grid(images, rows):
-    """float [N, H, W, C] in [-1, 1] (or uint8) -> uint8 [rows*H, cols*W, 3], filled row by row."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        images = np.clip((images + 1.0) * 127.5, 0, 255).astype(np.uint8)
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
-    n, h, w, c = images.shape
-    cols = int(np.ceil(n / rows))
-    padded = np.zeros((rows * cols, h, w, c), np.uint8)
-    padded[:n] = images
-    return padded.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
 
 
 def scalar(variable):
@@ -131,6 +118,7 @@ def train(
     num_samples=64,
     seed=0,
     eval_every=0,
+    deterministic=False,
 ):
     """Trains a SAGAN, resuming from the latest checkpoint in `model_dir` if there is one.
 
@@ -150,7 +138,12 @@ def train(
         checkpoint_input: save the input iterator's position in checkpoints, so a resumed run reads
             the data a continuous run would have (costs the shuffle buffer's size on disk).
         num_samples: images in the sample grid (fixed z and labels).
-        seed: seed of the fixed sample z.
+        seed: the run seed (`--seed`): initial weights (`keras.utils.set_random_seed`), the z stream
+            (unless `SAGAN.seed` is bound), data order and flips (unless `build_input.seed` is
+            bound), and the fixed sample z.
+        deterministic: TensorFlow op determinism (`tf.config.experimental.enable_op_determinism`)
+            and a deterministic input pipeline: two runs of one config and seed on one machine give
+            bit-identical losses. Slower; it stays on for the rest of the process.
         eval_every: evaluate FID/KID/IS every this many steps (0: never) with the gin-configured
             `Evaluator` against `evaluation_input()`, and once at step 0 on a fresh start (the
             untrained generator); scalars go to `model_dir/eval`, the best-FID checkpoint (step 0
@@ -169,13 +162,18 @@ def train(
             "`mixed_precision` must be None, 'mixed_bfloat16' or 'mixed_float16'. "
             f"Received: `mixed_precision={mixed_precision!r}`"
         )
+    if steps_per_execution < 1:
+        raise ValueError(f"`steps_per_execution` must be >= 1. Received: {steps_per_execution}")
+    keras.utils.set_random_seed(seed)  # before any layer exists: every initializer draws from it
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(mixed_precision or "float32")
     try:
         return _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_every,
                       checkpoint_every, sample_every, keep_checkpoints, generator_optimizer,
                       discriminator_optimizer, jit_compile, mixed_precision, checkpoint_input, num_samples,
-                      seed, eval_every)
+                      seed, eval_every, deterministic)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
@@ -238,13 +236,13 @@ def weights_checkpoint(model):
 
 def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_every, checkpoint_every,
            sample_every, keep_checkpoints, generator_optimizer, discriminator_optimizer, jit_compile,
-           mixed_precision, checkpoint_input, num_samples, seed, eval_every):
+           mixed_precision, checkpoint_input, num_samples, seed, eval_every, deterministic):
     with strategy.scope():
         model = build_model(input_spec)
         model.compile(
             _optimizer(generator_optimizer, mixed_precision), _optimizer(discriminator_optimizer, mixed_precision)
         )
-        dataset = input_spec.distribute(strategy)
+        dataset = input_spec.distribute(strategy, seed, deterministic)
         iterator = iter(dataset)
         checkpoint = tf.train.Checkpoint(
             **model_trackables(model),
@@ -281,9 +279,11 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
 
     @tf.function
     def train_steps(iterator):
-        for _ in tf.range(steps_per_execution):
-            outputs = strategy.run(one_step, args=(next(iterator),))
-        return outputs
+        # With several local replicas `strategy.run` returns PerReplica values, which a tf.range loop
+        # cannot carry: the loop runs all steps but the last, whose outputs are returned.
+        for _ in tf.range(steps_per_execution - 1):
+            strategy.run(one_step, args=(next(iterator),))
+        return strategy.run(one_step, args=(next(iterator),))
 
     rng = np.random.RandomState(seed)
     fixed_z = rng.randn(num_samples, model.generator.dim_z).astype(np.float32)

@@ -267,3 +267,71 @@ def test_flipping_pipeline_checkpoints_and_resumes_the_same_stream(tmp_path, cac
     same = [np.allclose(b, s, atol=1e-6) for b, s in zip(batch, scaled)]
     mirrored = [np.allclose(b, s[:, ::-1], atol=1e-6) for b, s in zip(batch, scaled)]
     assert all(s or m for s, m in zip(same, mirrored)) and 5 < sum(mirrored) < 35
+
+
+def _distinct_labels_per_batch(spec, batches):
+    iterator = iter(spec.input_fn())
+    return float(np.mean([len(set(next(iterator)[1].numpy().tolist())) for _ in range(batches)]))
+
+
+def files_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _sorted_folder(root, classes=10, per_class=30):
+    """A class-sorted folder of tiny PNGs (every image's colour encodes its class)."""
+    for c in range(classes):
+        (root / f"class_{c:02d}").mkdir(parents=True)
+        for i in range(per_class):
+            _save(root / f"class_{c:02d}" / f"{i:03d}.png", np.full((6, 6, 3), 20 * c, np.uint8))
+    return root
+
+
+def test_records_of_a_class_sorted_folder_give_mixed_batches(tmp_path):
+    """prepare_data writes shards in a shuffled order, and the reader shuffles examples, not only files:
+    a batch of 20 from 10 classes holds about 8.8 distinct labels when shuffled (about 2 class-sorted)."""
+    listing = files.list_image_folder(str(_sorted_folder(tmp_path / "images")), True)
+    tfrecords.write_tfrecords(tfrecords.folder_examples(listing, seed=0), str(tmp_path / "shuffled"), "train", 4,
+                              listing.num_classes, verbose=False)
+    labels = [int(files.parse_example(r)[1]) for r in tf.data.TFRecordDataset(str(tmp_path / "shuffled" / "train-00000-of-00004.tfrecord")).take(20)]
+    assert len(set(labels)) >= 6, labels  # the shard itself mixes classes
+    spec = build_input(tfrecord_source(str(tmp_path / "shuffled" / "train-*")), resolution=6, global_batch_size=20,
+                       random_flip=False, seed=1)
+    assert _distinct_labels_per_batch(spec, 15) > 7.0
+    # Class-sorted shards (as the old writer made them): the example buffer alone still mixes batches.
+    sorted_examples = ((files_bytes(p), y) for p, y in zip(listing.paths, listing.labels))
+    tfrecords.write_tfrecords(sorted_examples, str(tmp_path / "sorted"), "train", 1, listing.num_classes, verbose=False)
+    spec = build_input(tfrecord_source(str(tmp_path / "sorted" / "train-*")), resolution=6, global_batch_size=20,
+                       random_flip=False, seed=1, shuffle_buffer=1000)
+    assert _distinct_labels_per_batch(spec, 15) > 7.0
+
+
+def test_run_seed_reaches_the_data_order_unless_build_input_fixes_it():
+    images = np.arange(64, dtype=np.uint8).reshape(64, 1, 1, 1).repeat(4, 1).repeat(4, 2)
+    spec = build_input(array_source(images, np.arange(64) % 4), resolution=4, global_batch_size=8, channels=1,
+                       random_flip=False, deterministic=True)
+    first = lambda s, seed: next(iter(s.input_fn(None, seed)))[0].numpy().ravel()  # noqa: E731
+    np.testing.assert_array_equal(first(spec, 3), first(spec, 3))
+    assert not np.array_equal(first(spec, 3), first(spec, 4))
+    fixed = build_input(array_source(images, np.arange(64) % 4), resolution=4, global_batch_size=8, channels=1,
+                        random_flip=False, deterministic=True, seed=5)
+    np.testing.assert_array_equal(first(fixed, 3), first(fixed, 4))
+    # TensorFlow's global seed (training sets it to the run seed) does not change the order.
+    tf.random.set_seed(99)
+    np.testing.assert_array_equal(first(fixed, 3), first(fixed, 4))
+
+
+def test_evaluation_images_are_a_fixed_seed_sample_of_the_whole_dataset():
+    """Real statistics read the first N images of `evaluation_input`: from a class-sorted dataset those must
+    still span the classes, and be the same images every time."""
+    from sagan_tf.eval.periodic import evaluation_input
+
+    images = np.repeat(np.arange(10, dtype=np.uint8) * 20, 100).reshape(1000, 1, 1, 1).repeat(8, 1).repeat(8, 2)
+    labels = np.repeat(np.arange(10), 100)
+    first = lambda: next(iter(evaluation_input(50, source=array_source(images, labels)).input_fn(None)))  # noqa: E731
+    x1, y1 = first()
+    tf.random.set_seed(7)  # as in a training process
+    x2, _ = first()
+    assert len(set(y1.numpy().tolist())) >= 8
+    np.testing.assert_array_equal(x1.numpy(), x2.numpy())

@@ -69,3 +69,23 @@ def test_benchmark_configs_have_the_reference_sizes(files, num_classes, g_params
     discriminator.build((None, resolution, resolution, 3))
     assert count(generator) == pytest.approx(g_params, rel=0.003)
     assert count(discriminator) == pytest.approx(d_params, rel=0.003)
+
+
+@pytest.mark.parametrize("binding, message", [
+    ("Generator.base_chanels = 8", "Generator takes no parameter 'base_chanels' (did you mean 'base_channels'?)"),
+    ("Discriminator.attention_resolution = (16,)", "did you mean 'attention_resolutions'?"),
+    ("generator/keras.optimizers.Adam.learnin_rate = 1e-3", "did you mean 'learning_rate'?"),
+    ("train.num_step = 3", "did you mean 'num_steps'?"),
+    ("Generatr.base_channels = 8", "did you mean 'Generator'?"),
+])
+def test_a_misspelt_binding_is_one_line_naming_it(binding, message):
+    with pytest.raises(config.ConfigError) as error:
+        config.parse(["synthetic.gin"], [binding])
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_keras_base_arguments_and_ablations_still_parse():
+    config.parse(["synthetic.gin"], ["Generator.name = 'g'", "Discriminator.dtype = 'float32'"])
+    for ablation in sorted((GIN_DIR / "ablations").glob("*.gin")):
+        gin.clear_config()
+        config.parse(["synthetic.gin", str(ablation)])

@@ -56,7 +56,7 @@ def main(argv):
 
     from sagan_tf.data import synthetic
     from sagan_tf.eval import symmetry
-    from sagan_tf.trainer import image_grid
+    from sagan_tf.images import image_grid
 
     report = {"num_steps": FLAGS.num_steps, "num_samples": FLAGS.num_samples}
     real = np.stack([synthetic.example(i, 12345, 10, 32)[0].numpy() for i in range(FLAGS.num_samples)])

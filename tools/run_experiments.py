@@ -7,7 +7,7 @@ The spec (JSON) names the shared gin files, the step budget, the seeds, the eval
 classifier), the runs (name, title, extra gin files and bindings), the no-training baselines and
 the run whose FID is also tracked during training (the curve). For every seed, then every run:
 
-1. train `python -m sagan_tf.train` into OUT_DIR/<run>/seed_<k> (SAGAN.seed and build_input.seed = k)
+1. train `python -m sagan_tf.train` into OUT_DIR/<run>/seed_<k> (train.seed = k: weights, z, data order)
    until the budget; an existing directory resumes from its latest checkpoint, a finished one is
    kept. A run that stops on NaN/Inf (exit 3) is recorded as diverged, and the list goes on;
 2. evaluate its last checkpoint (`python -m sagan_tf.evaluate`: FID, KID, intra-class FID) into
@@ -168,7 +168,7 @@ def train_run(spec, run, seed, directory):
         state["step"] = max(latest_step(directory), state.get("step", 0))
         return state
     os.makedirs(directory, exist_ok=True)
-    params = [f"train.num_steps = {spec['num_steps']}", f"SAGAN.seed = {seed}", f"build_input.seed = {seed}"]
+    params = [f"train.num_steps = {spec['num_steps']}", f"train.seed = {seed}"]
     curve = spec.get("curve")
     if curve and curve["run"] == run["name"] and curve.get("seed", 0) == seed:
         params += [f"train.eval_every = {curve['eval_every']}", f"Evaluator.num_samples = {curve['num_samples']}",
@@ -303,7 +303,7 @@ def evaluate_baseline(spec, name):
 
     run = spec["runs"][0]
     config.parse([*spec["gin_files"], *run.get("gin_files", [])],
-                 [*run.get("gin_params", []), f"SAGAN.seed = {spec['seeds'][0]}"])
+                 [*run.get("gin_params", []), f"train.seed = {spec['seeds'][0]}"])
     evaluation = spec.get("evaluation", {})
     evaluator = evaluator_lib.Evaluator(num_samples=evaluation.get("num_samples", 10000),
                                         classifier=evaluation.get("classifier", "port"),

@@ -82,7 +82,7 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
 
-    from sagan_tf.trainer import image_grid
+    from sagan_tf.images import image_grid
 
     images, num_classes, dim_z = load_sampler(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.saved_model)
     if FLAGS.classes:

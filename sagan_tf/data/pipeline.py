@@ -7,10 +7,30 @@ function for `strategy.distribute_datasets_from_function`: each worker reads its
 (`tf.distribute.InputContext`) and batches `global_batch_size / num_replicas` images.
 """
 
+import contextlib
 import dataclasses
 
 import gin
 import tensorflow as tf
+from tensorflow.python.eager import context as tf_context
+
+# TensorFlow's own global seed when none is set (random_seed.DEFAULT_GRAPH_SEED).
+_PIPELINE_GLOBAL_SEED = 87654321
+
+
+@contextlib.contextmanager
+def seeded_by_arguments_only():
+    """tf.data seeds each shuffle with (TensorFlow's global seed, the op's seed). Training sets the
+    global seed (`keras.utils.set_random_seed`), so the same `seed` argument would give another order
+    in an evaluation process than in the training process, and real statistics of another sample.
+    While a pipeline is built the global part is pinned to TensorFlow's default, so its order depends
+    on its `seed` argument only; the caller's global seed is put back after."""
+    previous = tf_context.global_seed()
+    tf.random.set_seed(_PIPELINE_GLOBAL_SEED)
+    try:
+        yield
+    finally:
+        tf.random.set_seed(previous)
 
 from sagan_tf.data.files import DataError
 
@@ -61,16 +81,17 @@ def fit_to_resolution(image, resolution, mode="resize"):
 class InputSpec:
     """What `build_input` returns: the input function and what the model needs to know."""
 
-    input_fn: object  # (tf.distribute.InputContext or None) -> per-replica batched tf.data.Dataset
+    input_fn: object  # (tf.distribute.InputContext or None, seed, deterministic) -> per-replica batched Dataset
     num_classes: int
     resolution: int
     channels: int
     global_batch_size: int
     source_name: str
 
-    def distribute(self, strategy):
-        """The per-worker distributed dataset for `strategy`."""
-        return strategy.distribute_datasets_from_function(self.input_fn)
+    def distribute(self, strategy, seed=None, deterministic=False):
+        """The per-worker distributed dataset for `strategy`; `seed` is the run seed and `deterministic`
+        forces a deterministic pipeline (see `build_input`)."""
+        return strategy.distribute_datasets_from_function(lambda context: self.input_fn(context, seed, deterministic))
 
 
 @gin.configurable
@@ -85,7 +106,8 @@ def build_input(
     repeat=True,
     cache=False,
     deterministic=False,
-    seed=0,
+    seed=None,
+    shuffle_buffer=10_000,
 ):
     """Builds the input pipeline of a `Source` (see `sagan_tf.data.sources`).
 
@@ -96,10 +118,19 @@ def build_input(
         channels: 3 (RGB; grayscale is replicated) or 1 (RGB is converted to grey).
         random_flip: random horizontal flips (the paper's ImageNet augmentation).
         resize_mode: "resize" (centre crop + bilinear) or "pad".
-        shuffle, repeat: for training; evaluation uses neither.
+        shuffle: shuffle examples (training; evaluation draws a fixed-seed sample). Sources held as
+            a list (folders, arrays, the synthetic set) shuffle the whole list every epoch; record
+            sources (TFRecords, tfds) shuffle the order of their files, interleave them, and shuffle
+            the encoded examples in a buffer of `shuffle_buffer`.
+        repeat: repeat forever (training).
         cache: cache the decoded, resized images in memory (small datasets).
-        deterministic: fixed order and augmentation for a given seed (slower).
-        seed: shuffling and flip seed.
+        deterministic: fixed order and augmentation for a given seed (slower); `input_fn`'s
+            `deterministic=True` (training with `train.deterministic`) turns it on too.
+        seed: shuffling and flip seed; None (default): the seed passed to `input_fn`, which training
+            sets to the run seed (`train.seed`), or 0.
+        shuffle_buffer: encoded examples in the shuffle buffer of record sources. Memory is the
+            buffer times an encoded image (ImageNet JPEGs average ~110 KB: 10,000 is about 1.1 GB, and
+            a checkpoint of the input position stores the buffer too).
 
     Returns:
         An `InputSpec`; `input_fn(ctx)` yields (float32 [B, R, R, channels] in [-1, 1], int32 [B]).
@@ -108,6 +139,9 @@ def build_input(
         raise ValueError(f"`channels` must be 1 or 3. Received: `channels={channels}`")
     if global_batch_size < 1:
         raise ValueError(f"`global_batch_size` must be positive. Received: {global_batch_size}")
+    if shuffle_buffer < 1:
+        raise ValueError(f"`shuffle_buffer` must be positive. Received: {shuffle_buffer}")
+    fixed_seed = seed
     num_classes = source.num_classes
 
     def check_label(image, label):
@@ -124,19 +158,23 @@ def build_input(
         image.set_shape([resolution, resolution, channels])
         return image, tf.cast(label, tf.int32)
 
-    def augment(index, example):
-        image, label = example
-        if random_flip:
-            # Stateless, keyed by (seed, position in the stream): the iterator stays checkpointable
-            # (a stateful random op cannot be serialised) and a resumed run flips as a continuous one.
-            image = tf.image.stateless_random_flip_left_right(image, tf.stack([tf.cast(seed, tf.int64), index]))
-        return image / 127.5 - 1.0, label
+    def input_fn(input_context=None, seed=None, deterministic_=False):
+        with seeded_by_arguments_only():
+            return make_dataset(input_context, fixed_seed if fixed_seed is not None else (seed or 0), deterministic_)
 
-    def input_fn(input_context=None):
+    def make_dataset(input_context, seed, deterministic_):
+        def augment(index, example):
+            image, label = example
+            if random_flip:
+                # Stateless, keyed by (seed, position in the stream): the iterator stays checkpointable
+                # (a stateful random op cannot be serialised) and a resumed run flips as a continuous one.
+                image = tf.image.stateless_random_flip_left_right(image, tf.stack([tf.cast(seed, tf.int64), index]))
+            return image / 127.5 - 1.0, label
+
         batch = global_batch_size
         if input_context is not None:
             batch = input_context.get_per_replica_batch_size(global_batch_size)
-        dataset = source.make(input_context, shuffle and not cache, seed)
+        dataset = source.make(input_context, shuffle and not cache, seed, shuffle_buffer)
         dataset = dataset.map(check_label).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         if cache:
             dataset = dataset.cache()
@@ -147,7 +185,7 @@ def build_input(
         dataset = dataset.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
         options = tf.data.Options()
-        options.deterministic = deterministic
+        options.deterministic = deterministic or deterministic_
         return dataset.with_options(options)
 
     return InputSpec(input_fn, num_classes, resolution, channels, global_batch_size, source.name)

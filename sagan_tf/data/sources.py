@@ -25,8 +25,10 @@ class Source:
     Attributes:
         name: a short description (used in cache keys and messages).
         num_classes: number of classes (0 = unlabelled / unconditional).
-        make: `make(input_context, shuffle, seed) -> tf.data.Dataset` of unbatched
-            (uint8 [H, W, C], int32 label), already sharded for `input_context` (may be None).
+        make: `make(input_context, shuffle, seed, buffer) -> tf.data.Dataset` of unbatched
+            (uint8 [H, W, C], int32 label), already sharded for `input_context` (may be None). With
+            `shuffle`, examples come in a seeded random order: sources held as a list shuffle all of
+            it; record sources shuffle files and then encoded examples in a buffer of `buffer`.
         corrupt_files: files found unreadable and skipped (for folder sources).
     """
 
@@ -34,6 +36,7 @@ class Source:
     num_classes: int
     make: Callable
     corrupt_files: tuple = ()
+    encoded_examples: Callable = None  # () -> iterator of (encoded image bytes, label), where kept encoded
 
 
 def _shard(dataset, input_context):
@@ -51,7 +54,8 @@ def synthetic_source(num_examples=50_000, num_classes=10, resolution=32, seed=0)
             f"Received: `num_classes={num_classes}`"
         )
 
-    def make(input_context, shuffle, seed_=None):
+    def make(input_context, shuffle, seed_=None, buffer=None):
+        del buffer  # the whole index list is shuffled
         indices = _shard(tf.data.Dataset.range(num_examples), input_context)
         if shuffle:
             indices = indices.shuffle(min(num_examples, 100_000), seed=seed_)
@@ -95,7 +99,8 @@ def array_source(images, labels=None, num_classes=None, name="arrays"):
         num_classes = 0 if labels is None else int(np.max(labels)) + 1
     images, labels = _check_arrays(images, labels, num_classes)
 
-    def make(input_context, shuffle, seed=None):
+    def make(input_context, shuffle, seed=None, buffer=None):
+        del buffer  # the whole array is shuffled
         dataset = _shard(tf.data.Dataset.from_tensor_slices((images, labels)), input_context)
         if shuffle:
             dataset = dataset.shuffle(min(len(images), 100_000), seed=seed)
@@ -185,7 +190,8 @@ def folder_source(path, conditional=True, on_corrupt="error", validate=True):
 
     paths_t, labels_t = tf.constant(paths), tf.constant(labels, tf.int32)
 
-    def make(input_context, shuffle, seed=None):
+    def make(input_context, shuffle, seed=None, buffer=None):
+        del buffer  # the whole file list is shuffled
         dataset = _shard(tf.data.Dataset.from_tensor_slices((paths_t, labels_t)), input_context)
         if shuffle:
             dataset = dataset.shuffle(len(paths), seed=seed)
@@ -209,7 +215,7 @@ def tfrecord_source(file_pattern, num_classes=None):
     if num_classes is None:
         num_classes = files.read_num_classes(shards[0])
 
-    def make(input_context, shuffle, seed=None):
+    def make(input_context, shuffle, seed=None, buffer=10_000):
         dataset = _shard(tf.data.Dataset.from_tensor_slices(shards), input_context)
         if shuffle:
             dataset = dataset.shuffle(len(shards), seed=seed)
@@ -217,6 +223,8 @@ def tfrecord_source(file_pattern, num_classes=None):
             tf.data.TFRecordDataset, cycle_length=tf.data.AUTOTUNE, num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
+        if shuffle:  # serialised examples: the buffer holds encoded images, not decoded ones
+            dataset = dataset.shuffle(buffer, seed=seed)
         return dataset.map(files.parse_example, num_parallel_calls=tf.data.AUTOTUNE)
 
     return Source(f"tfrecord-{file_pattern}", num_classes, make)
@@ -235,18 +243,49 @@ def tfds_source(name, split="train", data_dir=None, image_key="image", label_key
         manual = os.path.join(builder.data_dir_root, "downloads", "manual")
         raise DataError(
             f"The tfds dataset {name!r} is not prepared in {builder.data_dir_root}; sagan_tf never "
-            f"downloads at run time. Prepare it once, e.g. put the archives in {manual} and run "
-            f"`tfds build {name} --data_dir={builder.data_dir_root} --manual_dir={manual}` "
-            "(imagenet2012 needs ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar there; "
-            "cifar10 needs cifar-10-binary.tar.gz)."
+            f"downloads at run time. Prepare it once from its archives: put them in {manual} "
+            "(imagenet2012: ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar; cifar10: "
+            f"cifar-10-binary.tar.gz) and run `python tools/prepare_data.py --tfds={name} "
+            f"--manual_dir={manual} --data_dir={builder.data_dir_root}`."
         )
     features = builder.info.features
     num_classes = features[label_key].num_classes if label_key in features else 0
 
-    def make(input_context, shuffle, seed=None):
-        read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=seed)
-        dataset = builder.as_dataset(split=split, shuffle_files=shuffle, read_config=read_config)
-        label = (lambda e: tf.cast(e[label_key], tf.int32)) if num_classes else (lambda e: tf.constant(0))
-        return dataset.map(lambda e: (e[image_key], label(e)), num_parallel_calls=tf.data.AUTOTUNE)
+    image_feature = features[image_key]
 
-    return Source(f"tfds-{name}-{split}", num_classes, make)
+    def make(input_context, shuffle, seed=None, buffer=10_000):
+        read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=seed)
+        # Images stay encoded through the shuffle buffer and are decoded after it.
+        dataset = builder.as_dataset(split=split, shuffle_files=shuffle, read_config=read_config,
+                                     decoders={image_key: tfds.decode.SkipDecoding()})
+        if shuffle:
+            dataset = dataset.shuffle(buffer, seed=seed)
+        label = (lambda e: tf.cast(e[label_key], tf.int32)) if num_classes else (lambda e: tf.constant(0))
+        return dataset.map(lambda e: (image_feature.decode_example(e[image_key]), label(e)),
+                           num_parallel_calls=tf.data.AUTOTUNE)
+
+    def encoded_examples():
+        dataset = builder.as_dataset(split=split, decoders={image_key: tfds.decode.SkipDecoding()})
+        for example in dataset.as_numpy_iterator():
+            yield example[image_key], int(example[label_key]) if num_classes else 0
+
+    return Source(f"tfds-{name}-{split}", num_classes, make, encoded_examples=encoded_examples)
+
+
+def prepare_tfds(name, manual_dir, data_dir=None):
+    """Builds the tfds dataset `name` into `data_dir` from the archives in `manual_dir` with tfds's own
+    builder, downloading nothing; returns its `DatasetInfo`."""
+    import tensorflow_datasets as tfds  # noqa: PLC0415
+
+    if not os.path.isdir(manual_dir):
+        raise DataError(f"--manual_dir {manual_dir} is not a folder.")
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # tfds raises its own DatasetNotFoundError
+        raise DataError(f"tensorflow-datasets has no dataset {name!r}: {error}") from error
+    config = tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
+    try:
+        builder.download_and_prepare(download_config=config)
+    except AssertionError as error:  # tfds's word for missing manual archives
+        raise DataError(f"Cannot prepare {name} from {manual_dir}: {' '.join(str(error).split())}") from error
+    return builder.info

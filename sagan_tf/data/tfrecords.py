@@ -3,6 +3,7 @@
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from sagan_tf.data import files
@@ -17,6 +18,9 @@ def shard_paths(output_dir, prefix, num_shards):
 
 def write_tfrecords(examples, output_dir, prefix, num_shards, num_classes, total=None, verbose=True):
     """Writes (encoded image bytes, label) pairs round-robin into `num_shards` TFRecord files.
+
+    Give the examples in a shuffled order (`folder_examples` does; prepared tfds datasets are): the
+    shards keep it.
 
     Files are written under temporary names and renamed when complete, so an interrupted run leaves
     no partial shard that `tfrecord_source` would read. Returns the shard paths.
@@ -47,16 +51,16 @@ def write_tfrecords(examples, output_dir, prefix, num_shards, num_classes, total
     return paths
 
 
-def folder_examples(listing, skip=()):
-    """(file bytes, label) of a `FolderListing`, leaving out the paths in `skip`."""
+def folder_examples(listing, skip=(), seed=0):
+    """(file bytes, label) of a `FolderListing` in a seeded random order, leaving out the paths in `skip`.
+
+    A folder lists class by class; written in that order, every shard would be class-sorted and a
+    reader's shuffle buffer would see one or two classes at a time.
+    """
     skip = set(skip)
-    for path, label in zip(listing.paths, listing.labels):
+    order = np.random.default_rng(seed).permutation(len(listing.paths))
+    for i in order:
+        path, label = listing.paths[i], listing.labels[i]
         if path not in skip:
             with open(path, "rb") as f:
                 yield f.read(), label
-
-
-def dataset_examples(dataset):
-    """(PNG bytes, label) of an unbatched dataset of (uint8 image, label)."""
-    for image, label in dataset.as_numpy_iterator():
-        yield files.encode_png(image), int(label)

@@ -16,16 +16,18 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from sagan_tf import images as images_lib
 from sagan_tf.eval import classifiers as classifiers_lib
 from sagan_tf.eval import inception, metrics, streaming
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: real images drawn in a fixed-seed random order, quantised to uint8
 
 
 def generator_batches(generator, num_classes, num_samples, batch_size, seed=0):
     """Yields (images [b, R, R, C] in [-1, 1], labels [b]) from `generator` with fixed-seed z and labels."""
     rng = np.random.RandomState(seed)
-    sample = tf.function(lambda z, y: generator(z, y, training=False), reduce_retracing=True)
+    # Quantised to 8 bits as the real images were stored, so that FID compares like with like.
+    sample = tf.function(lambda z, y: images_lib.quantize(generator(z, y, training=False)), reduce_retracing=True)
     produced = 0
     while produced < num_samples:
         batch = min(batch_size, num_samples - produced)
@@ -37,9 +39,10 @@ def generator_batches(generator, num_classes, num_samples, batch_size, seed=0):
 
 
 def dataset_batches(input_spec):
-    """Yields (images, labels) numpy batches of an evaluation `InputSpec` (built without repeat)."""
+    """Yields (images, labels) numpy batches of an evaluation `InputSpec` (built without repeat), quantised
+    to 8 bits like the generated ones (a resize leaves real images between levels)."""
     for images, labels in input_spec.input_fn(None):
-        yield images.numpy(), labels.numpy()
+        yield images_lib.quantize(images).numpy(), labels.numpy()
 
 
 def _fingerprint(images):

@@ -15,17 +15,20 @@ from sagan_tf.eval.evaluator import Evaluator
 
 
 @gin.configurable(denylist=["batch_size"])
-def evaluation_input(batch_size, source=None):
-    """The evaluation `InputSpec`: the training data (or `source`) without flips, shuffling or repeats.
+def evaluation_input(batch_size, source=None, seed=0):
+    """The evaluation `InputSpec`: the training data (or `source`), one pass, no flips, in a fixed-seed
+    random order, so that the first N images (real statistics use N) are a sample of the whole
+    dataset and not its first N, which are one or two classes in a class-sorted dataset.
 
-    The gin bindings of `build_input` (source, resolution, channels, resize mode) apply; `source`
-    (e.g. `@fashion_mnist_source(split='test')` under `evaluation_input.source`) replaces the source.
+    The gin bindings of `build_input` (source, resolution, channels, resize mode, shuffle buffer)
+    apply; `source` (e.g. `@fashion_mnist_source(split='test')` under `evaluation_input.source`)
+    replaces the source; `seed` fixes the sample (the same real images at every evaluation).
     """
     from sagan_tf.data.pipeline import build_input  # noqa: PLC0415  (avoids an import cycle)
 
     overrides = {"source": source} if source is not None else {}
-    return build_input(global_batch_size=batch_size, random_flip=False, shuffle=False, repeat=False,
-                       cache=False, deterministic=True, **overrides)
+    return build_input(global_batch_size=batch_size, random_flip=False, shuffle=True, repeat=False,
+                       cache=False, deterministic=True, seed=seed, **overrides)
 
 
 class PeriodicEvaluation:

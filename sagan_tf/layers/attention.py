@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from sagan_tf.layers import initializers
 from sagan_tf.layers.spectral_norm import maybe_spectral_norm
 
 # Named presets for the networks' `attention_style` argument.
@@ -183,7 +184,7 @@ class SelfAttention(keras.layers.Layer):
             channels,
             1,
             use_bias=False,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=initializers.fresh(self.kernel_initializer),
             dtype=self.dtype_policy,
             name=name,
         )

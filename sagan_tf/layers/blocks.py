@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from sagan_tf.layers.normalization import ConditionalBatchNorm
+from sagan_tf.layers import initializers
 from sagan_tf.layers.spectral_norm import maybe_spectral_norm
 
 
@@ -41,7 +42,7 @@ class _ConvBlock(keras.layers.Layer):
             self.out_channels,
             kernel_size,
             padding="same",
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=initializers.fresh(self.kernel_initializer),
             dtype=self.dtype_policy,
             name=name,
         )

@@ -5,6 +5,7 @@ from keras import ops
 
 from sagan_tf import configurables
 from sagan_tf.layers.blocks import DiscriminatorBlock
+from sagan_tf.layers import initializers
 from sagan_tf.layers.spectral_norm import maybe_spectral_norm
 from sagan_tf.models import common
 
@@ -126,7 +127,7 @@ class Discriminator(keras.Model):
         self._attention_after = tuple(attention_after)
         self._feature_channels = multipliers[-1] * base_channels
         self.linear = maybe_spectral_norm(
-            keras.layers.Dense(1, kernel_initializer=self.kernel_initializer, dtype=dtype, name="linear"),
+            keras.layers.Dense(1, kernel_initializer=initializers.fresh(self.kernel_initializer), dtype=dtype, name="linear"),
             use_spectral_norm,
         )
         self.embedding = None
@@ -135,7 +136,7 @@ class Discriminator(keras.Model):
                 keras.layers.Embedding(
                     num_classes,
                     self._feature_channels,
-                    embeddings_initializer=self.kernel_initializer,
+                    embeddings_initializer=initializers.fresh(self.kernel_initializer),
                     dtype=dtype,
                     name="embedding",
                 ),

@@ -5,6 +5,7 @@ from keras import ops
 
 from sagan_tf import configurables
 from sagan_tf.layers.blocks import GeneratorBlock
+from sagan_tf.layers import initializers
 from sagan_tf.layers.spectral_norm import maybe_spectral_norm
 from sagan_tf.models import common
 
@@ -105,7 +106,7 @@ class Generator(keras.Model):
         self.linear = maybe_spectral_norm(
             keras.layers.Dense(
                 4 * 4 * self._initial_channels,
-                kernel_initializer=self.kernel_initializer,
+                kernel_initializer=initializers.fresh(self.kernel_initializer),
                 dtype=dtype,
                 name="linear",
             ),
@@ -144,7 +145,7 @@ class Generator(keras.Model):
                 out_channels,
                 3,
                 padding="same",
-                kernel_initializer=self.kernel_initializer,
+                kernel_initializer=initializers.fresh(self.kernel_initializer),
                 dtype=dtype,
                 name="output_conv",
             ),

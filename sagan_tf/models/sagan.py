@@ -27,7 +27,8 @@ class SAGAN(keras.Model):
         ema_decay: None (the paper) or the decay of an exponential moving average of G's
             weights, used for samples, evaluation and export.
         ema_start_step: generator steps before the EMA starts averaging (it copies until then).
-        seed: seed of z.
+        seed: seed of z; None draws it from Keras's global seed, which the trainer sets to the
+            run seed (`train.seed`).
         joint_discriminator: D sees the real and fake batches in one call on their concatenation
             (one spectral-norm u update per D step, larger matrix products); False: two calls.
     """
@@ -41,7 +42,7 @@ class SAGAN(keras.Model):
         fake_labels="data",
         ema_decay=None,
         ema_start_step=0,
-        seed=0,
+        seed=None,
         joint_discriminator=True,
         **kwargs,
     ):
