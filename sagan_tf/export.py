@@ -8,6 +8,7 @@ version = the checkpoint's step unless `--version` says otherwise. Signatures: `
 """
 
 import json
+import os
 import sys
 
 from absl import app, flags
@@ -51,6 +52,8 @@ def main(argv):
     from sagan_tf.data import DataError  # noqa: PLC0415
 
     try:
+        if os.path.exists(FLAGS.export_dir) and not os.path.isdir(FLAGS.export_dir):
+            raise config.ConfigError(f"--export_dir {FLAGS.export_dir} is a file, not a folder.")
         path, description = export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.checkpoint, FLAGS.version,
                                        FLAGS.gin_param)
     except (restore.RestoreError, config.ConfigError, DataError, FileExistsError) as error:

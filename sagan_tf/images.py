@@ -35,3 +35,26 @@ def image_grid(images, rows):
     padded = np.zeros((rows * cols, h, w, c), np.uint8)
     padded[:n] = images
     return padded.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
+
+
+def labelled_grid(images, row_names, min_tile=96):
+    """`image_grid` with one row per name (images filled row by row), every tile enlarged (nearest
+    neighbour, an integer factor) to at least `min_tile` pixels so that 32x32 samples can be judged, and
+    each row's name written in a white margin on its left (no margin when every name is empty)."""
+    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
+
+    images = to_uint8(images, rgb=True).numpy()
+    grid = image_grid(images, rows=len(row_names))
+    tile = images.shape[1]
+    scale = max(1, -(-min_tile // tile))
+    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    if not any(row_names):
+        return grid
+    font = ImageFont.load_default()
+    width = max(int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(str(n), font=font)) for n in row_names) + 12
+    canvas = Image.new("RGB", (width + grid.shape[1], grid.shape[0]), "white")
+    canvas.paste(Image.fromarray(grid), (width, 0))
+    draw = ImageDraw.Draw(canvas)
+    for row, name in enumerate(row_names):
+        draw.text((6, row * tile * scale + tile * scale // 2 - 6), str(name), fill="black", font=font)
+    return np.asarray(canvas)

@@ -27,14 +27,19 @@ def main(argv):
     from sagan_tf.data import DataError
 
     try:
+        if os.path.exists(FLAGS.model_dir) and not os.path.isdir(FLAGS.model_dir):
+            raise config.ConfigError(f"--model_dir {FLAGS.model_dir} is a file, not a folder.")
         seed = [] if FLAGS.seed is None else [f"train.seed = {FLAGS.seed}"]
-        config.parse(FLAGS.gin_file, FLAGS.gin_param + seed)  # raises before model_dir is touched
+        paths = config.parse(FLAGS.gin_file, FLAGS.gin_param + seed)  # raises before model_dir is touched
+        print(f"sagan_tf.train: config {', '.join(paths) or '(none)'}"
+              + (f" and {len(FLAGS.gin_param + seed)} binding(s)" if FLAGS.gin_param + seed else ""), flush=True)
         strategy = distribute.get_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
-        os.makedirs(FLAGS.model_dir, exist_ok=True)
-        trainer.train(FLAGS.model_dir, strategy)
+        trainer.train(FLAGS.model_dir, strategy)  # builds the input (data errors) before making model_dir
     except (config.ConfigError, DataError) as error:
-        # Configuration and data problems are the user's to fix: one message, no traceback.
-        print(f"sagan_tf.train: error: {error}", file=sys.stderr)
+        # Configuration and data problems are the user's to fix: one message, no traceback, and not
+        # gin's "In call to configurable ..." line.
+        message = str(error).split("\n  In call to configurable")[0]
+        print(f"sagan_tf.train: error: {message}", file=sys.stderr)
         sys.exit(2)
     except trainer.DivergedError as error:
         print(f"sagan_tf.train: error: {error}", file=sys.stderr)

@@ -10,7 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from sagan_tf import restore
-from sagan_tf.images import image_grid
+from sagan_tf.progress import Progress, format_duration
+from sagan_tf.images import labelled_grid
 from sagan_tf.layers import SelfAttention, SpectralNormalization
 from sagan_tf.models import Discriminator, Generator
 from sagan_tf.models.sagan import SAGAN
@@ -164,6 +165,7 @@ def train(
         )
     if steps_per_execution < 1:
         raise ValueError(f"`steps_per_execution` must be >= 1. Received: {steps_per_execution}")
+    tf.io.gfile.makedirs(model_dir)  # only now: gin has built the input, so data errors came first
     keras.utils.set_random_seed(seed)  # before any layer exists: every initializer draws from it
     if deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -176,6 +178,23 @@ def train(
                       seed, eval_every, deterministic)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
+
+
+def sample_grid_inputs(num_classes, num_samples, dim_z, seed):
+    """(z [N, dim_z], labels [N] or None, row names) of the fixed sample grid: one row per class (8 classes
+    spread over the label range when there are more than 16), about `num_samples` images in all;
+    unconditional: a square grid."""
+    if num_classes:
+        shown = np.arange(num_classes) if num_classes <= 16 else np.linspace(0, num_classes - 1, 8).round()
+        columns = max(num_samples // len(shown), 1)
+        labels = np.repeat(shown.astype(np.int32), columns)
+        names = [f"class {int(c)}" for c in shown]
+    else:
+        rows = max(int(np.sqrt(num_samples)), 1)
+        labels, names = None, [""] * rows
+    count = len(labels) if labels is not None else len(names) * max(num_samples // len(names), 1)
+    z = np.random.RandomState(seed).randn(count, dim_z).astype(np.float32)
+    return z, labels, names
 
 
 def _optimizer(factory, mixed_precision):
@@ -285,33 +304,37 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
             strategy.run(one_step, args=(next(iterator),))
         return strategy.run(one_step, args=(next(iterator),))
 
-    rng = np.random.RandomState(seed)
-    fixed_z = rng.randn(num_samples, model.generator.dim_z).astype(np.float32)
-    fixed_labels = (np.arange(num_samples) % max(model.num_classes, 1)).astype(np.int32)
+    fixed_z, fixed_labels, row_names = sample_grid_inputs(model.num_classes, num_samples, model.generator.dim_z, seed)
     writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train")) if chief
               else tf.summary.create_noop_writer())
     samples_dir = os.path.join(model_dir, "samples")
     os.makedirs(samples_dir, exist_ok=True)
     preemption = _Preemption()
     collapse = _Collapse()
-    progress = keras.utils.Progbar(num_steps, stateful_metrics=["d_loss", "g_loss", "d_real", "d_fake", "d_gap", "g_grad_norm", "img/s"])
 
     def step():
         return int(scalar(model.g_optimizer.iterations))
+
+    start = step()
+    progress = Progress(num_steps, start)
+    replicas = strategy.num_replicas_in_sync
+    print(f"Training {model_dir}: {'resuming at step %d' % start if start else 'new run'}, to step {num_steps}; "
+          f"{type(strategy).__name__.lstrip('_')} with {replicas} replica{'s' if replicas > 1 else ''}, global batch "
+          f"{input_spec.global_batch_size}; data {input_spec.source_name}; seed {seed}.", flush=True)
 
     def write_samples():
         if not chief:
             return
         generator = model.sampling_generator
-        images = generator(fixed_z, fixed_labels if model.num_classes else None, training=False)
-        grid = image_grid(images.numpy(), rows=int(np.sqrt(num_samples)))
+        images = generator(fixed_z, fixed_labels, training=False)
+        grid = labelled_grid(images, row_names)
         tf.io.write_file(os.path.join(samples_dir, f"step_{step():07d}.png"), tf.io.encode_png(grid))
         with writer.as_default(step=step()):
             tf.summary.image("samples", grid[None], max_outputs=1)
 
     completed = False
     try:
-        start, tick, images_seen = step(), time.time(), 0
+        tick, images_seen = time.time(), 0
         if evaluation is not None and start == 0:  # the untrained generator: the curve's first point
             evaluation(model, 0, track_best=False)
         while step() < num_steps and not preemption.requested:
@@ -332,7 +355,7 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
                         tf.summary.scalar(name.replace("img/s", "images_per_second"), value)
                     tf.summary.scalar("learning_rate/generator", scalar(model.g_optimizer.learning_rate))
                     tf.summary.scalar("learning_rate/discriminator", scalar(model.d_optimizer.learning_rate))
-                progress.update(current, list(values.items()))
+                progress.update(current, values)
                 for tracker in model.trackers.values():
                     tracker.reset_state()
                 tick, images_seen = time.time(), 0
@@ -353,4 +376,15 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
         print(f"SIGTERM: saved a checkpoint at step {step()} and stopped.")
     else:
         write_samples()
+    if chief and completed:
+        seconds = time.time() - progress.start
+        done = step() - start
+        grids = sorted(os.listdir(samples_dir))
+        progress.message(
+            f"Done: steps {start}-{step()} in {format_duration(seconds)} "
+            f"({done * input_spec.global_batch_size / max(seconds, 1e-9):.1f} images/s). "
+            f"Last checkpoint: {manager.latest_checkpoint}. Last samples: "
+            f"{os.path.join(samples_dir, grids[-1]) if grids else 'none'}.\n"
+            f"  Evaluate: python -m sagan_tf.evaluate --model_dir={model_dir}\n"
+            f"  Export:   python -m sagan_tf.export --model_dir={model_dir} --export_dir={os.path.join(model_dir, 'export')}")
     return model

@@ -92,10 +92,13 @@ def test_imagenet_command_trains_at_128_from_tfds_then_evaluates_exports_and_sam
                    params=[*IMAGENET_TINY, "train.num_steps = 2", f"tfds_source.data_dir = '{data_dir}'"])
     assert result.returncode == 0, result.stderr[-3000:]
     grid = tf.io.decode_png(tf.io.read_file(str(model_dir / "samples" / "step_0000002.png")))
-    assert grid.shape[0] % 128 == 0 and grid.shape[1] % 128 == 0
+    assert grid.shape[0] == 8 * 128 and grid.shape[1] > 8 * 128  # 8 of the 1000 classes, a row each, labelled
     facts = json.loads((model_dir / "model.json").read_text())
     assert facts["resolution"] == 128 and facts["num_classes"] == 1000
 
+    (tmp_path / "a_file").write_text("")
+    export = run("-m", "sagan_tf.export", f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'a_file'}")
+    assert export.returncode == 2 and "is a file, not a folder" in export.stderr and "Traceback" not in export.stderr
     export = run("-m", "sagan_tf.export", f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'export'}")
     assert export.returncode == 0, export.stderr[-3000:]
     sample = run("tools/sample.py", f"--saved_model={tmp_path / 'export' / '2'}", "--classes=0,2", "--per_class=2",

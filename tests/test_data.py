@@ -74,12 +74,13 @@ def test_folder_images_labels_ranges_shapes(image_folder):
     np.testing.assert_allclose(alpha[..., 1:], -1.0, atol=1e-5)
 
 
-def test_corrupt_file_stops_with_its_name_or_is_skipped_and_counted(image_folder):
+def test_corrupt_file_stops_with_its_name_or_is_skipped_and_counted(image_folder, capsys):
     _corrupt(image_folder)
     with pytest.raises(DataError, match="truncated.jpg"):
         folder_source(str(image_folder))
     source = folder_source(str(image_folder), on_corrupt="skip")
     assert [os.path.basename(p) for p, _ in source.corrupt_files] == ["truncated.jpg"]
+    assert "skipped 1 unreadable image file(s) of 9" in capsys.readouterr().out
     spec = build_input(source, resolution=8, global_batch_size=1, shuffle=False, repeat=False)
     assert len(_all(spec)[1]) == 8
 

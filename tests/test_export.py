@@ -135,14 +135,17 @@ def test_sample_tool_from_checkpoint_and_saved_model(exported, tiny_run, tmp_pat
     result = _run(sys.executable, "tools/sample.py", f"--model_dir={tiny_run}", f"--output={from_ckpt}",
                   "--classes=1,3", "--per_class=5")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert tf.io.decode_png(tf.io.read_file(str(from_ckpt))).shape == (2 * 32, 5 * 32, 3)
+    grid = tf.io.decode_png(tf.io.read_file(str(from_ckpt))).numpy()
+    assert grid.shape[0] == 2 * 96 and 5 * 96 + 30 < grid.shape[1] < 5 * 96 + 120  # enlarged 3x, labelled rows
+    assert (grid[:, : grid.shape[1] - 5 * 96] < 128).any()  # the class names
     from_export = tmp_path / "export.png"
     result = _run(sys.executable, "tools/sample.py", f"--saved_model={exported / '4'}", f"--output={from_export}",
-                  "--interpolate", "--steps=6", "--truncation=1.0")
+                  "--interpolate", "--steps=6", "--truncation=1.0", "--min_tile=32")
     assert result.returncode == 0, result.stderr[-3000:]
     grid = tf.io.decode_png(tf.io.read_file(str(from_export))).numpy()
-    assert grid.shape == (10 * 32, 6 * 32, 3)
-    row = grid[:32].reshape(32, 6, 32, 3)
+    margin = grid.shape[1] - 6 * 32
+    assert grid.shape[0] == 10 * 32 and 30 < margin < 120
+    row = grid[:32, margin:].reshape(32, 6, 32, 3)
     assert np.abs(row[:, 0].astype(int) - row[:, 5].astype(int)).mean() > 0  # the ends differ
 
 

@@ -170,8 +170,11 @@ def test_bad_configuration_stops_before_touching_model_dir(tmp_path):
     assert "Traceback" not in result.stderr and "Path not found" not in result.stderr
     result = _train(tmp_path / "b", "build_input.source = @folder_source()", f"folder_source.path = '{tmp_path}/nope'")
     assert result.returncode == 2 and "nope' does not exist" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "a").exists()
-    assert not (tmp_path / "b" / "checkpoints").exists()
+    assert "In call to configurable" not in result.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    (tmp_path / "file").write_text("")
+    result = _train(tmp_path / "file", "train.num_steps = 1")
+    assert result.returncode == 2 and "is a file, not a folder" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_mixed_precision_xla_and_steps_per_execution(tmp_path):
@@ -223,16 +226,21 @@ def test_checkpoint_restores_every_weight_and_reproduces_the_last_samples(tiny_r
     """BN statistics, spectral-norm vectors, attention layers and EMA weights all come back from a checkpoint:
     the restored (EMA) generator redraws the run's final sample grid pixel for pixel."""
     from sagan_tf import restore
-    from sagan_tf.images import image_grid
+    from sagan_tf.images import labelled_grid
+    from sagan_tf.trainer import sample_grid_inputs
 
     run = restore.load_run(str(tiny_run))
     generator = run.model.sampling_generator
     assert run.model.ema_generator is not None and run.step == 4
-    z = np.random.RandomState(0).randn(64, generator.dim_z).astype(np.float32)  # train(num_samples=64, seed=0)
-    images = generator(z, np.arange(64) % 10, training=False).numpy()
+    z, labels, names = sample_grid_inputs(10, 64, generator.dim_z, seed=0)  # train(num_samples=64, seed=0)
+    assert names == [f"class {c}" for c in range(10)] and labels.tolist() == np.repeat(np.arange(10), 6).tolist()
     expected = tf.io.decode_png(tf.io.read_file(str(tiny_run / "samples" / "step_0000004.png"))).numpy()
-    got = image_grid(images, rows=8)
+    got = labelled_grid(generator(z, labels, training=False), names)
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    # A row per class, 32x32 samples enlarged 3x to 96 pixels, the class name in a margin on the left.
+    margin = expected.shape[1] - 6 * 96
+    assert expected.shape[0] == 10 * 96 and 30 < margin < 120
+    assert (expected[:, :margin] < 128).any() and (expected[:, :margin] == 255).mean() > 0.8
     moving = [v for v in generator.variables if "moving_variance" in v.path]
     assert moving and any(not np.allclose(v.numpy(), 1.0) for v in moving)  # trained statistics, not the init
 
@@ -296,3 +304,22 @@ def test_one_uint8_conversion_rounds_everywhere():
 
     batch, _ = next(generator_batches(Constant(), 0, 2, 2))
     np.testing.assert_allclose(batch, 128 / 127.5 - 1.0, atol=1e-6)
+
+
+def test_progress_is_plain_lines_off_a_terminal_and_rates_count_this_process_only(monkeypatch):
+    import io
+
+    from sagan_tf import progress as progress_lib
+
+    clock = iter([1000.0, 1010.0, 1020.0])
+    monkeypatch.setattr(progress_lib.time, "time", lambda: next(clock))
+    stream = io.StringIO()
+    progress = progress_lib.Progress(400, first_step=300, stream=stream)  # a resumed run, not a terminal
+    assert progress.plain
+    progress.update(310, {"d_loss": 1.5, "g_loss": 0.25, "img/s": 32.0})
+    line = stream.getvalue().strip()
+    # 10 steps of this process in 10 s: 1 s/step and 90 steps left (not 10 s / 310 steps).
+    assert line.startswith("step 310/400  d_loss 1.5000  g_loss 0.2500  32.0 images/s  1.000 s/step  ETA 1m30s"), line
+    assert "\r" not in line and "\x1b" not in line and "\b" not in line
+    bar = progress_lib._ResumedProgbar(400, 300)
+    assert bar._estimate_step_duration(310, bar._start + 10.0) == pytest.approx(1.0)

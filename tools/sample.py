@@ -25,6 +25,7 @@ flags.DEFINE_bool("interpolate", False, "Rows interpolate between two z's instea
 flags.DEFINE_integer("steps", 8, "Columns of an interpolation.")
 flags.DEFINE_float("truncation", 0.0, "Truncate z to [-T, T] by resampling; 0: no truncation.")
 flags.DEFINE_integer("seed", 0, "z seed.")
+flags.DEFINE_integer("min_tile", 96, "Enlarge small images (nearest neighbour) to at least this many pixels.")
 FLAGS = flags.FLAGS
 
 
@@ -82,7 +83,7 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
 
-    from sagan_tf.images import image_grid
+    from sagan_tf.images import labelled_grid
 
     images, num_classes, dim_z = load_sampler(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.saved_model)
     if FLAGS.classes:
@@ -102,9 +103,11 @@ def main(argv):
         else:
             z = truncated_normal(rng, (columns, dim_z), FLAGS.truncation)
         grid_rows.append(images(z, np.full([columns], label, np.int32)))
-    grid = image_grid(np.concatenate(grid_rows), rows=len(rows))
+    names = [f"class {label}" if num_classes else "" for label in rows]
+    grid = labelled_grid(np.concatenate(grid_rows), names, min_tile=FLAGS.min_tile)
     tf.io.write_file(FLAGS.output, tf.io.encode_png(grid))
-    print(f"Wrote {FLAGS.output}: {len(rows)} rows x {columns} columns of {grid_rows[0].shape[1]}px images.")
+    print(f"Wrote {FLAGS.output}: {len(rows)} rows x {columns} columns of {grid_rows[0].shape[1]}px images"
+          f" (shown at {grid.shape[0] // len(rows)}px, each row labelled with its class).")
 
 
 if __name__ == "__main__":

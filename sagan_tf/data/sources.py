@@ -187,6 +187,9 @@ def folder_source(path, conditional=True, on_corrupt="error", validate=True):
         paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
         if not paths:
             raise DataError(f"Every image in {path} is unreadable.")
+        if corrupt:
+            print(f"folder_source: skipped {len(corrupt)} unreadable image file(s) of {len(listing.paths)} in {path} "
+                  f"(first: {corrupt[0][0]}: {corrupt[0][1]}); training on {len(paths)}.", flush=True)
 
     paths_t, labels_t = tf.constant(paths), tf.constant(labels, tf.int32)
 
