@@ -323,3 +323,18 @@ def test_progress_is_plain_lines_off_a_terminal_and_rates_count_this_process_onl
     assert "\r" not in line and "\x1b" not in line and "\b" not in line
     bar = progress_lib._ResumedProgbar(400, 300)
     assert bar._estimate_step_duration(310, bar._start + 10.0) == pytest.approx(1.0)
+
+
+def test_fit_trains_with_keras_callbacks():
+    """`SAGAN.fit` runs the same train_step as the trainer and drives ordinary Keras callbacks."""
+    model = _model()
+    model.build_all()
+    model.compile(keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9), keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9))
+    images = np.random.RandomState(0).uniform(-1, 1, (16, 16, 16, 3)).astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.arange(16) % 3)).batch(4, drop_remainder=True).repeat()
+    seen = []
+    callback = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(logs["d_loss"]))
+    history = model.fit(dataset, epochs=2, steps_per_epoch=3, verbose=0, callbacks=[callback])
+    assert int(model.g_optimizer.iterations) == 6 and int(model.d_optimizer.iterations) == 6
+    assert len(seen) == 6 and all(np.isfinite(seen))
+    assert set(history.history) >= {"d_loss", "g_loss", "d_real", "d_fake"} and len(history.history["g_loss"]) == 2
