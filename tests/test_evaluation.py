@@ -203,3 +203,20 @@ def test_checkpoint_resolution(tmp_path):
         manager.save(checkpoint_number=step)
     assert resolve_checkpoint(str(tmp_path)).endswith("ckpt-9")
     assert resolve_checkpoint(str(tmp_path), "5").endswith("ckpt-5")
+
+
+def test_given_images_are_evaluated_like_a_generators(tmp_path):
+    """Another implementation's samples (uint8 arrays, as in ../shared/reference) go through the same path:
+    the real images themselves score FID ~0, noise far more; labels reach the per-class statistics."""
+    rng = np.random.RandomState(5)
+    images = rng.randint(0, 256, (60, 16, 16, 3)).astype(np.uint8)
+    labels = np.arange(60) % 3
+    spec = _array_spec(images, labels, 20)
+    judge = evaluator.Evaluator(num_samples=60, batch_size=20, classifier=CountingClassifier(), kid_samples=60,
+                                splits=2, intra_fid=True, cache_dir=str(tmp_path), progress=False)
+    same = judge.evaluate_images(images, labels, 3, spec)
+    noise = judge.evaluate_images(rng.randint(0, 256, (60, 16, 16, 3)).astype(np.uint8) // 4, labels, 3, spec)
+    assert same["num_generated"] == 60 and abs(same["fid"]) < 1e-6 and noise["fid"] > 100 * max(same["fid"], 1e-9)
+    assert set(same["intra_fid_per_class"]) == {"0", "1", "2"} and abs(same["intra_fid"]) < 1e-6
+    with pytest.raises(ValueError, match="uint8"):
+        judge.evaluate_images(images.astype(np.float32), labels, 3, spec)

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from inception_weights import requires_weights
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -43,3 +45,23 @@ def test_bench_attention_measures_both_paths_and_stops_trials_at_the_limit(tmp_p
         assert equal["batch"] == 2 and equal["ms"] > 0 and equal["peak_rss_gib"] > 0.05
         assert figures[f"{path}_largest_batch"] is None
     assert result.stdout.count("over 0.05 GiB") == 2
+
+
+@requires_weights
+def test_eval_reference_scores_a_sample_set_with_the_runs_evaluator(tmp_path):
+    import numpy as np
+
+    rng = np.random.RandomState(0)
+    np.savez(tmp_path / "ref.npz", images=rng.randint(0, 256, (12, 32, 32)).astype(np.uint8),
+             labels=(np.arange(12) % 10).astype(np.int8), step=1500, seed=2)
+    output = tmp_path / "ref.json"
+    result = subprocess.run([sys.executable, "tools/eval_reference.py", f"--npz={tmp_path / 'ref.npz'}",
+                             f"--output={output}", "--gin_file=synthetic.gin", "--num_samples=12",
+                             "--nointra_fid"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads(output.read_text())
+    assert metrics["step"] == 1500 and metrics["seed"] == 2 and metrics["num_generated"] == 12
+    assert metrics["fid"] > 0 and metrics["classifier"] == "fid_inception_2015_port" and "cores" in metrics["machine"]
+    missing = subprocess.run([sys.executable, "tools/eval_reference.py", f"--npz={tmp_path / 'ref.npz'}",
+                              f"--output={output}", "--key=images_ema"], capture_output=True, text=True, cwd=REPO)
+    assert missing.returncode == 2 and "no array 'images_ema'" in missing.stderr

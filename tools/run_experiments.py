@@ -28,7 +28,6 @@ results/) resumes on another machine with those runs done, and trains only what 
 
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -36,6 +35,8 @@ import sys
 import time
 
 from absl import app, flags
+
+from sagan_tf.machine import describe_machine
 
 flags.DEFINE_string("spec", None, "The experiment list (JSON).")
 flags.DEFINE_string("out_dir", None, "Where the runs, evaluations, grids and the results go.")
@@ -180,7 +181,7 @@ def train_run(spec, run, seed, directory):
     print(f"[{run['name']} seed {seed}] training from step {latest_step(directory)} to {spec['num_steps']}", flush=True)
     wall_before, cpu_before = state["train_seconds"], state.get("train_cpu_seconds", 0.0)
     # Every machine the run trained on (a resumed run may span several): its figures depend on them.
-    state["devices"] = [*[d for d in state.get("devices", []) if d != device()], device()]
+    state["devices"] = [*[d for d in state.get("devices", []) if d != describe_machine()], describe_machine()]
 
     def record(wall, cpu):  # kept on disk as the run goes: a hard kill loses at most one tick
         state["train_seconds"], state["train_cpu_seconds"] = wall_before + wall, cpu_before + cpu
@@ -363,7 +364,7 @@ def summarise(spec, out_dir):
             with open(path) as f:
                 curve = [{k: json.loads(line).get(k) for k in ("step", "fid", "kid")} for line in f if line.strip()]
     return {"description": spec.get("description", ""), "num_steps": spec["num_steps"], "seeds": spec["seeds"],
-            "evaluation": spec.get("evaluation", {}), "devices": devices_of(rows), "report_device": device(),
+            "evaluation": spec.get("evaluation", {}), "devices": devices_of(rows), "report_device": describe_machine(),
             "runs": rows, "baselines": baselines, "curve": curve}
 
 
@@ -377,21 +378,6 @@ def devices_of(rows):
             for name in entry["devices"] or ["not recorded"]:
                 counts[name] = counts.get(name, 0) + 1
     return counts
-
-
-def device():
-    """The CPU model, AVX-512 or not, and core count: what sets a run's speed (and its exact figures)."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = f.read().splitlines()
-        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-        model = names[0] if names else model
-        if any(line.startswith("flags") and " avx512f " in f"{line} " for line in lines):
-            model += ", AVX-512"
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
 
 
 def _cell(summary, key, digits=1):

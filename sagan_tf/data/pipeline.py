@@ -36,14 +36,14 @@ from sagan_tf.data.files import DataError
 
 
 def to_channels(image, channels):
-    """uint8 [H, W, C] with C in {1, 3, 4} -> [H, W, channels] (grey <-> RGB, alpha dropped)."""
+    """uint8 [..., C] with C in {1, 3, 4} -> [..., channels] (grey <-> RGB, alpha dropped); any leading dims."""
     c = image.shape[-1]
     if c == 4:
         image, c = image[..., :3], 3
     if c == channels:
         return image
     if channels == 3:
-        return tf.tile(image, [1, 1, 3])
+        return tf.repeat(image, 3, axis=-1)
     return tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))), tf.uint8)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from sagan_tf import images as images_lib
+from sagan_tf.data.pipeline import to_channels
 from sagan_tf.eval import classifiers as classifiers_lib
 from sagan_tf.eval import inception, metrics, streaming
 
@@ -165,6 +166,31 @@ class Evaluator:
         return streaming.accumulate(batches, self.classifier, self.num_samples, self.kid_samples,
                                     self.intra_fid and bool(num_classes), self.progress,
                                     label=f"Generated statistics ({self.num_samples} images)")
+
+    def evaluate_images(self, images, labels, num_classes, input_spec):
+        """Metrics of given 8-bit images (uint8 [N, H, W] or [N, H, W, C], labels [N]) against `input_spec`'s:
+        another implementation's samples, evaluated exactly as a generator's are."""
+        images = np.asarray(images)
+        if images.dtype != np.uint8:
+            raise ValueError(f"Images must be uint8. Received dtype {images.dtype}.")
+        if images.ndim == 3:
+            images = images[..., None]
+        images = to_channels(tf.constant(images), input_spec.channels).numpy()  # as the data pipeline does
+        labels = np.asarray(labels).astype(np.int32).reshape(-1) if num_classes else None
+
+        def batches():
+            for start in range(0, min(len(images), self.num_samples), self.batch_size):
+                chunk = images[start:start + self.batch_size].astype(np.float32) / 127.5 - 1.0
+                yield chunk, None if labels is None else labels[start:start + self.batch_size]
+
+        real = self.real(input_spec)
+        fake = streaming.accumulate(batches(), self.classifier, self.num_samples, self.kid_samples,
+                                    self.intra_fid and bool(num_classes), self.progress,
+                                    label=f"Given images ({min(len(images), self.num_samples)})")
+        results = compute_metrics(real, fake, self.splits)
+        results.update(classifier=self.classifier.name, real_statistics=real.meta.get("cache"),
+                       real_source=input_spec.source_name)
+        return results
 
     def evaluate(self, generator, num_classes, input_spec):
         """Metrics of `generator` against `input_spec`'s images; with timing and provenance fields."""

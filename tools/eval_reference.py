@@ -1,0 +1,58 @@
+"""Evaluates another implementation's sample sets with sagan_tf's evaluator, beside sagan_tf's own runs.
+
+  python tools/eval_reference.py --npz=../shared/reference/ref_s0_step01500.npz \
+      --output=results/reference/ref_s0_step01500.json [--key=images_ema]
+
+Each `.npz` holds `images` uint8 [N, H, W(, C)] and `labels` [N] (and `step`, `seed`). The images go
+through the same evaluator, classifier and cached real statistics as `tools/run_experiments.py` uses for
+the gin config given (default: the Fashion-MNIST quality runs), so the figures are comparable with the
+runner's tables. Writes the metrics with the file's step and seed and the machine.
+"""
+
+import json
+import os
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("npz", None, "A sample set: images uint8 [N, H, W(, C)], labels [N].")
+flags.DEFINE_string("key", "images", "The array of images to evaluate (e.g. images_ema).")
+flags.DEFINE_string("output", None, "JSON file to write.")
+flags.DEFINE_multi_string("gin_file", ["experiments/fashion_mnist_quality.gin"], "The config whose data is the reference.")
+flags.DEFINE_integer("num_samples", 10_000, "Images evaluated (and real images).")
+flags.DEFINE_string("classifier", "port", "As for sagan_tf.evaluate.")
+flags.DEFINE_bool("intra_fid", True, "Also FID per class and their mean.")
+flags.mark_flags_as_required(["npz", "output"])
+
+
+def main(argv):
+    del argv
+    import numpy as np  # noqa: PLC0415
+
+    from sagan_tf import config  # noqa: PLC0415
+    from sagan_tf.eval.evaluator import Evaluator, format_table  # noqa: PLC0415
+    from sagan_tf.eval.periodic import evaluation_input  # noqa: PLC0415
+    from sagan_tf.machine import describe_machine  # noqa: PLC0415
+
+    if not os.path.isfile(FLAGS.npz):
+        raise app.UsageError(f"--npz {FLAGS.npz} does not exist.", exitcode=2)
+    with np.load(FLAGS.npz) as arrays:
+        if FLAGS.key not in arrays:
+            raise app.UsageError(f"{FLAGS.npz} has no array {FLAGS.key!r} (it has {', '.join(arrays.files)}).",
+                                 exitcode=2)
+        images, labels = arrays[FLAGS.key], arrays["labels"]
+        provenance = {k: int(arrays[k]) for k in ("step", "seed") if k in arrays}
+    config.parse(FLAGS.gin_file)
+    evaluator = Evaluator(num_samples=FLAGS.num_samples, classifier=FLAGS.classifier, intra_fid=FLAGS.intra_fid)
+    input_spec = evaluation_input(evaluator.batch_size)
+    results = evaluator.evaluate_images(images, labels, input_spec.num_classes, input_spec)
+    results.update(provenance, npz=os.path.basename(FLAGS.npz), key=FLAGS.key, machine=describe_machine())
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    with open(FLAGS.output, "w") as f:
+        json.dump(results, f, indent=2)
+    print(format_table(results))
+    print(f"Wrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    app.run(main)
