@@ -25,6 +25,20 @@ from sagan_tf import images as images_lib
 _SQRT2 = 1.4142135623730951
 
 
+def error_reason(error):
+    """The reason of a serving `InvalidArgumentError`, first: TensorFlow's message starts with "Graph
+    execution error:" and node details, and says what was wrong (`z must be [N, 128]; received width 5`)
+    several lines below."""
+    text = getattr(error, "message", None) or str(error)
+    marker = "assertion failed: ["
+    if marker in text:
+        reason = text.split(marker, 1)[1]
+        return reason.split("]\n", 1)[0].split("]\t", 1)[0].rstrip("]").strip()
+    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith(noise)]
+    return lines[0] if lines else text.strip()
+
+
 def _check(condition, message):
     return tf.debugging.Assert(condition, [message])
 

@@ -122,6 +122,16 @@ def test_export_serves_without_sagan_tf_and_equals_the_ema_generator(exported, t
 
     errors = report["errors"]
     assert "z must be [N, 128]; received width 5" in errors["z_width"]
+    # From Python, the reason comes first (TensorFlow's own message starts with "Graph execution error:").
+    import tensorflow as tf
+
+    from sagan_tf.serving import error_reason
+
+    loaded = tf.saved_model.load(str(exported / "4"))
+    with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+        loaded.signatures["serving_default"](z=tf.zeros([2, 5]), labels=tf.constant([1, 2]))
+    assert caught.value.message.startswith("Graph execution error")
+    assert error_reason(caught.value) == "z must be [N, 128]; received width 5"
     assert "labels must be in [0, 10)" in errors["label_range"] and "10" in errors["label_range"]
     assert "one entry per image: 2 labels for 3 images" in errors["label_count"]
     assert "count must be >= 0" in errors["negative_count"]

@@ -18,7 +18,7 @@ from absl import app, flags
 flags.DEFINE_string("model_dir", None, "A training directory.")
 flags.DEFINE_string("checkpoint", None, "With --model_dir: a step, 'best' or a path; default: the latest.")
 flags.DEFINE_string("saved_model", None, "An exported version directory (EXPORT_DIR/<version>).")
-flags.DEFINE_string("output", "samples.png", "The PNG to write.")
+flags.DEFINE_string("output", None, "The PNG to write (default: MODEL_DIR/grid.png, or grid-<version>.png beside a SavedModel).")
 flags.DEFINE_list("classes", None, "Class ids, one row each (default: every class; unconditional: 8 rows).")
 flags.DEFINE_integer("per_class", 8, "Images per row.")
 flags.DEFINE_bool("interpolate", False, "Rows interpolate between two z's instead of independent samples.")
@@ -73,7 +73,13 @@ def load_sampler(model_dir=None, checkpoint=None, saved_model=None):
         inputs = {"z": tf.constant(z)}
         if num_classes:
             inputs["labels"] = tf.constant(labels, tf.int32)
-        return serve(**inputs)["images"].numpy()
+        try:
+            return serve(**inputs)["images"].numpy()
+        except tf.errors.InvalidArgumentError as error:  # the signature's own checks: say why first
+            from sagan_tf.serving import error_reason
+
+            print(f"sample.py: error: {error_reason(error)}", file=sys.stderr)
+            sys.exit(2)
 
     return images, num_classes, dim_z
 
@@ -105,8 +111,10 @@ def main(argv):
         grid_rows.append(images(z, np.full([columns], label, np.int32)))
     names = [f"class {label}" if num_classes else "" for label in rows]
     grid = labelled_grid(np.concatenate(grid_rows), names, min_tile=FLAGS.min_tile)
-    tf.io.write_file(FLAGS.output, tf.io.encode_png(grid))
-    print(f"Wrote {FLAGS.output}: {len(rows)} rows x {columns} columns of {grid_rows[0].shape[1]}px images"
+    output = FLAGS.output or (os.path.join(FLAGS.model_dir, "grid.png") if FLAGS.model_dir else os.path.join(
+        os.path.dirname(os.path.normpath(FLAGS.saved_model)), f"grid-{os.path.basename(os.path.normpath(FLAGS.saved_model))}.png"))
+    tf.io.write_file(output, tf.io.encode_png(grid))
+    print(f"Wrote {output}: {len(rows)} rows x {columns} columns of {grid_rows[0].shape[1]}px images"
           f" (shown at {grid.shape[0] // len(rows)}px, each row labelled with its class).")
 
 

@@ -15,7 +15,7 @@ from absl import app, flags
 
 flags.DEFINE_string("model_dir", None, "A training directory.")
 flags.DEFINE_string("checkpoint", None, "A step, 'best' or a path; default: the latest.")
-flags.DEFINE_string("output", "attention.png", "The PNG to write.")
+flags.DEFINE_string("output", None, "The PNG to write (default: MODEL_DIR/attention.png).")
 flags.DEFINE_enum("network", "generator", ["generator", "discriminator"], "Whose attention to draw.")
 flags.DEFINE_enum("discriminator_on", "real", ["real", "generated"], "Images the discriminator looks at.")
 flags.DEFINE_integer("num_images", 4, "Rows of the figure.")
@@ -72,11 +72,12 @@ def main(argv):
     points = parse_queries(FLAGS.queries) if FLAGS.queries else attention_maps.default_queries(FLAGS.num_queries)
     scale = FLAGS.scale or max(1, 128 // images.shape[1])
     figure = attention_maps.attention_figure(images, maps, points, scale=scale)
-    tf.io.write_file(FLAGS.output, tf.io.encode_png(figure))
+    output = FLAGS.output or os.path.join(FLAGS.model_dir, "attention.png")
+    tf.io.write_file(output, tf.io.encode_png(figure))
     if FLAGS.tensorboard:
         with tf.summary.create_file_writer(os.path.join(FLAGS.model_dir, "attention")).as_default(step=run.step or 0):
             tf.summary.image(f"attention/{FLAGS.network}", figure[None], max_outputs=1)
-    print(f"Wrote {FLAGS.output}: {len(images)} images, layers {sorted(maps)}, {len(points)} queries, "
+    print(f"Wrote {output}: {len(images)} images, layers {sorted(maps)}, {len(points)} queries, "
           f"checkpoint {run.checkpoint}.")
 
 
