@@ -97,3 +97,46 @@ def attention_figure(images, maps, points, layer_sizes=None, scale=1):
         row = np.concatenate(panels, axis=1)
         rows.append(np.kron(row, np.ones((scale, scale, 1), np.uint8)) if scale > 1 else row)
     return np.concatenate(rows, axis=0)
+
+
+def annotate_figure(figure, title, points, layers, panel):
+    """`attention_figure`'s image with a title, a header over every panel column, the query points
+    numbered in each row's first panel, and a legend with the colour scale and the query coordinates.
+
+    Args:
+        figure: uint8 [rows * panel, (1 + L * Q) * panel, 3] from `attention_figure`.
+        title: e.g. "generator, step 1500".
+        points: the Q query points (y, x) in [0, 1).
+        layers: {layer name: (H, W)} of the L layers, in the figure's (sorted) order.
+        panel: the size of one panel in pixels (R * scale).
+    """
+    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
+
+    font = ImageFont.load_default()
+    names = sorted(layers)
+    header, footer = 34, 46
+    canvas = Image.new("RGB", (figure.shape[1], figure.shape[0] + header + footer), "white")
+    canvas.paste(Image.fromarray(figure), (0, header))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((4, 2), title, fill="black", font=font)
+    columns = ["queries"] + [f"{name} {layers[name][0]}x{layers[name][1]}: q{k + 1}" for name in names
+                             for k in range(len(points))]
+    for i, text in enumerate(columns):
+        draw.text((i * panel + 3, 18), text, fill="black", font=font)
+    for row in range(figure.shape[0] // panel):
+        for k, (y, x) in enumerate(points):  # the query's number on a dark tag beside its dot
+            left, top = x * panel + 5, header + row * panel + y * panel - 14
+            draw.rectangle([left - 1, top, left + 7, top + 11], fill="black")
+            draw.text((left, top), str(k + 1), fill=(0, 255, 0), font=font)
+    top = header + figure.shape[0] + 4
+    bar = 120
+    for i in range(bar):  # the overlay's colour map: black (weight 0) to red (the map's largest weight)
+        heat = i / (bar - 1)
+        draw.line([(4 + i, top), (4 + i, top + 10)], fill=(int(255 * heat * 0.9), int(40 * heat * 0.9), int(40 * heat * 0.9)))
+    draw.text((4, top + 13), "0", fill="black", font=font)
+    draw.text((4 + bar - 20, top + 13), "max", fill="black", font=font)
+    draw.text((bar + 14, top), "red: attention weight of query k (each map scaled to its maximum)", fill="black", font=font)
+    draw.text((bar + 14, top + 14), "green: query points, (y, x) as fractions of the image:", fill="black", font=font)
+    draw.text((bar + 14, top + 28), ", ".join(f"{k + 1} ({y:.2f}, {x:.2f})" for k, (y, x) in enumerate(points)),
+              fill="black", font=font)
+    return np.asarray(canvas)

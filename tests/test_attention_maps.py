@@ -69,5 +69,9 @@ def test_visualize_attention_tool_on_a_run(tiny_run, tmp_path):
                                 capture_output=True, text=True, cwd=repo, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
         figure = tf.io.decode_png(tf.io.read_file(str(output))).numpy()
-        assert figure.shape == (4 * 128, (1 + 2) * 128, 3)  # 4 images; the image + 2 queries x 1 layer; 32px x4
+        # 4 images; the image + 2 queries x 1 layer; 32px x4; a title and column header band above, a legend below.
+        assert figure.shape == (34 + 4 * 128 + 46, (1 + 2) * 128, 3)
+        assert (figure[:34] < 100).any() and (figure[-46:] < 100).any()  # text on the white bands
+        bar = figure[34 + 4 * 128 + 4, 4:124]  # the colour scale: black to red
+        assert bar[0].max() < 10 and bar[-1][0] > 200 and bar[-1][0] > 3 * bar[-1][1]
     assert any(name.startswith("events") for name in os.listdir(tiny_run / "attention"))

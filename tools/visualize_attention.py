@@ -72,6 +72,10 @@ def main(argv):
     points = parse_queries(FLAGS.queries) if FLAGS.queries else attention_maps.default_queries(FLAGS.num_queries)
     scale = FLAGS.scale or max(1, 128 // images.shape[1])
     figure = attention_maps.attention_figure(images, maps, points, scale=scale)
+    layers = {name: (int(round(m.shape[1] ** 0.5)),) * 2 for name, m in maps.items()}
+    shown = "generated images" if FLAGS.network == "generator" or FLAGS.discriminator_on != "real" else "real images"
+    title = f"{FLAGS.network} attention on {shown}, step {run.step} ({run.checkpoint})"
+    figure = attention_maps.annotate_figure(figure, title, points, layers, images.shape[1] * scale)
     output = FLAGS.output or os.path.join(FLAGS.model_dir, "attention.png")
     tf.io.write_file(output, tf.io.encode_png(figure))
     if FLAGS.tensorboard:
