@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sys
 import time
 
 import gin
@@ -380,11 +381,12 @@ def _train(model_dir, strategy, input_spec, num_steps, steps_per_execution, log_
         seconds = time.time() - progress.start
         done = step() - start
         grids = sorted(os.listdir(samples_dir))
+        python = os.path.relpath(sys.executable) if not os.path.relpath(sys.executable).startswith("..") else sys.executable
         progress.message(
             f"Done: steps {start}-{step()} in {format_duration(seconds)} "
             f"({done * input_spec.global_batch_size / max(seconds, 1e-9):.1f} images/s). "
             f"Last checkpoint: {manager.latest_checkpoint}. Last samples: "
             f"{os.path.join(samples_dir, grids[-1]) if grids else 'none'}.\n"
-            f"  Evaluate: python -m sagan_tf.evaluate --model_dir={model_dir}\n"
-            f"  Export:   python -m sagan_tf.export --model_dir={model_dir} --export_dir={os.path.join(model_dir, 'export')}")
+            f"  Evaluate: {python} -m sagan_tf.evaluate --model_dir={model_dir}\n"
+            f"  Export:   {python} -m sagan_tf.export --model_dir={model_dir} --export_dir={os.path.join(model_dir, 'export')}")
     return model
