@@ -62,6 +62,8 @@ def test_eval_reference_scores_a_sample_set_with_the_runs_evaluator(tmp_path):
     metrics = json.loads(output.read_text())
     assert metrics["step"] == 1500 and metrics["seed"] == 2 and metrics["num_generated"] == 12
     assert metrics["fid"] > 0 and metrics["classifier"] == "fid_inception_2015_port" and "cores" in metrics["machine"]
+    table = (tmp_path / "results.md").read_text()
+    assert f"| ref.npz (images) | 2 | 1500 | {metrics['fid']:.1f} |" in table
     missing = subprocess.run([sys.executable, "tools/eval_reference.py", f"--npz={tmp_path / 'ref.npz'}",
                               f"--output={output}", "--key=images_ema"], capture_output=True, text=True, cwd=REPO)
     assert missing.returncode == 2 and "no array 'images_ema'" in missing.stderr

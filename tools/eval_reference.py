@@ -51,7 +51,29 @@ def main(argv):
     with open(FLAGS.output, "w") as f:
         json.dump(results, f, indent=2)
     print(format_table(results))
-    print(f"Wrote {FLAGS.output}")
+    table = write_table(os.path.dirname(os.path.abspath(FLAGS.output)))
+    print(f"Wrote {FLAGS.output} and {table}")
+
+
+def write_table(directory):
+    """results.md beside the JSON files: one row per evaluated set, sorted by step and seed."""
+    import glob  # noqa: PLC0415
+
+    rows = []
+    for path in glob.glob(os.path.join(directory, "*.json")):
+        with open(path) as f:
+            rows.append(json.load(f))
+    rows.sort(key=lambda r: (r.get("step", 0), r.get("seed", 0), r.get("key", "")))
+    lines = ["| sample set | seed | G steps | FID | KID x 1000 | intra-FID | images | machine |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        intra = f"{r['intra_fid']:.1f}" if "intra_fid" in r else "-"
+        lines.append(f"| {r['npz']} ({r['key']}) | {r.get('seed', '-')} | {r.get('step', '-')} | {r['fid']:.1f} | "
+                     f"{1000 * r['kid']:.2f} | {intra} | {r['num_generated']} | {r['machine']} |")
+    path = os.path.join(directory, "results.md")
+    with open(path, "w") as f:
+        f.write(f"Evaluated with `tools/eval_reference.py` (classifier `{rows[0]['classifier'] if rows else '-'}`, real "
+                "statistics of the runs' evaluator).\n\n" + "\n".join(lines) + "\n")
+    return path
 
 
 if __name__ == "__main__":
