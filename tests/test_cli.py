@@ -46,13 +46,17 @@ def test_mirrored_two_replicas_steps_per_execution_2_then_resume_with_1(tmp_path
                   params=[*TINY, "train.num_steps = 4", "train.steps_per_execution = 2", "train.checkpoint_every = 2",
                           "train.sample_every = 2"])
     assert first.returncode == 0, first.stderr[-3000:]
+    # Not a terminal: plain lines, a start line and a summary with the next commands.
+    assert "MirroredStrategy with 2 replicas, global batch 8" in first.stdout and "new run" in first.stdout
+    assert "step 2/4  d_loss" in first.stdout and "\r" not in first.stdout and "\x1b" not in first.stdout
+    assert "Done: steps 0-4" in first.stdout and f"-m sagan_tf.evaluate --model_dir={tmp_path}" in first.stdout
     assert {"ckpt-2.index", "ckpt-4.index"} <= set(os.listdir(tmp_path / "checkpoints"))
     assert sorted(logged(tmp_path, "d_loss")) == [2, 4]
     assert (tmp_path / "operative_config.gin").read_text().count("Generator.base_channels = 4") == 1
     assert sorted(os.listdir(tmp_path / "samples"))[-1] == "step_0000004.png"
     resumed = train(tmp_path, "--strategy=mirrored", "--num_cpu_devices=2", params=[*TINY, "train.num_steps = 5"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Resumed from" in resumed.stdout and "at step 4" in resumed.stdout
+    assert "Resumed from" in resumed.stdout and "at step 4" in resumed.stdout and "resuming at step 4" in resumed.stdout
     assert os.path.exists(tmp_path / "checkpoints" / "ckpt-5.index")
     assert np.isfinite(logged(tmp_path, "d_loss")[5])
 
