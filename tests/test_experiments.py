@@ -178,7 +178,7 @@ def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     directory = out_dir / "tiny" / "seed_0"
     assert runner.latest_step(str(directory)) == 2
-    assert json.loads((directory / "runner.json").read_text())["devices"] == [runner.device()]
+    assert json.loads((directory / "runner.json").read_text())["devices"] == [runner.describe_machine()]
     evaluation = json.loads((directory / "final_eval.json").read_text())
     assert evaluation["step"] == 2 and evaluation["num_generated"] == 24 and np.isfinite(evaluation["fid"])
     results = json.loads((out_dir / "results.json").read_text())
