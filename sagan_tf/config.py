@@ -1,11 +1,16 @@
 """Finding and parsing gin files, with errors that name the file or binding at fault.
 
+This module parses; it registers nothing but the Keras optimizers. A caller parsing a whole run's
+config first imports the modules whose configurables it names (`sagan_tf.gin_registry` imports all).
+
 gin checks the parameters of configurable functions, but not of classes whose constructor takes
 `**kwargs` (every Keras layer and model): a misspelt `Generator.base_chanels` would pass gin and fail
 late, after the run directory was made. `parse` checks every binding against the constructor
 signatures (a Keras class's own and its bases' named arguments) and says what was meant.
 """
 
+import contextlib
+import copy
 import difflib
 import inspect
 import logging
@@ -16,10 +21,6 @@ import gin.config as gin_config
 import keras
 
 import sagan_tf.configurables  # noqa: F401  (registers the Keras optimizers)
-import sagan_tf.data  # noqa: F401  (registers the sources and build_input)
-import sagan_tf.eval.periodic  # noqa: F401  (registers Evaluator, get_classifier, evaluation_input)
-import sagan_tf.losses  # noqa: F401
-import sagan_tf.trainer  # noqa: F401
 
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
 
@@ -113,13 +114,29 @@ def _one_line(error):
     return message.rstrip(".") + suggestion + "".join(f"; {line}" for line in lines[1:])
 
 
-def parse(gin_files, gin_params=()):
-    """Parses gin files (names or paths) and bindings; raises ConfigError (one line) naming what is wrong."""
+def parse(gin_files, gin_params=(), skip_unknown=False):
+    """Parses gin files (names or paths) and bindings; raises ConfigError (one line) naming what is wrong.
+
+    `skip_unknown`: ignore bindings of configurables not registered in this process (for reading a run's
+    own operative config where only some of its parts are needed)."""
     paths = [resolve_gin_file(name) for name in gin_files]
     gin.add_config_file_search_path(GIN_DIR)
     try:
-        gin.parse_config_files_and_bindings(paths, list(gin_params), finalize_config=False)
+        gin.parse_config_files_and_bindings(paths, list(gin_params), finalize_config=False,
+                                            skip_unknown=skip_unknown)
     except (ValueError, KeyError, OSError, SyntaxError) as error:
         raise ConfigError(f"Bad gin configuration: {_one_line(error)}") from error
     check_bindings()
     return paths
+
+
+@contextlib.contextmanager
+def isolated():
+    """Runs its body on an empty gin config and puts the caller's bindings back afterwards."""
+    saved = copy.deepcopy(gin_config._CONFIG)
+    try:
+        gin.clear_config()
+        yield
+    finally:
+        gin.clear_config()
+        gin_config._CONFIG.update(saved)

@@ -3,7 +3,6 @@
 import json
 import os
 
-import gin
 import tensorflow as tf
 
 
@@ -18,7 +17,6 @@ def _configure_cpu_devices(count):
     return [d.name for d in tf.config.list_logical_devices("CPU")][:count]
 
 
-@gin.configurable
 def get_strategy(name="default", num_cpu_devices=0, tpu=None):
     """Returns a `tf.distribute.Strategy`.
 

@@ -1,9 +1,10 @@
 """Evaluates a trained generator: `python -m sagan_tf.evaluate --model_dir=DIR [--num_samples=50000]`.
 
-Rebuilds the model from `DIR/operative_config.gin`, restores the latest (or `--checkpoint`) training
+Rebuilds the model from `DIR/model_config.json` (older runs: `operative_config.gin`), restores the latest (or `--checkpoint`) training
 checkpoint, samples from the EMA generator when training kept one, and prints FID, KID, IS (when
 the classifier has logits) and intra-class FID (`--intra_fid`) against the training data (or the
-source bound to `evaluation_input.source`). Results go to `DIR/eval/metrics-<checkpoint>.json`.
+source bound to `evaluation_input.source`). Results go to `DIR/eval/metrics-<checkpoint>.json`
+(`--generator=raw`: the trained weights, not their EMA; `...-raw.json`).
 Real statistics are cached (`--cache_dir`, default $SAGAN_TF_CACHE or ~/.cache/sagan_tf).
 """
 
@@ -14,38 +15,54 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "A training directory (operative_config.gin, checkpoints/).")
-flags.DEFINE_string("checkpoint", None, "A checkpoint path, a step number, or 'best'; default: the latest.")
-flags.DEFINE_integer("num_samples", 50_000, "Generated images (and real images, at most the dataset's).")
-flags.DEFINE_integer("batch_size", 100, "Images per generator / classifier call.")
-flags.DEFINE_string("classifier", None, "'auto' (default), 'tfgan', 'port', a TF-Hub handle or SavedModel dir.")
-flags.DEFINE_bool("intra_fid", False, "Also FID per class and its mean (conditional models).")
-flags.DEFINE_string("cache_dir", None, "Real-statistics cache directory.")
-flags.DEFINE_string("output", None, "JSON output path (default DIR/eval/metrics-<checkpoint>.json).")
-flags.DEFINE_integer("seed", 0, "Seed of the generated z and labels.")
-flags.DEFINE_multi_string("gin_file", [], "Extra gin files, applied after the run's operative config.")
-flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings, e.g. \"evaluation_input.source = ...\".")
-flags.mark_flag_as_required("model_dir")
 
 
-def evaluate_model_dir(model_dir, checkpoint=None, gin_files=(), gin_params=(), **evaluator_args):
-    """Restores a training run's generator and evaluates it; returns the results dict."""
+def define_flags():
+    """The command's flags (defined when run as a command, so that importing the module defines none)."""
+    flags.DEFINE_string("model_dir", None, "A training directory (operative_config.gin, checkpoints/).")
+    flags.DEFINE_string("checkpoint", None, "A checkpoint path, a step number, or 'best'; default: the latest.")
+    flags.DEFINE_integer("num_samples", 50_000, "Generated images (and real images, at most the dataset's).")
+    flags.DEFINE_integer("batch_size", 100, "Images per generator / classifier call.")
+    flags.DEFINE_string("classifier", None, "'auto' (default), 'tfgan', 'port', a TF-Hub handle or SavedModel dir.")
+    flags.DEFINE_bool("intra_fid", False, "Also FID per class and its mean (conditional models).")
+    flags.DEFINE_string("cache_dir", None, "Real-statistics cache directory.")
+    flags.DEFINE_string("output", None, "JSON output path (default DIR/eval/metrics-<checkpoint>.json).")
+    flags.DEFINE_integer("seed", 0, "Seed of the generated z and labels.")
+    flags.DEFINE_enum("generator", "auto", ["auto", "ema", "raw"],
+                      "auto: the EMA generator when training kept one; ema: that one (error without); raw: the "
+                      "trained weights themselves.")
+    flags.DEFINE_multi_string("gin_file", [], "Extra gin files, applied after the run's operative config.")
+    flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings, e.g. \"evaluation_input.source = ...\".")
+    flags.mark_flag_as_required("model_dir")
+
+
+def evaluate_model_dir(model_dir, checkpoint=None, gin_files=(), gin_params=(), generator="auto",
+                       **evaluator_args):
+    """Restores a training run's generator and evaluates it; returns the results dict.
+
+    The networks come from the run's stored Keras config; the real images from its operative gin config
+    (its data bindings) plus `gin_files` and `gin_params` (e.g. another `evaluation_input.source`)."""
     from sagan_tf import restore  # noqa: PLC0415
     from sagan_tf.eval.evaluator import Evaluator  # noqa: PLC0415
     from sagan_tf.eval.periodic import evaluation_input  # noqa: PLC0415
 
-    run = restore.load_run(model_dir, checkpoint, gin_files, gin_params)
+    run = restore.load_run(model_dir, checkpoint)
+    if generator == "ema" and run.model.ema_generator is None:
+        raise restore.RestoreError(f"{model_dir} kept no EMA generator (SAGAN.ema_decay was None): use --generator=raw.")
+    network = run.model.generator if generator == "raw" else run.model.sampling_generator
+    restore.parse_run_config(model_dir, gin_files, gin_params)
     evaluator = Evaluator(**{k: v for k, v in evaluator_args.items() if v is not None})
     input_spec = evaluation_input(evaluator.batch_size)
-    results = evaluator.evaluate(run.model.sampling_generator, run.model.num_classes, input_spec)
-    results.update(checkpoint=run.checkpoint, step=run.step, ema=run.model.ema_generator is not None)
+    results = evaluator.evaluate(network, run.model.num_classes, input_spec)
+    results.update(checkpoint=run.checkpoint, step=run.step, ema=network is run.model.ema_generator)
     return results
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from sagan_tf import config, restore  # noqa: PLC0415
+    from sagan_tf import config  # noqa: PLC0415
+    from sagan_tf.checkpointing import CheckpointError  # noqa: PLC0415
     from sagan_tf.data import DataError  # noqa: PLC0415
     from sagan_tf.eval.classifiers import ClassifierError  # noqa: PLC0415
     from sagan_tf.eval.evaluator import format_table  # noqa: PLC0415
@@ -53,15 +70,15 @@ def main(argv):
 
     try:
         results = evaluate_model_dir(
-            FLAGS.model_dir, FLAGS.checkpoint, FLAGS.gin_file, FLAGS.gin_param,
+            FLAGS.model_dir, FLAGS.checkpoint, FLAGS.gin_file, FLAGS.gin_param, FLAGS.generator,
             num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size, classifier=FLAGS.classifier,
             intra_fid=FLAGS.intra_fid, cache_dir=FLAGS.cache_dir, seed=FLAGS.seed,
         )
-    except (restore.RestoreError, config.ConfigError, DataError, ClassifierError, WeightsNotFoundError) as error:
+    except (CheckpointError, config.ConfigError, DataError, ClassifierError, WeightsNotFoundError) as error:
         print(f"sagan_tf.evaluate: error: {error}", file=sys.stderr)
         sys.exit(2)
     output = FLAGS.output or os.path.join(
-        FLAGS.model_dir, "eval", f"metrics-{os.path.basename(results['checkpoint'])}.json")
+        FLAGS.model_dir, "eval", f"metrics-{os.path.basename(results['checkpoint'])}{'-raw' if FLAGS.generator == 'raw' else ''}.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
         json.dump(results, f, indent=2)
@@ -70,4 +87,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -14,19 +14,22 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "A training directory (operative_config.gin, checkpoints/).")
-flags.DEFINE_string("export_dir", None, "TF Serving's model base path; the version goes in a sub-folder.")
-flags.DEFINE_string("checkpoint", None, "A step number, 'best' or a checkpoint path; default: the latest.")
-flags.DEFINE_integer("version", None, "The version folder (default: the checkpoint's step).")
-flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings applied after the run's operative config.")
-flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
-def export_run(model_dir, export_dir, checkpoint=None, version=None, gin_params=()):
+def define_flags():
+    """The command's flags (defined when run as a command, so that importing the module defines none)."""
+    flags.DEFINE_string("model_dir", None, "A training directory (operative_config.gin, checkpoints/).")
+    flags.DEFINE_string("export_dir", None, "TF Serving's model base path; the version goes in a sub-folder.")
+    flags.DEFINE_string("checkpoint", None, "A step number, 'best' or a checkpoint path; default: the latest.")
+    flags.DEFINE_integer("version", None, "The version folder (default: the checkpoint's step).")
+    flags.mark_flags_as_required(["model_dir", "export_dir"])
+
+
+def export_run(model_dir, export_dir, checkpoint=None, version=None):
     """Restores a run and exports its sampling generator; returns (path, description dict)."""
     from sagan_tf import restore, serving  # noqa: PLC0415
 
-    run = restore.load_run(model_dir, checkpoint, (), gin_params)
+    run = restore.load_run(model_dir, checkpoint)
     version = run.step if version is None else version
     if version is None:
         raise restore.RestoreError(f"Cannot tell a step from {run.checkpoint}: pass --version.")
@@ -48,15 +51,15 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None, gin_params=
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from sagan_tf import config, restore  # noqa: PLC0415
+    from sagan_tf import config  # noqa: PLC0415
+    from sagan_tf.checkpointing import CheckpointError  # noqa: PLC0415
     from sagan_tf.data import DataError  # noqa: PLC0415
 
     try:
         if os.path.exists(FLAGS.export_dir) and not os.path.isdir(FLAGS.export_dir):
             raise config.ConfigError(f"--export_dir {FLAGS.export_dir} is a file, not a folder.")
-        path, description = export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.checkpoint, FLAGS.version,
-                                       FLAGS.gin_param)
-    except (restore.RestoreError, config.ConfigError, DataError, FileExistsError) as error:
+        path, description = export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.checkpoint, FLAGS.version)
+    except (CheckpointError, config.ConfigError, DataError, FileExistsError) as error:
         print(f"sagan_tf.export: error: {error}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps(description, indent=2))
@@ -64,4 +67,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -5,7 +5,6 @@ Hinge (SAGAN, after Lim & Ye 2017 and Tran et al. 2017):
     L_D = E[relu(1 - D(x, y))] + E[relu(1 + D(G(z), y))],   L_G = -E[D(G(z), y)].
 """
 
-import gin
 from keras import ops
 
 
@@ -41,7 +40,6 @@ LOSSES = {
 }
 
 
-@gin.configurable
 def get_losses(name="hinge"):
     """(discriminator_loss, generator_loss) functions of a loss by name."""
     if name not in LOSSES:

@@ -1,39 +1,40 @@
-"""Rebuilding a training run's model from its directory, for evaluation, export and sampling.
+"""A training run's directory, read back: the model it trained, for evaluation, export and sampling.
 
-A run directory holds `operative_config.gin` (every gin binding the run used), `model.json` (the
-data facts the networks were built for: classes, resolution, channels) and `checkpoints/`
-(`best/` too when training evaluated). `load_run` parses the config, builds the `SAGAN`, restores
-the networks and the EMA weights (not the optimisers) and returns them.
+A run directory holds `model.json` (the data facts the networks were built for: classes, resolution,
+channels), `model_config.json` (the Keras config of the `SAGAN` and its networks, written when the run
+started), `checkpoints/` (`best/` too when training evaluated) and `operative_config.gin` (every gin
+binding the run used: how it was configured, not how it is read back). `load_run` rebuilds the model
+from the Keras configs and restores the networks and the EMA weights (not the optimisers). Runs from
+before `model_config.json` are rebuilt from their `operative_config.gin`.
 """
 
 import dataclasses
 import json
 import os
-import re
 
-import tensorflow as tf
+from sagan_tf import checkpointing, config
+from sagan_tf.models import factory
+from sagan_tf.models.factory import DataFacts
 
 MODEL_FACTS = "model.json"
+MODEL_CONFIG = "model_config.json"
+OPERATIVE_CONFIG = "operative_config.gin"
 
 
-class RestoreError(ValueError):
+class RestoreError(checkpointing.CheckpointError):
     """A run directory or checkpoint that cannot be used."""
 
 
-@dataclasses.dataclass
-class DataFacts:
-    """What the networks depend on in the data: enough to rebuild them without reading the data."""
-
-    num_classes: int
-    resolution: int
-    channels: int
-    source_name: str = ""
+def _write_json(path, value):
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
-def write_facts(model_dir, input_spec):
-    facts = DataFacts(input_spec.num_classes, input_spec.resolution, input_spec.channels, input_spec.source_name)
-    with open(os.path.join(model_dir, MODEL_FACTS), "w") as f:
-        json.dump(dataclasses.asdict(facts), f, indent=2)
+def write_model(model_dir, model, facts):
+    """Writes the data facts and the model's Keras config into a run directory."""
+    _write_json(os.path.join(model_dir, MODEL_FACTS), dataclasses.asdict(facts))
+    _write_json(os.path.join(model_dir, MODEL_CONFIG), factory.model_config(model))
 
 
 def read_facts(model_dir):
@@ -46,26 +47,10 @@ def read_facts(model_dir):
 
 def resolve_checkpoint(model_dir, checkpoint=None):
     """The checkpoint path for `checkpoint`: None or "latest", "best", a step number, or a path."""
-    if checkpoint in (None, "", "latest"):
-        path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-        if path is None:
-            raise RestoreError(f"No checkpoint in {os.path.join(model_dir, 'checkpoints')}.")
-        return path
-    if checkpoint == "best":
-        path = tf.train.latest_checkpoint(os.path.join(model_dir, "best"))
-        if path is None:
-            raise RestoreError(f"No best-FID checkpoint in {os.path.join(model_dir, 'best')} "
-                               "(training keeps one only with train.eval_every > 0).")
-        return path
-    path = os.path.join(model_dir, "checkpoints", f"ckpt-{checkpoint}") if str(checkpoint).isdigit() else checkpoint
-    if not tf.io.gfile.exists(path + ".index"):
-        raise RestoreError(f"Checkpoint {path} does not exist (no {path}.index).")
-    return path
-
-
-def checkpoint_step(path):
-    match = re.search(r"ckpt-(\d+)$", path)
-    return int(match.group(1)) if match else None
+    try:
+        return checkpointing.resolve(model_dir, checkpoint)
+    except checkpointing.CheckpointError as error:
+        raise RestoreError(str(error)) from None
 
 
 @dataclasses.dataclass
@@ -76,21 +61,52 @@ class Run:
     facts: DataFacts
 
 
-def load_run(model_dir, checkpoint=None, gin_files=(), gin_params=()):
-    """Parses the run's gin config (plus extras), builds the model and restores `checkpoint`."""
-    from sagan_tf import config, trainer  # noqa: PLC0415  (config imports every configurable)
+def _legacy_model(model_dir, facts):
+    """The model of a run written before model_config.json, built from its operative gin config (its
+    own bindings only, whatever gin holds in this process)."""
+    with config.isolated():
+        config.parse([os.path.join(model_dir, OPERATIVE_CONFIG)], skip_unknown=True)
+        if facts is None:  # runs from before model.json: ask the data
+            from sagan_tf.eval.periodic import evaluation_input  # noqa: PLC0415  (only for such old runs)
 
-    operative = os.path.join(model_dir, "operative_config.gin")
-    if not os.path.exists(operative):
-        raise RestoreError(f"{operative} does not exist: is {model_dir} a sagan_tf training directory?")
-    path = resolve_checkpoint(model_dir, checkpoint)
-    config.parse([operative, *gin_files], gin_params)
+            facts = DataFacts.of(evaluation_input(1))
+        return factory.build_model(facts), facts
+
+
+def load_model(model_dir):
+    """(the built SAGAN of a run directory, its DataFacts), from model_config.json (or, for older runs,
+    operative_config.gin). Raises RestoreError if `model_dir` is no run directory."""
+    stored = os.path.join(model_dir, MODEL_CONFIG)
     facts = read_facts(model_dir)
-    if facts is None:  # runs from before model.json: ask the data
-        from sagan_tf.eval.periodic import evaluation_input  # noqa: PLC0415
+    if os.path.exists(stored) and facts is not None:
+        with open(stored) as f:
+            return factory.model_from_config(json.load(f), facts.channels), facts
+    if not os.path.exists(os.path.join(model_dir, OPERATIVE_CONFIG)):
+        raise RestoreError(f"{os.path.join(model_dir, OPERATIVE_CONFIG)} does not exist: is {model_dir} a sagan_tf "
+                           "training directory?")
+    return _legacy_model(model_dir, facts)
 
-        spec = evaluation_input(1)
-        facts = DataFacts(spec.num_classes, spec.resolution, spec.channels, spec.source_name)
-    model = trainer.build_model(facts)
-    trainer.weights_checkpoint(model).restore(path).expect_partial().assert_existing_objects_matched()
-    return Run(model, path, checkpoint_step(path), facts)
+
+def parse_run_config(model_dir, gin_files=(), gin_params=()):
+    """Parses the run's operative gin config (for its data: `build_input`, the sources and
+    `evaluation_input`; bindings of parts not imported here are skipped) and then `gin_files` and
+    `gin_params` strictly, so that `evaluation_input()` gives the run's real images (or the ones asked)."""
+    import sagan_tf.data  # noqa: F401, PLC0415  (registers build_input and the sources)
+    import sagan_tf.eval.periodic  # noqa: F401, PLC0415  (registers evaluation_input)
+
+    config.parse([os.path.join(model_dir, OPERATIVE_CONFIG)], skip_unknown=True)
+    config.parse(gin_files, gin_params)
+
+
+def load_run(model_dir, checkpoint=None):
+    """Builds the run's model and restores `checkpoint` (None: the latest; "best"; a step; a path)."""
+    if not os.path.exists(os.path.join(model_dir, MODEL_CONFIG)) and not os.path.exists(
+            os.path.join(model_dir, OPERATIVE_CONFIG)):
+        raise RestoreError(f"{os.path.join(model_dir, OPERATIVE_CONFIG)} does not exist: is {model_dir} a sagan_tf "
+                           "training directory?")
+    path = resolve_checkpoint(model_dir, checkpoint)
+    model, facts = load_model(model_dir)
+    checkpointing.weights_checkpoint(model).restore(path).expect_partial().assert_existing_objects_matched()
+    return Run(model, path, checkpointing.step_of(path), facts)
+
+

@@ -10,21 +10,26 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("gin_file", [], "gin files: a path, or a name in the packaged gin/ folder.")
-flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings, e.g. 'train.num_steps = 100'.")
-flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard events, samples, operative config.")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
-flags.DEFINE_integer("num_cpu_devices", 0, "Logical CPU devices for --strategy=mirrored without GPUs.")
-flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
-flags.DEFINE_integer("seed", None, "Run seed: initial weights, z, data order and flips (gin: train.seed, default 0).")
-flags.mark_flag_as_required("model_dir")
+
+
+def define_flags():
+    """The command's flags (defined when run as a command, so that importing the module defines none)."""
+    flags.DEFINE_multi_string("gin_file", [], "gin files: a path, or a name in the packaged gin/ folder.")
+    flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings, e.g. 'train.num_steps = 100'.")
+    flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard events, samples, operative config.")
+    flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
+    flags.DEFINE_integer("num_cpu_devices", 0, "Logical CPU devices for --strategy=mirrored without GPUs.")
+    flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+    flags.DEFINE_integer("seed", None, "Run seed: initial weights, z, data order and flips (gin: train.seed, default 0).")
+    flags.mark_flag_as_required("model_dir")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from sagan_tf import config, distribute, trainer  # after flag parsing: TF start-up is slow
+    from sagan_tf import config, distribute, gin_registry, trainer  # noqa: F401  (after flag parsing: TF is slow)
     from sagan_tf.data import DataError
+    from sagan_tf.eval.periodic import PeriodicEvaluation
 
     try:
         if os.path.exists(FLAGS.model_dir) and not os.path.isdir(FLAGS.model_dir):
@@ -34,7 +39,9 @@ def main(argv):
         print(f"sagan_tf.train: config {', '.join(paths) or '(none)'}"
               + (f" and {len(FLAGS.gin_param + seed)} binding(s)" if FLAGS.gin_param + seed else ""), flush=True)
         strategy = distribute.get_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
-        trainer.train(FLAGS.model_dir, strategy)  # builds the input (data errors) before making model_dir
+        settings = trainer.TrainConfig()  # builds the input (data errors) before model_dir is made
+        evaluation = PeriodicEvaluation.from_gin() if settings.eval_every else None
+        trainer.train(FLAGS.model_dir, strategy, settings, evaluation)
     except (config.ConfigError, DataError) as error:
         # Configuration and data problems are the user's to fix: one message, no traceback, and not
         # gin's "In call to configurable ..." line.
@@ -47,4 +54,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -45,7 +45,7 @@ def tiny_run(tmp_path_factory):
               "train.num_steps = 4", "SAGAN.ema_decay = 0.9", "train.checkpoint_every = 2"]
     if weights_installed():
         params += ["train.eval_every = 2", "Evaluator.num_samples = 24", "Evaluator.batch_size = 12",
-                   "Evaluator.classifier = 'port'"]
+                   "Evaluator.classifier = 'port'", "PeriodicEvaluation.compare_raw = True"]
     cmd = [sys.executable, "-m", "sagan_tf.train", "--gin_file=synthetic.gin", f"--model_dir={model_dir}"]
     result = subprocess.run(cmd + [f"--gin_param={p}" for p in params], capture_output=True, text=True, cwd=REPO,
                             timeout=600)

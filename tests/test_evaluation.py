@@ -165,6 +165,9 @@ def test_train_with_periodic_evaluation_then_evaluate_entry_point(tiny_run, tmp_
     lines = (model_dir / "eval" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [0, 2, 4]  # 0: the untrained generator
     assert all(np.isfinite(json.loads(line)["fid"]) for line in lines)
+    # PeriodicEvaluation.compare_raw: the raw generator beside the EMA one at every point.
+    last = json.loads(lines[-1])
+    assert last["generator"] == "ema" and np.isfinite(last["raw"]["fid"]) and last["raw"]["fid"] != last["fid"]
     best = json.loads((model_dir / "eval" / "best.json").read_text())
     assert best["step"] in (2, 4)  # step 0 is logged, never kept as the best
     assert best["fid"] == min(json.loads(line)["fid"] for line in lines[1:])
@@ -182,14 +185,20 @@ def test_train_with_periodic_evaluation_then_evaluate_entry_point(tiny_run, tmp_
     assert output["fid"] == pytest.approx(best["fid"], rel=1e-5)
     assert "intra_fid" in output  # 24 images over 10 classes: the classes with >= 2 on both sides
 
+    result = _run("sagan_tf.evaluate", f"--model_dir={model_dir}", "--checkpoint=4", "--num_samples=24",
+                  "--batch_size=12", "--classifier=port", "--generator=raw")
+    assert result.returncode == 0, result.stderr[-3000:]
+    raw = json.loads((model_dir / "eval" / "metrics-ckpt-4-raw.json").read_text())
+    assert raw["ema"] is False and raw["fid"] == pytest.approx(last["raw"]["fid"], rel=1e-5)
+
     result = _run("sagan_tf.evaluate", f"--model_dir={model_dir}", "--checkpoint=7", "--classifier=port")
     assert result.returncode == 2 and "ckpt-7 does not exist" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_checkpoint_resolution(tmp_path):
     from sagan_tf.evaluate import evaluate_model_dir
-    from sagan_tf.restore import RestoreError as EvaluationError
-    from sagan_tf.restore import resolve_checkpoint
+    from sagan_tf.checkpointing import CheckpointError as EvaluationError
+    from sagan_tf.checkpointing import resolve as resolve_checkpoint
 
     with pytest.raises(EvaluationError, match="operative_config.gin does not exist"):
         evaluate_model_dir(str(tmp_path))

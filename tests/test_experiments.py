@@ -1,6 +1,6 @@
-"""tools/run_experiments.py: the experiment list, its resumable stages, the baselines and the report."""
+"""sagan_tf.experiments and tools/run_experiments.py: the experiment list, its resumable stages, the baselines
+and the report."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,17 +11,11 @@ import pytest
 from inception_weights import requires_weights
 from PIL import Image
 
+from sagan_tf import experiments as runner
+from sagan_tf.experiments import stages
+from sagan_tf.machine import describe_machine
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("run_experiments", os.path.join(REPO, "tools", "run_experiments.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-runner = _load_tool()
 
 
 def _write(path, value):
@@ -104,7 +98,7 @@ def test_run_reports_its_cost_while_the_command_runs(tmp_path):
     """A run's minutes are written as it goes, so a hard kill of the runner does not lose them."""
     ticks = []
     burn = "import time\nend = time.process_time() + 1.5\nwhile time.process_time() < end: pass\n"
-    code, seconds = runner._run([sys.executable, "-c", burn], str(tmp_path / "log"),
+    code, seconds = stages._run([sys.executable, "-c", burn], str(tmp_path / "log"),
                                 on_tick=lambda wall, cpu: ticks.append((wall, cpu)), tick_seconds=0.3)
     assert code == 0
     assert len(ticks) >= 3  # at least two while running and one at the end
@@ -139,6 +133,8 @@ def test_report_mean_spread_baselines_and_curve(tmp_path):
         _write(directory / "runner.json", {"status": "trained", "train_seconds": 60.0, "train_cpu_seconds": 240.0,
                                            **({"devices": devices} if devices else {})})
         _write(directory / "final_eval.json", {"fid": fid, "kid": fid / 1000, "intra_fid": 2 * fid, "step": 2})
+    for seed, fid in ((0, 13.0), (1, 15.0)):  # (a) kept an EMA: its raw generator was evaluated too
+        _write(tmp_path / "a" / f"seed_{seed}" / "final_eval_raw.json", {"fid": fid, "kid": fid / 1000, "step": 2})
     _write(tmp_path / "b" / "seed_1" / "runner.json", {"status": "diverged", "train_seconds": 6.0})
     _write(tmp_path / "c" / "seed_0" / "runner.json", {"status": "training", "train_seconds": 6.0})
     _write(tmp_path / "baselines" / "pixel_gaussian.json", {"fid": 200.0, "kid": 0.2, "intra_fid": 250.0})
@@ -160,6 +156,8 @@ def test_report_mean_spread_baselines_and_curve(tmp_path):
     assert "| (b) B | 30.0 | 30.00 | 60.0 | 0: 30.0; 1: diverged |" in table
     assert "| (c) C | - | - | - | 0: training; 1: not run | - |" in table  # minutes of finished seeds only
     assert "| baseline: pixel gaussian | 200.0 | 200.00 | 250.0 |" in table
+    assert "| (a) A | 12.0 ± 2.8 | 14.0 ± 1.4 | 12.00 ± 2.83 | 14.00 ± 1.41 | 0: 10.0 / 13.0; 1: 14.0 / 15.0 |" in table
+    assert table.count("| (b) B |") == 1  # no raw evaluation of (b): not in the EMA table
     assert json.loads((tmp_path / "results.json").read_text())["runs"][0]["fid"]["mean"] == pytest.approx(12.0)
     assert Image.open(tmp_path / "fid_curve.png").size[0] > 300
 
@@ -178,7 +176,7 @@ def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     directory = out_dir / "tiny" / "seed_0"
     assert runner.latest_step(str(directory)) == 2
-    assert json.loads((directory / "runner.json").read_text())["devices"] == [runner.describe_machine()]
+    assert json.loads((directory / "runner.json").read_text())["devices"] == [describe_machine()]
     evaluation = json.loads((directory / "final_eval.json").read_text())
     assert evaluation["step"] == 2 and evaluation["num_generated"] == 24 and np.isfinite(evaluation["fid"])
     results = json.loads((out_dir / "results.json").read_text())

@@ -6,7 +6,7 @@ import gin
 import numpy as np
 import pytest
 
-from sagan_tf import Discriminator, Generator, config
+from sagan_tf import Discriminator, Generator, config, gin_registry  # noqa: F401  (every configurable)
 
 GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"
 

@@ -246,7 +246,7 @@ def test_checkpoint_restores_every_weight_and_reproduces_the_last_samples(tiny_r
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    from sagan_tf import config, trainer
+    from sagan_tf import config, gin_registry, trainer  # noqa: F401
 
     original = SAGAN.train_step
 
@@ -266,14 +266,14 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
 
 
 def test_collapse_warning_fires_once(capsys):
-    from sagan_tf.trainer import _Collapse
+    from sagan_tf.actions import CollapseWarning
 
-    collapse = _Collapse(patience=3)
+    collapse = CollapseWarning(patience=3)
     for step, loss in enumerate([0.5, 0.0, 0.0, 0.2, 0.0, 0.0, 0.0, 0.0]):
         collapse.update(loss, step)
     out = capsys.readouterr().out
     assert out.count("training may have collapsed") == 1 and "(step 6)" in out
-    collapse = _Collapse(patience=2)
+    collapse = CollapseWarning(patience=2)
     for step, norm in enumerate([1.0, 1e-8, 1e-8, 1e-8]):
         collapse.update(1.0, step, norm)
     out = capsys.readouterr().out

@@ -130,7 +130,8 @@ def main(argv):
 
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    from sagan_tf import config, restore, trainer
+    from sagan_tf import config, gin_registry  # noqa: F401  (gin_registry: every configurable)
+    from sagan_tf.models.factory import DataFacts, build_model
 
     params = list(FLAGS.gin_param)
     if FLAGS.separate_d_calls:
@@ -141,7 +142,7 @@ def main(argv):
     config.parse(FLAGS.gin_file, params)
     batch, resolution, num_classes, channels = data_facts(FLAGS.batch, FLAGS.resolution, FLAGS.num_classes)
     keras.mixed_precision.set_dtype_policy(FLAGS.mixed_precision or "float32")
-    model = trainer.build_model(restore.DataFacts(num_classes, resolution, channels))
+    model = build_model(DataFacts(num_classes, resolution, channels))
     model.compile(keras.optimizers.Adam(1e-4, 0.0, 0.9), keras.optimizers.Adam(4e-4, 0.0, 0.9))
     rng = np.random.RandomState(0)
     images = tf.constant(rng.uniform(-1, 1, (batch, resolution, resolution, channels)).astype(np.float32))

@@ -29,7 +29,7 @@ def main(argv):
     del argv
     import numpy as np  # noqa: PLC0415
 
-    from sagan_tf import config  # noqa: PLC0415
+    from sagan_tf import config, gin_registry  # noqa: F401, PLC0415  (every configurable)
     from sagan_tf.eval.evaluator import Evaluator, format_table  # noqa: PLC0415
     from sagan_tf.eval.periodic import evaluation_input  # noqa: PLC0415
     from sagan_tf.machine import describe_machine  # noqa: PLC0415

@@ -66,6 +66,8 @@ def main(argv):
     from sagan_tf import attention_maps, restore
 
     run = restore.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+    if FLAGS.network == "discriminator" and FLAGS.discriminator_on == "real":
+        restore.parse_run_config(FLAGS.model_dir)  # the run's data, for its real images
     images, maps = attention_images(run, FLAGS.network, FLAGS.num_images, FLAGS.seed, FLAGS.discriminator_on)
     if not maps:
         raise app.UsageError(f"The {FLAGS.network} of this run has no attention layer.")

@@ -183,27 +183,23 @@ class Evaluator:
                 chunk = images[start:start + self.batch_size].astype(np.float32) / 127.5 - 1.0
                 yield chunk, None if labels is None else labels[start:start + self.batch_size]
 
-        real = self.real(input_spec)
         fake = streaming.accumulate(batches(), self.classifier, self.num_samples, self.kid_samples,
                                     self.intra_fid and bool(num_classes), self.progress,
                                     label=f"Given images ({min(len(images), self.num_samples)})")
+        return self._compare(fake, input_spec)
+
+    def _compare(self, fake, input_spec, **extra):
+        real = self.real(input_spec)
         results = compute_metrics(real, fake, self.splits)
-        results.update(classifier=self.classifier.name, real_statistics=real.meta.get("cache"),
+        results.update(classifier=self.classifier.name, **extra, real_statistics=real.meta.get("cache"),
                        real_source=input_spec.source_name)
         return results
 
     def evaluate(self, generator, num_classes, input_spec):
         """Metrics of `generator` against `input_spec`'s images; with timing and provenance fields."""
-        real = self.real(input_spec)
+        self.real(input_spec)  # real statistics first (they may take a while, and may fail)
         fake = self.generated(generator, num_classes)
-        results = compute_metrics(real, fake, self.splits)
-        results.update(
-            classifier=self.classifier.name,
-            classifier_images_per_second=fake.meta["classifier_images_per_second"],
-            real_statistics=real.meta.get("cache"),
-            real_source=input_spec.source_name,
-        )
-        return results
+        return self._compare(fake, input_spec, classifier_images_per_second=fake.meta["classifier_images_per_second"])
 
 
 def format_table(results):

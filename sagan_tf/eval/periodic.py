@@ -11,8 +11,6 @@ import os
 import gin
 import tensorflow as tf
 
-from sagan_tf.eval.evaluator import Evaluator
-
 
 @gin.configurable(denylist=["batch_size"])
 def evaluation_input(batch_size, source=None, seed=0):
@@ -31,12 +29,29 @@ def evaluation_input(batch_size, source=None, seed=0):
                        cache=False, deterministic=True, seed=seed, **overrides)
 
 
+@gin.configurable(denylist=["evaluator", "input_spec"])
 class PeriodicEvaluation:
-    """Called by the training loop every `eval_every` steps (see `sagan_tf.trainer.train`)."""
+    """Evaluation during training (`train.eval_every`): an `Evaluator` and the evaluation `InputSpec`
+    are given; the trainer calls `start(...)` with the run's directory and weights checkpoint, then the
+    object at step 0 and every `eval_every` steps (see `sagan_tf.actions.Evaluate`).
 
-    def __init__(self, model_dir, checkpoint, chief, worker_dir=None):
-        self.evaluator = Evaluator()
-        self.input_spec = evaluation_input(self.evaluator.batch_size)
+    `compare_raw` (gin: `PeriodicEvaluation.compare_raw = True`): when the model keeps an EMA generator,
+    also evaluate the raw generator at every point (`eval/raw_fid`, ... and "raw" in metrics.jsonl);
+    the EMA one stays the one whose FID picks the best checkpoint."""
+
+    def __init__(self, evaluator, input_spec, compare_raw=False):
+        self.evaluator, self.input_spec, self.compare_raw = evaluator, input_spec, compare_raw
+
+    @classmethod
+    def from_gin(cls):
+        """The gin-configured `Evaluator` and `evaluation_input()` (what the train CLI uses)."""
+        from sagan_tf.eval.evaluator import Evaluator  # noqa: PLC0415  (loads tensorflow-gan's eval)
+
+        evaluator = Evaluator()
+        return cls(evaluator, evaluation_input(evaluator.batch_size))
+
+    def start(self, model_dir, checkpoint, chief, worker_dir=None):
+        """Where results and the best checkpoint go; reads the best so far (it survives a resume)."""
         self.chief = chief
         self.eval_dir = os.path.join(model_dir, "eval")
         os.makedirs(self.eval_dir, exist_ok=True)
@@ -56,10 +71,16 @@ class PeriodicEvaluation:
         becomes the best checkpoint."""
         results = self.evaluator.evaluate(model.sampling_generator, model.num_classes, self.input_spec)
         results["step"] = int(step)
+        results["generator"] = "ema" if model.ema_generator is not None else "raw"
+        if self.compare_raw and model.ema_generator is not None:
+            raw = self.evaluator.evaluate(model.generator, model.num_classes, self.input_spec)
+            results["raw"] = {k: raw[k] for k in ("fid", "kid", "is", "intra_fid") if k in raw}
         with self.writer.as_default(step=step):
             for key in ("fid", "kid", "is", "is_std", "intra_fid"):
                 if key in results:
                     tf.summary.scalar(f"eval/{key}", results[key])
+                if key in results.get("raw", {}):
+                    tf.summary.scalar(f"eval/raw_{key}", results["raw"][key])
         self.writer.flush()
         improved = track_best and "fid" in results and (self.best is None or results["fid"] < self.best["fid"])
         if improved:  # every worker saves (collective); only the chief's files are kept
@@ -73,5 +94,7 @@ class PeriodicEvaluation:
                     json.dump(self.best, f, indent=2)
                 os.replace(self.best_path + ".tmp", self.best_path)
         summary = ", ".join(f"{k}={results[k]:.4g}" for k in ("fid", "kid", "is") if k in results)
+        if "raw" in results:
+            summary += "; raw generator " + ", ".join(f"{k}={v:.4g}" for k, v in results["raw"].items())
         print(f"Evaluation at step {step}: {summary}{' (best so far)' if improved else ''}")
         return results

@@ -2,6 +2,8 @@
 
 import math
 
+import keras
+
 from sagan_tf.layers.attention import SelfAttention, attention_style_kwargs
 
 
@@ -61,3 +63,59 @@ def run_attention(layer, x, training, return_attention, maps):
         x, maps[layer.name] = layer(x, training=training, return_attention=True)
         return x
     return layer(x, training=training)
+
+
+class Network(keras.Model):
+    """What the generator and the discriminator share: the checks of their common arguments, the
+    placement of attention after blocks, the block loop and the common part of their configs."""
+
+    def _set_common(self, network, resolution, num_classes, base_channels, multipliers, feature_sizes,
+                    attention_resolutions, attention_style, attention_block_size, use_spectral_norm,
+                    kernel_initializer):
+        """Checks and stores the shared arguments; `feature_sizes`: the blocks' output sizes."""
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"`num_classes` must be an int >= 0. Received: `num_classes={num_classes}`")
+        self.attention_resolutions = check_attention_resolutions(attention_resolutions, feature_sizes, network)
+        attention_style_kwargs(attention_style)  # validates the name
+        self.resolution = resolution
+        self.num_classes = num_classes
+        self.base_channels = base_channels
+        self.channel_multipliers = tuple(multipliers)
+        self.attention_style = attention_style
+        self.attention_block_size = attention_block_size
+        self.use_spectral_norm = use_spectral_norm
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self._attention_after = ()
+
+    def _add_attention(self, after_block, size):
+        """Places a self-attention layer after block `after_block` (0-based), on `size`x`size` features."""
+        self.attention_layers.append(make_attention(
+            self.attention_style, self.attention_block_size, self.use_spectral_norm, self.kernel_initializer,
+            self.dtype_policy, name=f"attention{size}"))
+        self._attention_after += (after_block,)
+
+    def _run_blocks(self, x, block_args, training, return_attention, maps):
+        """The blocks (called as `block(x, *block_args, training=...)`) with attention where placed."""
+        attention = dict(zip(self._attention_after, self.attention_layers))
+        for i, block in enumerate(self.blocks):
+            x = block(x, *block_args, training=training)
+            if i in attention:
+                x = run_attention(attention[i], x, training, return_attention, maps)
+        return x
+
+    def _check_labels(self, labels, network):
+        if self.num_classes and labels is None:
+            raise ValueError(f"This {network} is class-conditional ({self.num_classes} classes): pass `labels`.")
+
+    def _common_config(self):
+        return {
+            "resolution": self.resolution,
+            "num_classes": self.num_classes,
+            "base_channels": self.base_channels,
+            "channel_multipliers": self.channel_multipliers,
+            "attention_resolutions": self.attention_resolutions,
+            "attention_style": self.attention_style,
+            "attention_block_size": self.attention_block_size,
+            "use_spectral_norm": self.use_spectral_norm,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }

@@ -21,7 +21,7 @@ DISCRIMINATOR_CHANNELS = {
 
 @configurables.configurable
 @keras.saving.register_keras_serializable(package="sagan_tf")
-class Discriminator(keras.Model):
+class Discriminator(common.Network):
     """(image, class label) -> real/fake logit, with a projection term for the label.
 
     An optimised first residual down-block on the image, then residual down-blocks until the
@@ -80,24 +80,13 @@ class Discriminator(keras.Model):
                 f"{final_resolution}` needs at least one channel multiplier per halving. "
                 f"Received: `channel_multipliers={channel_multipliers}`"
             )
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"`num_classes` must be an int >= 0. Received: `num_classes={num_classes}`")
-        self.attention_resolutions = common.check_attention_resolutions(
-            attention_resolutions, sizes, "discriminator"
-        )
-        common.attention_style_kwargs(attention_style)
-        self.resolution = resolution
-        self.num_classes = num_classes
-        self.base_channels = base_channels
-        self.channel_multipliers = multipliers
+        self._set_common("discriminator", resolution, num_classes, base_channels, multipliers, sizes,
+                         attention_resolutions, attention_style, attention_block_size, use_spectral_norm,
+                         kernel_initializer)
         self.final_resolution = final_resolution
-        self.attention_style = attention_style
-        self.attention_block_size = attention_block_size
-        self.use_spectral_norm = use_spectral_norm
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
         dtype = self.dtype_policy
-        self.blocks, self.attention_layers, attention_after = [], [], []
+        self.blocks, self.attention_layers = [], []
         previous = resolution
         for i, (multiplier, size) in enumerate(zip(multipliers, sizes)):
             self.blocks.append(
@@ -112,19 +101,8 @@ class Discriminator(keras.Model):
                 )
             )
             if size in self.attention_resolutions and size not in sizes[:i]:
-                attention_after.append(i)
-                self.attention_layers.append(
-                    common.make_attention(
-                        attention_style,
-                        attention_block_size,
-                        use_spectral_norm,
-                        self.kernel_initializer,
-                        dtype,
-                        name=f"attention{size}",
-                    )
-                )
+                self._add_attention(i, size)
             previous = size
-        self._attention_after = tuple(attention_after)
         self._feature_channels = multipliers[-1] * base_channels
         self.linear = maybe_spectral_norm(
             keras.layers.Dense(1, kernel_initializer=initializers.fresh(self.kernel_initializer), dtype=dtype, name="linear"),
@@ -152,17 +130,10 @@ class Discriminator(keras.Model):
         self.built = True
 
     def call(self, images, labels=None, training=None, return_attention=False):
-        if self.num_classes and labels is None:
-            raise ValueError(
-                f"This discriminator is class-conditional ({self.num_classes} classes): pass `labels`."
-            )
+        self._check_labels(labels, "discriminator")
         x = ops.cast(images, self.compute_dtype)
         maps = {}
-        attention = dict(zip(self._attention_after, self.attention_layers))
-        for i, block in enumerate(self.blocks):
-            x = block(x, training=training)
-            if i in attention:
-                x = common.run_attention(attention[i], x, training, return_attention, maps)
+        x = self._run_blocks(x, (), training, return_attention, maps)
         features = ops.sum(ops.relu(x), axis=(1, 2))
         logits = self.linear(features, training=training)[:, 0]
         if self.embedding is not None:
@@ -174,18 +145,6 @@ class Discriminator(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "resolution": self.resolution,
-                "num_classes": self.num_classes,
-                "base_channels": self.base_channels,
-                "channel_multipliers": self.channel_multipliers,
-                "final_resolution": self.final_resolution,
-                "attention_resolutions": self.attention_resolutions,
-                "attention_style": self.attention_style,
-                "attention_block_size": self.attention_block_size,
-                "use_spectral_norm": self.use_spectral_norm,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            }
-        )
+        config.update(self._common_config())
+        config.update(final_resolution=self.final_resolution)
         return config

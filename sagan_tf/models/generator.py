@@ -21,7 +21,7 @@ GENERATOR_CHANNELS = {
 
 @configurables.configurable
 @keras.saving.register_keras_serializable(package="sagan_tf")
-class Generator(keras.Model):
+class Generator(common.Network):
     """z (and a class label) -> image in [-1, 1].
 
     z -> spectrally normalised linear layer to 4 x 4 x (m_0 * base_channels) -> one residual
@@ -81,23 +81,12 @@ class Generator(keras.Model):
                 f"(the 4x4 input and {num_blocks} up-blocks). "
                 f"Received: `channel_multipliers={channel_multipliers}`"
             )
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"`num_classes` must be an int >= 0. Received: `num_classes={num_classes}`")
         block_resolutions = [4 * 2 ** (i + 1) for i in range(num_blocks)]
-        self.attention_resolutions = common.check_attention_resolutions(
-            attention_resolutions, block_resolutions, "generator"
-        )
-        common.attention_style_kwargs(attention_style)  # validates the name
-        self.resolution = resolution
-        self.num_classes = num_classes
+        self._set_common("generator", resolution, num_classes, base_channels, multipliers, block_resolutions,
+                         attention_resolutions, attention_style, attention_block_size, use_spectral_norm,
+                         kernel_initializer)
         self.dim_z = dim_z
-        self.base_channels = base_channels
-        self.channel_multipliers = multipliers
-        self.attention_style = attention_style
-        self.attention_block_size = attention_block_size
-        self.use_spectral_norm = use_spectral_norm
         self.out_channels = out_channels
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
 
@@ -112,7 +101,7 @@ class Generator(keras.Model):
             ),
             use_spectral_norm,
         )
-        self.blocks, self.attention_layers, attention_after = [], [], []
+        self.blocks, self.attention_layers = [], []
         for i, (multiplier, size) in enumerate(zip(multipliers[1:], block_resolutions)):
             self.blocks.append(
                 GeneratorBlock(
@@ -127,16 +116,7 @@ class Generator(keras.Model):
                 )
             )
             if size in self.attention_resolutions:
-                attention_after.append(i)
-                self.attention_layers.append(common.make_attention(
-                    attention_style,
-                    attention_block_size,
-                    use_spectral_norm,
-                    self.kernel_initializer,
-                    dtype,
-                    name=f"attention{size}",
-                ))
-        self._attention_after = tuple(attention_after)
+                self._add_attention(i, size)
         self.output_bn = keras.layers.BatchNormalization(
             momentum=bn_momentum, epsilon=bn_epsilon, synchronized=True, dtype=dtype, name="output_bn"
         )
@@ -160,39 +140,18 @@ class Generator(keras.Model):
         self.built = True
 
     def call(self, z, labels=None, training=None, return_attention=False):
-        if self.num_classes and labels is None:
-            raise ValueError(
-                f"This generator is class-conditional ({self.num_classes} classes): pass `labels`."
-            )
+        self._check_labels(labels, "generator")
         x = self.linear(z, training=training)
         x = ops.reshape(x, (-1, 4, 4, self._initial_channels))
         maps = {}
-        attention = dict(zip(self._attention_after, self.attention_layers))
-        for i, block in enumerate(self.blocks):
-            x = block(x, labels, training=training)
-            if i in attention:
-                x = common.run_attention(attention[i], x, training, return_attention, maps)
+        x = self._run_blocks(x, (labels,), training, return_attention, maps)
         x = ops.relu(self.output_bn(x, training=training))
         images = ops.cast(ops.tanh(self.output_conv(x, training=training)), "float32")
         return (images, maps) if return_attention else images
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "resolution": self.resolution,
-                "num_classes": self.num_classes,
-                "dim_z": self.dim_z,
-                "base_channels": self.base_channels,
-                "channel_multipliers": self.channel_multipliers,
-                "attention_resolutions": self.attention_resolutions,
-                "attention_style": self.attention_style,
-                "attention_block_size": self.attention_block_size,
-                "use_spectral_norm": self.use_spectral_norm,
-                "out_channels": self.out_channels,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bn_momentum": self.bn_momentum,
-                "bn_epsilon": self.bn_epsilon,
-            }
-        )
+        config.update(self._common_config())
+        config.update(dim_z=self.dim_z, out_channels=self.out_channels, bn_momentum=self.bn_momentum,
+                      bn_epsilon=self.bn_epsilon)
         return config

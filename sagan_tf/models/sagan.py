@@ -10,6 +10,7 @@ _TRACKED = ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm")
 
 
 @configurables.configurable
+@keras.saving.register_keras_serializable(package="sagan_tf")
 class SAGAN(keras.Model):
     """Holds the generator, the discriminator, their optimisers and the generator's EMA.
 
@@ -213,3 +214,10 @@ class SAGAN(keras.Model):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        networks = {name: keras.saving.deserialize_keras_object(config.pop(name))
+                    for name in ("generator", "discriminator")}
+        return cls(**networks, **config)

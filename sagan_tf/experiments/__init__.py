@@ -1,0 +1,68 @@
+"""Experiment lists: trains a list of gin configs for a fixed step budget, evaluates each, and writes a results table.
+
+    .venv/bin/python tools/run_experiments.py --spec=tools/experiments/fashion_mnist_ablations.json \
+        --out_dir=results/fashion_mnist_ablations
+
+The spec (JSON) names the shared gin files, the step budget, the seeds, the evaluation (samples,
+classifier), the runs (name, title, extra gin files and bindings), the no-training baselines and
+the run whose FID is also tracked during training (the curve). For every seed, then every run:
+
+1. train `python -m sagan_tf.train` into OUT_DIR/<run>/seed_<k> (train.seed = k: weights, z, data order)
+   until the budget; an existing directory resumes from its latest checkpoint, a finished one is
+   kept. A run that stops on NaN/Inf (exit 3) is recorded as diverged, and the list goes on;
+2. evaluate its last checkpoint (`python -m sagan_tf.evaluate`: FID, KID, intra-class FID) into
+   OUT_DIR/<run>/seed_<k>/final_eval.json;
+3. draw one grid per run (one row per class) into OUT_DIR/grids/<run>-seed_<k>.png.
+
+After the first seed, the baselines are evaluated the same way: `untrained` (the first run's
+generator at initialisation) and `pixel_gaussian` (independent per-class per-pixel Gaussians fitted to
+the real images). Every stage is skipped when its output exists, so a stopped list resumes where it
+was (stop it with SIGTERM or Ctrl-C: training saves a checkpoint first). The table (mean and spread
+over seeds) goes to OUT_DIR/results.md and results.json, the curve to OUT_DIR/fid_curve.png.
+`--report_only` rewrites the table and the plot from what exists.
+
+A finished run is kept by its small records alone (runner.json, final_eval.json, eval/metrics.jsonl,
+the grid): a run list whose OUT_DIR is committed without its checkpoints (see the .gitignore in
+results/) resumes on another machine with those runs done, and trains only what is missing.
+"""
+
+import os
+
+from sagan_tf.experiments.baselines import PixelGaussian, evaluate_baseline  # noqa: F401
+from sagan_tf.experiments.report import markdown, plot_curve, report, summarise  # noqa: F401
+from sagan_tf.experiments.spec import (  # noqa: F401
+    BASELINES,
+    METRICS,
+    SpecError,
+    latest_step,
+    load_spec,
+    model_dir,
+)
+from sagan_tf.experiments.stages import (  # noqa: F401
+    draw_grid,
+    evaluate_run,
+    run_baseline,
+    stop_on_sigterm,
+    train_run,
+)
+
+
+def run_list(spec, spec_path, out_dir):
+    """Every stage of the list that has not been done, in order; returns the results dict. For every
+    seed, every run: train, evaluate, draw its grid, rewrite the report; after the first seed, the
+    baselines."""
+    os.makedirs(out_dir, exist_ok=True)
+    os.environ.setdefault("SAGAN_TF_CACHE", os.path.join(os.path.abspath(out_dir), "cache"))
+    for index, seed in enumerate(spec["seeds"]):
+        for run in spec["runs"]:
+            directory = model_dir(out_dir, run["name"], seed)
+            state = train_run(spec, run, seed, directory)
+            if state["status"] == "trained":
+                evaluate_run(spec, directory)
+                draw_grid(directory, os.path.join(out_dir, "grids", f"{run['name']}-seed_{seed}.png"))
+            report(spec, out_dir)
+        if index == 0:
+            for name in spec.get("baselines", ()):
+                run_baseline(spec, spec_path, out_dir, name)
+            report(spec, out_dir)
+    return report(spec, out_dir)

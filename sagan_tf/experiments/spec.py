@@ -1,0 +1,60 @@
+"""An experiment list (JSON): reading and checking it, and where its runs live on disk."""
+
+import json
+import os
+
+BASELINES = ("untrained", "pixel_gaussian")
+METRICS = ("fid", "kid", "intra_fid")
+
+
+class SpecError(ValueError):
+    """The experiment list is malformed."""
+
+
+def load_spec(path):
+    """Reads and checks an experiment list; returns the dict."""
+    try:
+        with open(path) as f:
+            spec = json.load(f)
+    except (OSError, json.JSONDecodeError) as error:
+        raise SpecError(f"Cannot read the experiment list {path}: {error}") from error
+    for key in ("gin_files", "num_steps", "seeds", "runs"):
+        if key not in spec:
+            raise SpecError(f"The experiment list {path} has no {key!r}.")
+    names = [run.get("name") for run in spec["runs"]]
+    if not names or any(not name or "/" in name for name in names) or len(set(names)) != len(names):
+        raise SpecError(f"Runs need unique names without '/'. Received: {names}")
+    unknown = set(spec.get("baselines", ())) - set(BASELINES)
+    if unknown:
+        raise SpecError(f"Unknown baselines {sorted(unknown)}; expected some of {list(BASELINES)}.")
+    curve = spec.get("curve")
+    if curve and curve.get("run") not in names:
+        raise SpecError(f"The curve's run {curve.get('run')!r} is not one of {names}.")
+    return spec
+
+
+def model_dir(out_dir, name, seed):
+    return os.path.join(out_dir, name, f"seed_{seed}")
+
+
+def latest_step(directory):
+    """The step of the latest checkpoint in directory/checkpoints, or 0."""
+    state = os.path.join(directory, "checkpoints", "checkpoint")
+    if not os.path.exists(state):
+        return 0
+    with open(state) as f:
+        first = f.readline()  # model_checkpoint_path: "ckpt-<step>"
+    return int(first.strip().rsplit("-", 1)[-1].rstrip('"'))
+
+
+def read_json(path, default=None):
+    if not os.path.exists(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_json(path, value):
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=2)
+    os.replace(path + ".tmp", path)

@@ -1,0 +1,168 @@
+"""The stages of an experiment list, each in its own process and each skipped when its output exists:
+training (`python -m sagan_tf.train`), evaluation (`python -m sagan_tf.evaluate`), a grid
+(tools/sample.py) and the no-training baselines (`python -m sagan_tf.experiments.baselines`)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from sagan_tf.experiments.spec import latest_step, read_json, write_json
+from sagan_tf.machine import describe_machine
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _process_cpu_seconds(pid):
+    """User + system CPU seconds of a live process (all its threads), from /proc; None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run(cmd, log_path, on_tick=None, tick_seconds=30.0):
+    """Runs a command with its output appended to log_path; returns (exit code, seconds).
+
+    on_tick(wall_seconds, cpu_seconds) is called every tick_seconds while the command runs and once
+    at its end, so its cost is on disk even if this process is killed outright. If this process is
+    stopped (SIGTERM, Ctrl-C) the command gets SIGTERM and is waited for, so a training run saves
+    its checkpoint before the list stops."""
+    start = time.time()
+    cpu_start = _children_cpu_seconds()
+    with open(log_path, "a") as log:
+        log.write(f"\n$ {' '.join(cmd)}\n")
+        log.flush()
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        cpu = 0.0
+        try:
+            while True:
+                try:
+                    code = process.wait(timeout=tick_seconds)
+                    break
+                except subprocess.TimeoutExpired:
+                    live = _process_cpu_seconds(process.pid)
+                    cpu = live if live is not None else (time.time() - start) * os.cpu_count()
+                    if on_tick:
+                        on_tick(time.time() - start, cpu)
+        except BaseException:
+            process.send_signal(signal.SIGTERM)
+            process.wait()
+            raise
+        finally:
+            if on_tick and process.returncode is not None:
+                on_tick(time.time() - start, max(cpu, _children_cpu_seconds() - cpu_start))
+    return code, time.time() - start
+
+
+def _children_cpu_seconds():
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def stop_on_sigterm():
+    def handler(signum, frame):
+        del frame
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def train_run(spec, run, seed, directory):
+    """Trains one run to the budget (resuming); returns its state dict (status, train_seconds)."""
+    state_path = os.path.join(directory, "runner.json")
+    state = read_json(state_path, {"status": "new", "train_seconds": 0.0})
+    if state["status"] in ("trained", "diverged") or latest_step(directory) >= spec["num_steps"]:
+        state["status"] = "diverged" if state["status"] == "diverged" else "trained"
+        state["step"] = max(latest_step(directory), state.get("step", 0))
+        return state
+    os.makedirs(directory, exist_ok=True)
+    params = [f"train.num_steps = {spec['num_steps']}", f"train.seed = {seed}"]
+    curve = spec.get("curve")
+    if curve and curve["run"] == run["name"] and curve.get("seed", 0) == seed:
+        params += [f"train.eval_every = {curve['eval_every']}", f"Evaluator.num_samples = {curve['num_samples']}",
+                   f"Evaluator.classifier = '{spec.get('evaluation', {}).get('classifier', 'port')}'"]
+    params += run.get("gin_params", [])
+    cmd = [sys.executable, "-m", "sagan_tf.train", f"--model_dir={directory}"]
+    cmd += [f"--gin_file={f}" for f in [*spec["gin_files"], *run.get("gin_files", [])]]
+    cmd += [f"--gin_param={p}" for p in params]
+    print(f"[{run['name']} seed {seed}] training from step {latest_step(directory)} to {spec['num_steps']}", flush=True)
+    wall_before, cpu_before = state["train_seconds"], state.get("train_cpu_seconds", 0.0)
+    # Every machine the run trained on (a resumed run may span several): its figures depend on them.
+    state["devices"] = [*[d for d in state.get("devices", []) if d != describe_machine()], describe_machine()]
+
+    def record(wall, cpu):  # kept on disk as the run goes: a hard kill loses at most one tick
+        state["train_seconds"], state["train_cpu_seconds"] = wall_before + wall, cpu_before + cpu
+        write_json(state_path, state)
+
+    code, _ = _run(cmd, os.path.join(directory, "train.log"), on_tick=record)
+    state["step"] = latest_step(directory)
+    if code == 0 and state["step"] >= spec["num_steps"]:
+        state["status"] = "trained"
+    elif code == 3:
+        state["status"] = "diverged"
+    else:
+        write_json(state_path, state)
+        raise RuntimeError(f"Training {directory} stopped with exit code {code}; see {directory}/train.log.")
+    write_json(state_path, state)
+    return state
+
+
+def evaluation_flags(spec):
+    evaluation = spec.get("evaluation", {})
+    flags_ = [f"--num_samples={evaluation.get('num_samples', 10000)}",
+              f"--classifier={evaluation.get('classifier', 'port')}"]
+    return flags_ + (["--intra_fid"] if evaluation.get("intra_fid") else [])
+
+
+def evaluate_run(spec, directory):
+    """Evaluates the latest checkpoint into directory/final_eval.json (skipped if it exists); with
+    "generators": ["auto", "raw"] in the spec's evaluation, the raw generator (not its EMA) too, into
+    final_eval_raw.json. Returns the first."""
+    results = None
+    for generator in spec.get("evaluation", {}).get("generators", ["auto"]):
+        output = os.path.join(directory, "final_eval.json" if generator == "auto" else f"final_eval_{generator}.json")
+        previous = read_json(output)
+        step = latest_step(directory)  # 0: the checkpoints are not on this machine; a recorded result stands
+        if previous is None or (step and previous.get("step") != step):  # none, or of an earlier budget
+            cmd = [sys.executable, "-m", "sagan_tf.evaluate", f"--model_dir={directory}", f"--output={output}.part",
+                   f"--generator={generator}", *evaluation_flags(spec)]
+            code, seconds = _run(cmd, os.path.join(directory, "eval.log"))
+            if code != 0:
+                raise RuntimeError(f"Evaluating {directory} failed (exit {code}); see {directory}/eval.log.")
+            evaluated = read_json(output + ".part")
+            evaluated["eval_seconds"] = seconds
+            write_json(output, evaluated)
+            os.remove(output + ".part")
+        results = results or read_json(output)
+    return results
+
+
+def draw_grid(directory, path):
+    """One row per class from the latest checkpoint; redrawn when the evaluation is newer."""
+    evaluated = os.path.join(directory, "final_eval.json")
+    if os.path.exists(path) and not latest_step(directory):
+        return  # a recorded run without its checkpoints: its grid stands
+    if not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(evaluated):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        cmd = [sys.executable, os.path.join(REPO, "tools", "sample.py"), f"--model_dir={directory}",
+               f"--output={path}", "--per_class=10"]
+        code, _ = _run(cmd, os.path.join(directory, "eval.log"))
+        if code != 0:
+            raise RuntimeError(f"Drawing {path} failed (exit {code}); see {directory}/eval.log.")
+
+
+def run_baseline(spec, spec_path, out_dir, name):
+    """Evaluates a no-training baseline in a subprocess into OUT_DIR/baselines/<name>.json."""
+    output = os.path.join(out_dir, "baselines", f"{name}.json")
+    if not os.path.exists(output):
+        os.makedirs(os.path.dirname(output), exist_ok=True)
+        cmd = [sys.executable, "-m", "sagan_tf.experiments.baselines", f"--spec={os.path.abspath(spec_path)}",
+               f"--out_dir={os.path.abspath(out_dir)}", f"--baseline={name}"]
+        code, _ = _run(cmd, os.path.join(out_dir, "baselines", "baselines.log"))
+        if code != 0:
+            raise RuntimeError(f"Baseline {name} failed (exit {code}); see {out_dir}/baselines/baselines.log.")
+    return read_json(output)
