@@ -17,3 +17,20 @@ def describe_machine():
     except OSError:
         pass
     return f"{model}, {os.cpu_count()} cores"
+
+
+def cpu_features():
+    """{"avx2", "avx512f", "avx512_bf16", "amx_bf16", ...: bool} of this CPU (all False where unknown)."""
+    names = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return {name: name in flags for name in names}
+
+
+def native_bf16():
+    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX): only then is bf16 fast on it."""
+    features = cpu_features()
+    return features["avx512_bf16"] or features["amx_bf16"]

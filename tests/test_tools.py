@@ -67,3 +67,41 @@ def test_eval_reference_scores_a_sample_set_with_the_runs_evaluator(tmp_path):
     missing = subprocess.run([sys.executable, "tools/eval_reference.py", f"--npz={tmp_path / 'ref.npz'}",
                               f"--output={output}", "--key=images_ema"], capture_output=True, text=True, cwd=REPO)
     assert missing.returncode == 2 and "no array 'images_ema'" in missing.stderr
+
+
+def _tool(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_runs():
+    import pytest
+
+    bench = _tool("bench_reference")
+    assert bench.pair_orders(3) == [("reference", "sagan_tf"), ("sagan_tf", "reference"), ("reference", "sagan_tf")]
+    assert bench.result_line("warmup\nRESULT {\"a\": 1}\nRESULT {\"a\": 2}\n") == {"a": 2}
+    with pytest.raises(RuntimeError, match="no RESULT"):
+        bench.result_line("Traceback ...")
+    reference = {"g_params": 4386308, "d_params": 4289282}
+    bench.check_parameters(reference, {"g_params": 4386308, "d_params": 4289282 + 400}, "32")
+    with pytest.raises(ValueError, match="d_params differ"):
+        bench.check_parameters(reference, {"g_params": 4386308, "d_params": 4289282 * 2}, "32")
+    common = {"batch": 64, "resolution": 32, "g_params": 4386308, "d_params": 4289282, "peak_rss_gib": 1.0}
+    runs = [{**common, "side": "reference", "seconds_per_iteration": 24.0, "start_load": 0.1},
+            {**common, "side": "sagan_tf", "seconds_per_iteration": 12.0, "start_load": 0.2},
+            {**common, "side": "sagan_tf", "seconds_per_iteration": 16.0, "start_load": 0.9},
+            {**common, "side": "reference", "seconds_per_iteration": 24.0, "start_load": 0.1}]
+    row = bench.summarise("32", runs)
+    assert row["reference"]["median"] == 24.0 and row["sagan_tf"]["median"] == 14.0
+    assert row["ratio"] == pytest.approx(1.75) and row["ratio_range"] == [1.5, 2.0]  # per pair: 2.0 and 1.5
+    report = {"machine": {"description": "AMD EPYC, 2 cores", "avx512f": False, "avx512_bf16": False,
+                          "amx_bf16": False}, "threads": 2, "torch": "2.13.0", "tensorflow": "2.21.0", "onednn": "1",
+              "pairs": 2, "warmup": 1, "iters": 3, "idle_load": 0.3, "configs": [row]}
+    table = bench.markdown(report)
+    assert "AVX-512 no, AVX512_BF16 no, AMX no" in table and "TF_ENABLE_ONEDNN_OPTS=1" in table
+    assert "| 32x32, batch 64 | 4.39M / 4.29M | 24.00, 24.00; 24.00 | 12.00, 16.00; 14.00 | 1.75x (1.50-2.00) |" in table
+    assert "1 run(s) started with the load average above 0.3 (up to 0.90)" in table

@@ -1,0 +1,227 @@
+"""A paired speed comparison with the reference on one machine: BigGAN-PyTorch's SA-GAN and sagan_tf at the
+same configurations, timed alternately in fresh processes, in one run of this tool.
+
+    .venv/bin/python tools/bench_reference.py --reference_python=../peer/venv/bin/python \
+        --biggan_dir=../peer/biggan [--configs=32,64,128] [--pairs=3]
+
+The reference: the sources of github ajbrock/BigGAN-PyTorch in --biggan_dir and a Python with CPU torch
+(its own venv, never the project's), run through tools/reference_biggan_step.py. sagan_tf: tools/
+bench_train.py on the gin configs whose parameter counts equal the reference's (checked: the tool stops
+if they differ by more than 0.1%). For each config, --pairs pairs of runs in alternating order (AB BA
+AB ...), each a new process with --warmup untimed and --iters timed iterations; before each run the
+tool waits (up to --max_wait seconds) for the 1-minute load average to fall below --idle_load, and
+records the load it started at. Float32 on both sides, --threads threads each.
+
+Writes OUT.json (every run) and OUT.md (the table: per config the reference's and sagan_tf's seconds
+per iteration, every run and the median, the ratio of images/s with its range over pairs, peak memory,
+parameter counts) with the machine (CPU model; AVX-512, AVX512_BF16, AMX or not; cores), the thread
+settings and the versions; docs/performance.md quotes OUT.md (tools/sync_docs.py).
+"""
+
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# name -> (sagan_tf gin files, global batch, resolution, classes); the reference's side is its resolution.
+CONFIGS = {
+    "32": (["cifar10.gin"], 64, 32, 10),
+    "64": (["imagenet64.gin"], 32, 64, 1000),
+    "128": (["imagenet.gin", "ablations/attention_64.gin"], 8, 128, 1000),
+}
+PARAMETER_TOLERANCE = 1e-3
+
+
+def define_flags():
+    flags.DEFINE_string("reference_python", None, "A Python with torch (the reference's own venv).")
+    flags.DEFINE_string("biggan_dir", None, "BigGAN-PyTorch's sources (BigGAN.py, layers.py, ...).")
+    flags.DEFINE_list("configs", ["32", "64", "128"], f"Configurations among {sorted(CONFIGS)}.")
+    flags.DEFINE_integer("pairs", 3, "Pairs of runs per configuration (alternating order).")
+    flags.DEFINE_integer("warmup", 1, "Untimed iterations per run.")
+    flags.DEFINE_integer("iters", 3, "Timed iterations per run (median).")
+    flags.DEFINE_integer("threads", 2, "Threads of each side (torch.set_num_threads; TensorFlow intra-op).")
+    flags.DEFINE_float("idle_load", 0.3, "Start a run only below this 1-minute load average...")
+    flags.DEFINE_integer("max_wait", 900, "...waiting at most this many seconds (then run, and say so).")
+    flags.DEFINE_string("output", None, "OUT.json and OUT.md (default results/bench_reference/<machine>).")
+    flags.mark_flags_as_required(["reference_python", "biggan_dir"])
+
+
+def pair_orders(pairs):
+    """[("reference", "sagan_tf"), ("sagan_tf", "reference"), ...]: alternating, so that drift over the
+    run (heat, other load) falls on both sides equally."""
+    sides = ("reference", "sagan_tf")
+    return [sides if i % 2 == 0 else sides[::-1] for i in range(pairs)]
+
+
+def result_line(text):
+    """The JSON of the last `RESULT {...}` line of a run's output."""
+    lines = [line for line in text.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        raise RuntimeError("The run printed no RESULT line:\n" + text[-2000:])
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def check_parameters(reference, ours, name):
+    """Raises unless G's and D's parameter counts of the two sides agree within PARAMETER_TOLERANCE."""
+    for key in ("g_params", "d_params"):
+        if abs(reference[key] - ours[key]) > PARAMETER_TOLERANCE * reference[key]:
+            raise ValueError(f"Config {name}: {key} differ (reference {reference[key]:,}, sagan_tf {ours[key]:,}): "
+                             "not the same networks, so the times would not compare.")
+
+
+def summarise(name, runs):
+    """Per config: each side's runs and median s/iter, the images/s ratio sagan_tf / reference (median of
+    the per-pair ratios, and their range), peak memory."""
+    by_side = {side: [r for r in runs if r["side"] == side] for side in ("reference", "sagan_tf")}
+    pairs = [(runs[i], runs[i + 1]) for i in range(0, len(runs) - 1, 2)]
+    ratios = []
+    for a, b in pairs:
+        reference, ours = (a, b) if a["side"] == "reference" else (b, a)
+        ratios.append(reference["seconds_per_iteration"] / ours["seconds_per_iteration"])
+    summary = {"config": name}
+    for side, items in by_side.items():
+        seconds = [r["seconds_per_iteration"] for r in items]
+        summary[side] = {"seconds": seconds, "median": statistics.median(seconds) if seconds else None,
+                         "peak_rss_gib": max((r.get("peak_rss_gib", 0) for r in items), default=None),
+                         "start_loads": [r.get("start_load") for r in items]}
+    summary["ratio"] = statistics.median(ratios) if ratios else None
+    summary["ratio_range"] = [min(ratios), max(ratios)] if ratios else None
+    if runs:
+        summary["batch"], summary["resolution"] = runs[0]["batch"], runs[0]["resolution"]
+        summary["g_params"], summary["d_params"] = runs[0]["g_params"], runs[0]["d_params"]
+    return summary
+
+
+def markdown(report):
+    """The table of a report (as written to OUT.json)."""
+    machine = report["machine"]
+    lines = [
+        f"Machine: {machine['description']}; AVX-512 {'yes' if machine['avx512f'] else 'no'}, AVX512_BF16 "
+        f"{'yes' if machine['avx512_bf16'] else 'no'}, AMX {'yes' if machine['amx_bf16'] else 'no'}. "
+        f"{report['threads']} threads per side, float32; BigGAN-PyTorch on torch {report['torch']}, sagan_tf on "
+        f"TensorFlow {report['tensorflow']} (TF_ENABLE_ONEDNN_OPTS={report['onednn'] or 'unset'}). "
+        f"{report['pairs']} pairs per config in alternating order, fresh processes, {report['warmup']} untimed + "
+        f"{report['iters']} timed iterations each (median); one iteration = one D step + one G step.", "",
+        "| config | parameters G / D | BigGAN-PyTorch s/iter (runs; median) | sagan_tf s/iter (runs; median) "
+        "| images/s ratio sagan_tf / reference (range over pairs) | peak memory reference / sagan_tf |",
+        "|---|---|---|---|---|---|"]
+    for row in report["configs"]:
+        ref, ours = row["reference"], row["sagan_tf"]
+        runs = lambda side: ", ".join(f"{s:.2f}" for s in side["seconds"])  # noqa: E731
+        lines.append(
+            f"| {row['resolution']}x{row['resolution']}, batch {row['batch']} | {row['g_params'] / 1e6:.2f}M / "
+            f"{row['d_params'] / 1e6:.2f}M | {runs(ref)}; {ref['median']:.2f} | {runs(ours)}; {ours['median']:.2f} | "
+            f"{row['ratio']:.2f}x ({row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}) | "
+            f"{ref['peak_rss_gib']:.2f} / {ours['peak_rss_gib']:.2f} GiB |")
+    busy = [load for row in report["configs"] for side in ("reference", "sagan_tf")
+            for load in row[side]["start_loads"] if load is not None and load >= report["idle_load"]]
+    if busy:
+        lines += ["", f"Warning: {len(busy)} run(s) started with the load average above {report['idle_load']} "
+                      f"(up to {max(busy):.2f}): the machine was not idle."]
+    return "\n".join(lines) + "\n"
+
+
+def load_average():
+    return os.getloadavg()[0]
+
+
+def wait_for_idle(threshold, max_wait, sleep=10.0):
+    """Waits until the 1-minute load average is below `threshold` (at most `max_wait` s); returns it."""
+    deadline = time.time() + max_wait
+    load = load_average()
+    while load >= threshold and time.time() < deadline:
+        time.sleep(sleep)
+        load = load_average()
+    return load
+
+
+def run_reference(name, warmup, iters, threads, reference_python, biggan_dir):
+    _, batch, resolution, _ = CONFIGS[name]
+    cmd = [reference_python, os.path.join(REPO, "tools", "reference_biggan_step.py"), f"--biggan_dir={biggan_dir}",
+           f"--resolution={resolution}", f"--batch={batch}", f"--warmup={warmup}", f"--iters={iters}",
+           f"--threads={threads}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if done.returncode:
+        raise RuntimeError(f"The reference failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
+    return result_line(done.stdout)
+
+
+def run_sagan_tf(name, warmup, iters, threads, output):
+    gin_files, batch, resolution, classes = CONFIGS[name]
+    cmd = [sys.executable, os.path.join(REPO, "tools", "bench_train.py"), *[f"--gin_file={f}" for f in gin_files],
+           f"--batch={batch}", f"--resolution={resolution}", f"--num_classes={classes}", f"--warmup={warmup}",
+           f"--steps={iters}", f"--threads={threads}", "--nomeasure_peak", f"--json={output}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if done.returncode:
+        raise RuntimeError(f"sagan_tf's benchmark failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
+    with open(output) as f:
+        figures = json.load(f)
+    return {"implementation": "sagan_tf", "resolution": resolution, "batch": batch, "g_params": figures["g_params"],
+            "d_params": figures["d_params"], "seconds_per_iteration": figures["ms_per_iteration"] / 1000,
+            "peak_rss_gib": figures["peak_host_rss_gib"], "gflop_per_iteration": figures["gflop_per_iteration"]}
+
+
+def machine_slug(description):
+    return re.sub(r"[^a-z0-9]+", "_", description.lower()).strip("_")
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf  # noqa: PLC0415
+
+    from sagan_tf.machine import cpu_features, describe_machine  # noqa: PLC0415
+
+    FLAGS = flags.FLAGS
+    unknown = [c for c in FLAGS.configs if c not in CONFIGS]
+    if unknown:
+        raise app.UsageError(f"Unknown configs {unknown}; expected some of {sorted(CONFIGS)}.", exitcode=2)
+    if not os.path.isfile(os.path.join(FLAGS.biggan_dir, "BigGAN.py")):
+        raise app.UsageError(f"--biggan_dir {FLAGS.biggan_dir} has no BigGAN.py.", exitcode=2)
+    if not os.access(FLAGS.reference_python, os.X_OK):
+        raise app.UsageError(f"--reference_python {FLAGS.reference_python} is not an executable.", exitcode=2)
+    description = describe_machine()
+    output = FLAGS.output or os.path.join(REPO, "results", "bench_reference", machine_slug(description))
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    torch_version = subprocess.run([FLAGS.reference_python, "-c", "import torch; print(torch.__version__)"],
+                                   capture_output=True, text=True).stdout.strip()
+    report = {"machine": {"description": description, **cpu_features(), "platform": platform.platform()},
+              "threads": FLAGS.threads, "pairs": FLAGS.pairs, "warmup": FLAGS.warmup, "iters": FLAGS.iters,
+              "idle_load": FLAGS.idle_load, "torch": torch_version, "tensorflow": tf.__version__,
+              "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"), "configs": [], "runs": []}
+    for name in FLAGS.configs:
+        runs = []
+        for order in pair_orders(FLAGS.pairs):
+            for side in order:
+                load = wait_for_idle(FLAGS.idle_load, FLAGS.max_wait)
+                if side == "reference":
+                    result = run_reference(name, FLAGS.warmup, FLAGS.iters, FLAGS.threads, FLAGS.reference_python,
+                                           FLAGS.biggan_dir)
+                else:
+                    result = run_sagan_tf(name, FLAGS.warmup, FLAGS.iters, FLAGS.threads, output + ".sagan_tf.json")
+                result.update(side=side, config=name, start_load=load)
+                runs.append(result)
+                print(f"[{name}] {side}: {result['seconds_per_iteration']:.3f} s/iter (load at start {load:.2f})",
+                      flush=True)
+            check_parameters(*(next(r for r in runs if r["side"] == s) for s in ("reference", "sagan_tf")), name)
+        report["runs"] += runs
+        report["configs"].append(summarise(name, runs))
+        with open(output + ".json", "w") as f:
+            json.dump(report, f, indent=2)
+    if os.path.exists(output + ".sagan_tf.json"):
+        os.remove(output + ".sagan_tf.json")
+    with open(output + ".md", "w") as f:
+        f.write(markdown(report))
+    print(markdown(report))
+    print(f"Wrote {output}.json and {output}.md")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
