@@ -35,3 +35,22 @@ def test_each_failure_mode_is_caught(real_images):
     assert not symmetry.pair_consistency(shifted)[0][0]
     with pytest.raises(ValueError, match="even R"):
         symmetry.pair_consistency(np.zeros((1, 31, 31, 3), np.uint8))
+
+
+def test_class_identity_knows_the_real_classes_and_not_shuffled_labels():
+    from sagan_tf.eval import shapes
+
+    images, labels = [], []
+    for index in range(300):
+        image, label = synthetic.example(index, 0, 10, 32)
+        images.append(image.numpy())
+        labels.append(int(label))
+    images, labels = np.stack(images), np.array(labels)
+    real = shapes.class_identity(images, labels)
+    assert real["score"] >= 0.95 and min(real["per_class"]) >= 0.8 and real["colour"] == 1.0
+    shuffled = shapes.class_identity(images, np.random.RandomState(0).permutation(labels))
+    assert shuffled["score"] < 0.2
+    # The nearest confusions: a disc is no ring (its hole is missing) and a square no disc.
+    discs, squares = labels % 5 == 0, labels % 5 == 1
+    assert shapes.class_identity(images[discs], labels[discs] + 2)["score"] < 0.1
+    assert shapes.class_identity(images[squares], labels[squares] - 1)["score"] < 0.1

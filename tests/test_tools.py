@@ -105,3 +105,14 @@ def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_r
     assert "AVX-512 no, AVX512_BF16 no, AMX no" in table and "TF_ENABLE_ONEDNN_OPTS=1" in table
     assert "| 32x32, batch 64 | 4.39M / 4.29M | 24.00, 24.00; 24.00 | 12.00, 16.00; 14.00 | 1.75x (1.50-2.00) |" in table
     assert "1 run(s) started with the load average above 0.3 (up to 0.90)" in table
+
+
+def test_shape_score_scores_a_run_and_the_real_data(tiny_run, tmp_path):
+    output = tmp_path / "shapes.json"
+    result = subprocess.run([sys.executable, "tools/shape_score.py", f"--model_dir={tiny_run}", "--per_class=4",
+                             f"--json={output}"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = json.loads(output.read_text())
+    assert len(scores["generated"]["per_class"]) == 10 and scores["generated"]["count"] == 40
+    assert scores["real"]["score"] >= 0.9 and scores["generated"]["score"] < 0.5  # 4 steps of training
+    assert "class" in result.stdout and result.stdout.count("\n") >= 12

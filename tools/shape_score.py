@@ -1,0 +1,84 @@
+"""Per-class shape identity of a run on the synthetic dataset, with the real data's score beside it.
+
+    .venv/bin/python tools/shape_score.py --model_dir=runs/default [--per_class=100] [--json=OUT]
+
+Samples `--per_class` images of every class from the run's sampling generator (the EMA one when kept) and
+as many real images, and scores both with `sagan_tf.eval.shapes.class_identity`: the fraction of images
+that show their class's shape in its colour family. Prints one row per class.
+"""
+
+import json
+import os
+import sys
+
+from absl import app, flags
+
+
+def define_flags():
+    flags.DEFINE_string("model_dir", None, "A training directory of a synthetic-data run.")
+    flags.DEFINE_string("checkpoint", None, "A step, 'best' or a path; default: the latest.")
+    flags.DEFINE_integer("per_class", 100, "Generated (and real) images per class.")
+    flags.DEFINE_integer("seed", 0, "Seed of z.")
+    flags.DEFINE_string("json", None, "Also write the scores here.")
+    flags.mark_flag_as_required("model_dir")
+
+
+def real_images(num_classes, per_class, resolution, seed=0):
+    """`per_class` real images of every class of the synthetic dataset (its first ones)."""
+    import numpy as np  # noqa: PLC0415
+
+    from sagan_tf.data import synthetic  # noqa: PLC0415
+
+    images, labels, counts, index = [], [], np.zeros(num_classes, int), 0
+    while counts.min() < per_class:
+        image, label = synthetic.example(index, seed, num_classes, resolution)
+        label = int(label)
+        if counts[label] < per_class:
+            images.append(image.numpy())
+            labels.append(label)
+            counts[label] += 1
+        index += 1
+    return np.stack(images), np.array(labels)
+
+
+def main(argv):
+    del argv
+    import numpy as np  # noqa: PLC0415
+
+    from sagan_tf import restore  # noqa: PLC0415
+    from sagan_tf.checkpointing import CheckpointError  # noqa: PLC0415
+    from sagan_tf.eval.shapes import class_identity  # noqa: PLC0415
+
+    FLAGS = flags.FLAGS
+    try:
+        run = restore.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+    except CheckpointError as error:
+        print(f"shape_score: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    facts = run.facts
+    if facts.channels != 3 or not facts.num_classes or not facts.source_name.startswith("synthetic"):
+        print(f"shape_score: error: {FLAGS.model_dir} was not trained on the synthetic dataset "
+              f"(data {facts.source_name!r}).", file=sys.stderr)
+        sys.exit(2)
+    labels = np.repeat(np.arange(facts.num_classes), FLAGS.per_class).astype(np.int32)
+    z = np.random.RandomState(FLAGS.seed).randn(len(labels), run.model.generator.dim_z).astype(np.float32)
+    generator = run.model.sampling_generator
+    fake = np.concatenate([generator(z[i:i + 200], labels[i:i + 200], training=False).numpy()
+                           for i in range(0, len(labels), 200)])
+    real, real_labels = real_images(facts.num_classes, FLAGS.per_class, facts.resolution)
+    generated, data = class_identity(fake, labels, facts.num_classes), class_identity(real, real_labels, facts.num_classes)
+    print(f"Shape identity, {FLAGS.per_class} images per class, step {run.step} ({run.checkpoint})")
+    print(f"{'class':<8}{'generated':>10}{'real':>8}")
+    for k in range(facts.num_classes):
+        print(f"{k:<8}{generated['per_class'][k]:>10.2f}{data['per_class'][k]:>8.2f}")
+    print(f"{'all':<8}{generated['score']:>10.3f}{data['score']:>8.3f}   (right shape {generated['shape']:.3f}, "
+          f"right colour family {generated['colour']:.3f}; worst class {min(generated['per_class']):.2f})")
+    if FLAGS.json:
+        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.json)), exist_ok=True)
+        with open(FLAGS.json, "w") as f:
+            json.dump({"step": run.step, "checkpoint": run.checkpoint, "generated": generated, "real": data}, f, indent=2)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
