@@ -54,3 +54,20 @@ def test_class_identity_knows_the_real_classes_and_not_shuffled_labels():
     discs, squares = labels % 5 == 0, labels % 5 == 1
     assert shapes.class_identity(images[discs], labels[discs] + 2)["score"] < 0.1
     assert shapes.class_identity(images[squares], labels[squares] - 1)["score"] < 0.1
+
+
+def test_larger_shapes_stay_in_their_halves_and_keep_their_classes():
+    from sagan_tf.data import DataError
+    from sagan_tf.data.sources import synthetic_source
+    from sagan_tf.eval import shapes
+
+    images, labels = zip(*[(image.numpy(), int(label)) for image, label in
+                           (synthetic.example(i, 0, 10, 32, 1.4) for i in range(100))])
+    images, labels = np.stack(images), np.array(labels)
+    assert symmetry.consistency_score(images) >= 0.95  # both copies whole, mirrored
+    assert shapes.class_identity(images, labels)["score"] >= 0.95
+    small = np.stack([synthetic.example(i, 0, 10, 32)[0].numpy() for i in range(100)])
+    assert (images.max(-1) > 115).sum() > 1.5 * (small.max(-1) > 115).sum()  # about 1.4^2 times the area
+    assert synthetic_source(shape_size=1.4).name.endswith("-size1.4") and synthetic_source().name.endswith("seed0")
+    with pytest.raises(DataError, match="shape_size"):
+        synthetic_source(shape_size=2.0)

@@ -46,13 +46,17 @@ def _shard(dataset, input_context):
 
 
 @gin.configurable
-def synthetic_source(num_examples=50_000, num_classes=10, resolution=32, seed=0):
-    """The embedded procedural dataset (`sagan_tf.data.synthetic`): no download, any resolution."""
+def synthetic_source(num_examples=50_000, num_classes=10, resolution=32, seed=0, shape_size=1.0):
+    """The embedded procedural dataset (`sagan_tf.data.synthetic`): no download, any resolution;
+    `shape_size` scales the shapes (1: the original sizes; larger shapes are easier to tell apart)."""
     if not 1 <= num_classes <= synthetic.MAX_CLASSES:
         raise DataError(
             f"The synthetic dataset has 1 to {synthetic.MAX_CLASSES} classes. "
             f"Received: `num_classes={num_classes}`"
         )
+    if not 0.0 < shape_size <= synthetic.MAX_SHAPE_SIZE:
+        raise DataError(f"`shape_size` of the synthetic dataset must be in (0, {synthetic.MAX_SHAPE_SIZE}]. "
+                        f"Received: `shape_size={shape_size}`")
 
     def make(input_context, shuffle, seed_=None, buffer=None):
         del buffer  # the whole index list is shuffled
@@ -60,12 +64,13 @@ def synthetic_source(num_examples=50_000, num_classes=10, resolution=32, seed=0)
         if shuffle:
             indices = indices.shuffle(min(num_examples, 100_000), seed=seed_)
         return indices.map(
-            lambda i: synthetic.example(i, seed, num_classes, resolution),
+            lambda i: synthetic.example(i, seed, num_classes, resolution, shape_size),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
 
-    return Source(f"synthetic-{num_classes}c-{resolution}px-seed{seed}", num_classes, make)
+    size = "" if shape_size == 1.0 else f"-size{shape_size:g}"
+    return Source(f"synthetic-{num_classes}c-{resolution}px-seed{seed}{size}", num_classes, make)
 
 
 def _check_arrays(images, labels, num_classes):

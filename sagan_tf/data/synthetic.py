@@ -41,7 +41,10 @@ def _signed_distance(shape, dx, dy, radius):
     return tf.gather(stacked, shape)
 
 
-def render(label, seed_pair, resolution, return_parameters=False):
+MAX_SHAPE_SIZE = 1.5
+
+
+def render(label, seed_pair, resolution, return_parameters=False, shape_size=1.0):
     """Renders one image.
 
     Args:
@@ -49,16 +52,21 @@ def render(label, seed_pair, resolution, return_parameters=False):
         seed_pair: int32 [2] stateless seed of this image.
         resolution: output size (Python int).
         return_parameters: also return a dict of the drawn parameters (for checkers/tests).
+        shape_size: scale of the shapes (1: radii 0.18-0.30 of the half-width; up to 1.5); the range of
+            positions shrinks with it, so that every shape stays inside its half of the image.
 
     Returns:
         uint8 [resolution, resolution, 3].
     """
     label = tf.cast(label, tf.int32)
     shape, palette = class_shape_and_palette(label)
+    if not 0.0 < shape_size <= MAX_SHAPE_SIZE:
+        raise ValueError(f"`shape_size` must be in (0, {MAX_SHAPE_SIZE}]. Received: {shape_size}")
     u = tf.random.stateless_uniform([8], seed=seed_pair)
-    cx = -0.7 + 0.35 * u[0]  # left half; the mirror copy sits at -cx
-    cy = -0.55 + 1.1 * u[1]
-    radius = 0.18 + 0.12 * u[2]
+    # Left half; the mirror copy sits at -cx. With shape_size 1: cx in [-0.7, -0.35], cy in [-0.55, 0.55].
+    cx = -(1.0 - 0.3 * shape_size) + (1.0 - 0.65 * shape_size) * u[0]
+    cy = -(0.85 - 0.3 * shape_size) + 2 * (0.85 - 0.3 * shape_size) * u[1]
+    radius = 0.18 * shape_size + 0.12 * shape_size * u[2]
     base = tf.gather(tf.constant(PALETTES, tf.float32), palette)
     colour = tf.clip_by_value(base + 0.25 * (u[3:6] - 0.5), 0.0, 1.0)
     angle = 2 * math.pi * u[6]
@@ -79,10 +87,10 @@ def render(label, seed_pair, resolution, return_parameters=False):
     return image
 
 
-def example(index, seed, num_classes, resolution):
+def example(index, seed, num_classes, resolution, shape_size=1.0):
     """(uint8 image, int32 label) of example `index` of the dataset with this seed."""
     index = tf.cast(index, tf.int32)
     label_seed = tf.stack([tf.constant(seed, tf.int32), index])
     label = tf.random.stateless_uniform([], seed=label_seed, maxval=num_classes, dtype=tf.int32)
-    image = render(label, tf.stack([tf.constant(seed, tf.int32) + 1, index]), resolution)
+    image = render(label, tf.stack([tf.constant(seed, tf.int32) + 1, index]), resolution, shape_size=shape_size)
     return image, label

@@ -41,7 +41,7 @@ def _shape_masks(resolution, cx, cy, radii):
     return np.stack(signed) < 0
 
 
-def classify(images, threshold=0.45, radii=np.arange(0.12, 0.40, 0.01)):
+def classify(images, threshold=0.45, radii=np.arange(0.12, 0.50, 0.01)):
     """Per image: (shape index [B], palette index [B], best IoU [B]); shape -1 where the left half holds
     no foreground. `images`: uint8 or [-1, 1] RGB [B, R, R, 3]."""
     x = _unit(images)
