@@ -30,11 +30,13 @@ import time
 from absl import app, flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# name -> (sagan_tf gin files, global batch, resolution, classes); the reference's side is its resolution.
+# name -> (sagan_tf gin files, global batch, resolution, classes, channel width ch); both sides get RGB.
+# "fmnist" is the Fashion-MNIST quality config (ch 16), for converting the reference's steps to CPU time.
 CONFIGS = {
-    "32": (["cifar10.gin"], 64, 32, 10),
-    "64": (["imagenet64.gin"], 32, 64, 1000),
-    "128": (["imagenet.gin", "ablations/attention_64.gin"], 8, 128, 1000),
+    "32": (["cifar10.gin"], 64, 32, 10, 64),
+    "64": (["imagenet64.gin"], 32, 64, 1000, 64),
+    "128": (["imagenet.gin", "ablations/attention_64.gin"], 8, 128, 1000, 64),
+    "fmnist": (["experiments/fashion_mnist_quality.gin"], 64, 32, 10, 16),
 }
 PARAMETER_TOLERANCE = 1e-3
 
@@ -143,9 +145,9 @@ def wait_for_idle(threshold, max_wait, sleep=10.0):
 
 
 def run_reference(name, warmup, iters, threads, reference_python, biggan_dir):
-    _, batch, resolution, _ = CONFIGS[name]
+    _, batch, resolution, _, ch = CONFIGS[name]
     cmd = [reference_python, os.path.join(REPO, "tools", "reference_biggan_step.py"), f"--biggan_dir={biggan_dir}",
-           f"--resolution={resolution}", f"--batch={batch}", f"--warmup={warmup}", f"--iters={iters}",
+           f"--resolution={resolution}", f"--batch={batch}", f"--ch={ch}", f"--warmup={warmup}", f"--iters={iters}",
            f"--threads={threads}"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if done.returncode:
@@ -154,9 +156,9 @@ def run_reference(name, warmup, iters, threads, reference_python, biggan_dir):
 
 
 def run_sagan_tf(name, warmup, iters, threads, output):
-    gin_files, batch, resolution, classes = CONFIGS[name]
+    gin_files, batch, resolution, classes, _ = CONFIGS[name]
     cmd = [sys.executable, os.path.join(REPO, "tools", "bench_train.py"), *[f"--gin_file={f}" for f in gin_files],
-           f"--batch={batch}", f"--resolution={resolution}", f"--num_classes={classes}", f"--warmup={warmup}",
+           f"--batch={batch}", f"--resolution={resolution}", f"--num_classes={classes}", "--channels=3", f"--warmup={warmup}",
            f"--steps={iters}", f"--threads={threads}", "--nomeasure_peak", f"--json={output}"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if done.returncode:

@@ -28,6 +28,7 @@ flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings.")
 flags.DEFINE_integer("batch", None, "Global batch (default: the config's build_input.global_batch_size).")
 flags.DEFINE_integer("resolution", None, "Resolution (default: the config's data).")
 flags.DEFINE_integer("num_classes", None, "Classes (default: the config's data).")
+flags.DEFINE_integer("channels", None, "Image channels (default: the config's data; 3 with --resolution and --num_classes).")
 flags.DEFINE_integer("steps", 4, "Timed iterations.")
 flags.DEFINE_integer("warmup", 1, "Untimed iterations first.")
 flags.DEFINE_bool("xla", False, "jit_compile the train step.")
@@ -141,6 +142,7 @@ def main(argv):
                    f"Discriminator.attention_block_size = {FLAGS.attention_block_size}"]
     config.parse(FLAGS.gin_file, params)
     batch, resolution, num_classes, channels = data_facts(FLAGS.batch, FLAGS.resolution, FLAGS.num_classes)
+    channels = FLAGS.channels or channels
     keras.mixed_precision.set_dtype_policy(FLAGS.mixed_precision or "float32")
     model = build_model(DataFacts(num_classes, resolution, channels))
     model.compile(keras.optimizers.Adam(1e-4, 0.0, 0.9), keras.optimizers.Adam(4e-4, 0.0, 0.9))

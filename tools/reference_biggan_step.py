@@ -4,7 +4,7 @@
 
 DIR holds BigGAN-PyTorch's sources (github ajbrock/BigGAN-PyTorch: BigGAN.py, layers.py, losses.py,
 sync_batchnorm/). The networks are configured as sagan_tf's benchmark configs are (and as the SA-GAN
-launch script of BigGAN-PyTorch): G_ch = D_ch = 64, dim_z 128, spectral norm on G and D, Xavier init,
+launch script of BigGAN-PyTorch): G_ch = D_ch = 64 (--ch; 16 for the Fashion-MNIST quality config), dim_z 128, spectral norm on G and D, Xavier init,
 no shared embedding, hinge loss, Adam(0, 0.999), lr G 1e-4 / D 4e-4, one D step per G step, D on the
 concatenated [fake; real] batch; attention at 16x16 (32x32 input, CIFAR widths; D gets one attention
 layer after its first block, as sagan_tf's), at 32x32 (64x64 input) and at 64x64 (128x128 input).
@@ -29,7 +29,7 @@ def parameters(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def build(biggan_dir, resolution):
+def build(biggan_dir, resolution, ch=64):
     import torch  # noqa: PLC0415
     from torch import nn  # noqa: PLC0415
 
@@ -39,10 +39,10 @@ def build(biggan_dir, resolution):
 
     classes, g_attention, d_attention = SETTINGS[resolution]
     shared = dict(resolution=resolution, n_classes=classes, SN_eps=1e-8, adam_eps=1e-8)
-    generator = BigGAN.Generator(G_ch=64, dim_z=128, G_attn=g_attention, G_shared=False, hier=False, G_lr=1e-4,
+    generator = BigGAN.Generator(G_ch=ch, dim_z=128, G_attn=g_attention, G_shared=False, hier=False, G_lr=1e-4,
                                  G_B1=0.0, G_B2=0.999, BN_eps=1e-5, G_init="xavier", G_param="SN",
                                  G_activation=nn.ReLU(inplace=False), **shared)
-    discriminator = BigGAN.Discriminator(D_ch=64, D_wide=True, D_attn=d_attention, D_lr=4e-4, D_B1=0.0, D_B2=0.999,
+    discriminator = BigGAN.Discriminator(D_ch=ch, D_wide=True, D_attn=d_attention, D_lr=4e-4, D_B1=0.0, D_B2=0.999,
                                          D_init="xavier", D_param="SN", D_activation=nn.ReLU(inplace=False), **shared)
     if resolution == 32:
         # BigGAN-PyTorch's 32x32 D keeps every block at "resolution 16", so D_attn='16' would place four
@@ -55,13 +55,13 @@ def build(biggan_dir, resolution):
     return BigGAN.G_D(generator, discriminator), generator, discriminator, classes
 
 
-def iteration_function(biggan_dir, resolution, batch):
+def iteration_function(biggan_dir, resolution, batch, ch=64):
     import torch  # noqa: PLC0415
 
     sys.path.insert(0, biggan_dir)
     import losses  # noqa: PLC0415
 
-    both, generator, discriminator, classes = build(biggan_dir, resolution)
+    both, generator, discriminator, classes = build(biggan_dir, resolution, ch)
     real = torch.rand(batch, 3, resolution, resolution) * 2 - 1
     real_labels = torch.randint(0, classes, (batch,))
 
@@ -95,6 +95,7 @@ def main():
     parser.add_argument("--biggan_dir", required=True)
     parser.add_argument("--resolution", type=int, choices=sorted(SETTINGS), required=True)
     parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--ch", type=int, default=64, help="G_ch = D_ch (16: the Fashion-MNIST quality config)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -107,7 +108,7 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    iteration, g_params, d_params = iteration_function(args.biggan_dir, args.resolution, args.batch)
+    iteration, g_params, d_params = iteration_function(args.biggan_dir, args.resolution, args.batch, args.ch)
     for _ in range(args.warmup):
         iteration()
     times = []
@@ -117,7 +118,7 @@ def main():
         times.append(time.perf_counter() - start)
     print("RESULT " + json.dumps({
         "implementation": "BigGAN-PyTorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "resolution": args.resolution, "batch": args.batch, "g_params": g_params, "d_params": d_params,
+        "resolution": args.resolution, "batch": args.batch, "ch": args.ch, "g_params": g_params, "d_params": d_params,
         "seconds_per_iteration": statistics.median(times), "iteration_seconds": times,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,
     }), flush=True)
