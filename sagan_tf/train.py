@@ -21,12 +21,35 @@ def define_flags():
     flags.DEFINE_integer("num_cpu_devices", 0, "Logical CPU devices for --strategy=mirrored without GPUs.")
     flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
     flags.DEFINE_integer("seed", None, "Run seed: initial weights, z, data order and flips (gin: train.seed, default 0).")
+    flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"],
+                      "TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS, read once when TensorFlow starts). auto: "
+                      "on unless TF_ENABLE_ONEDNN_OPTS is set (TensorFlow leaves them off on CPUs without AVX-512, "
+                      "where they are faster); on / off: force.")
+    flags.DEFINE_enum("precision", None, ["auto", "float32", "bfloat16"],
+                      "Training precision (default: the config's train.mixed_precision, float32). auto: "
+                      "mixed_bfloat16 where the CPU computes bfloat16 natively (AVX512_BF16, AMX) or on a GPU/TPU, "
+                      "float32 elsewhere; bfloat16: force it (about 12x slower than float32 without native bf16).")
     flags.mark_flag_as_required("model_dir")
+
+
+PRECISION_BINDINGS = {"auto": "'auto'", "float32": "None", "bfloat16": "'mixed_bfloat16'"}
+
+
+def set_onednn(mode):
+    """Sets TF_ENABLE_ONEDNN_OPTS for `--onednn` (before TensorFlow starts); returns where the value came from."""
+    if mode == "auto":
+        if "TF_ENABLE_ONEDNN_OPTS" in os.environ:
+            return "from the environment"
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+        return "--onednn=auto"
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if mode == "on" else "0"
+    return f"--onednn={mode}"
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    onednn_source = set_onednn(FLAGS.onednn)  # before TensorFlow is imported: it reads the variable once
     from sagan_tf import config, distribute, gin_registry, trainer  # noqa: F401  (after flag parsing: TF is slow)
     from sagan_tf.data import DataError
     from sagan_tf.eval.periodic import PeriodicEvaluation
@@ -35,10 +58,13 @@ def main(argv):
         if os.path.exists(FLAGS.model_dir) and not os.path.isdir(FLAGS.model_dir):
             raise config.ConfigError(f"--model_dir {FLAGS.model_dir} is a file, not a folder.")
         seed = [] if FLAGS.seed is None else [f"train.seed = {FLAGS.seed}"]
+        if FLAGS.precision:
+            seed.append(f"train.mixed_precision = {PRECISION_BINDINGS[FLAGS.precision]}")
         paths = config.parse(FLAGS.gin_file, FLAGS.gin_param + seed)  # raises before model_dir is touched
         print(f"sagan_tf.train: config {', '.join(paths) or '(none)'}"
               + (f" and {len(FLAGS.gin_param + seed)} binding(s)" if FLAGS.gin_param + seed else ""), flush=True)
         strategy = distribute.get_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
+        print(f"sagan_tf.train: {trainer.hardware_line(onednn_source)}", flush=True)
         settings = trainer.TrainConfig()  # builds the input (data errors) before model_dir is made
         evaluation = PeriodicEvaluation.from_gin() if settings.eval_every else None
         trainer.train(FLAGS.model_dir, strategy, settings, evaluation)

@@ -7,6 +7,7 @@ directory's files (`sagan_tf.restore`) and runs `TrainingLoop` with `default_act
 actions the caller adds.
 """
 
+import copy
 import dataclasses
 import os
 import signal
@@ -21,11 +22,29 @@ import tensorflow as tf
 
 from sagan_tf import actions as actions_lib
 from sagan_tf import checkpointing, restore
+from sagan_tf.machine import describe_machine, native_bf16
 from sagan_tf.actions import DivergedError, StepResult, scalar  # noqa: F401  (DivergedError: the CLI's)
 from sagan_tf.models.factory import DataFacts, build_model
 from sagan_tf.progress import Progress, format_duration
 
-PRECISIONS = (None, "mixed_bfloat16", "mixed_float16")
+PRECISIONS = (None, "auto", "mixed_bfloat16", "mixed_float16")
+
+
+def resolve_precision(mixed_precision):
+    """`train.mixed_precision` with "auto" decided for this machine: mixed_bfloat16 where bfloat16 is
+    computed natively (a GPU or TPU, or a CPU with AVX512_BF16 or AMX), None (float32) elsewhere."""
+    if mixed_precision != "auto":
+        return mixed_precision
+    accelerated = tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU")
+    return "mixed_bfloat16" if accelerated or native_bf16() else None
+
+
+def hardware_line(onednn_source=None):
+    """One line for the start of a run: the machine, its bf16 support and oneDNN's state."""
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    state = {"1": "on", "0": "off", None: "TensorFlow's default"}.get(onednn, onednn)
+    return (f"machine {describe_machine()}, native bfloat16 {'yes' if native_bf16() else 'no'}; TensorFlow oneDNN "
+            f"{state}" + (f" ({onednn_source})" if onednn_source else ""))
 
 
 @gin.configurable("train", module="sagan_tf.trainer")
@@ -41,7 +60,8 @@ class TrainConfig:
     generator_optimizer, discriminator_optimizer: optimizer classes or factories, called inside
         the strategy scope (gin: `@generator/keras.optimizers.Adam`, scoped learning rates).
     jit_compile: XLA-compile the train step.
-    mixed_precision: None, "mixed_bfloat16" or "mixed_float16" (with dynamic loss scaling).
+    mixed_precision: None (float32), "mixed_bfloat16", "mixed_float16" (with dynamic loss scaling) or
+        "auto" (mixed_bfloat16 where bfloat16 is native: GPU, TPU, AVX512_BF16 or AMX; float32 elsewhere).
         Softmax, spectral-norm power iteration and the networks' outputs stay float32.
     checkpoint_input: save the input iterator's position in checkpoints, so a resumed run reads
         the data a continuous run would have (costs the shuffle buffer's size on disk).
@@ -77,7 +97,7 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.mixed_precision not in PRECISIONS:
-            raise ValueError("`mixed_precision` must be None, 'mixed_bfloat16' or 'mixed_float16'. "
+            raise ValueError("`mixed_precision` must be None, 'auto', 'mixed_bfloat16' or 'mixed_float16'. "
                              f"Received: `mixed_precision={self.mixed_precision!r}`")
         if self.steps_per_execution < 1:
             raise ValueError(f"`steps_per_execution` must be >= 1. Received: {self.steps_per_execution}")
@@ -208,6 +228,8 @@ def train(model_dir, strategy, config=None, evaluation=None, actions=()):
         The trained `SAGAN` model.
     """
     config = config or TrainConfig()
+    config = copy.copy(config)
+    config.mixed_precision = resolve_precision(config.mixed_precision)
     replicas = strategy.num_replicas_in_sync
     if config.input_spec.global_batch_size % replicas:
         raise ValueError(
@@ -282,7 +304,8 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
         Progress(config.num_steps, start), samples_dir)
     print(f"Training {model_dir}: {'resuming at step %d' % start if start else 'new run'}, to step "
           f"{config.num_steps}; {type(strategy).__name__.lstrip('_')} with {replicas_text(strategy)}, global batch "
-          f"{spec.global_batch_size}; data {spec.source_name}; seed {config.seed}.", flush=True)
+          f"{spec.global_batch_size}; data {spec.source_name}; seed {config.seed}; precision "
+          f"{config.mixed_precision or 'float32'}.", flush=True)
     loop = TrainingLoop(lambda: train_steps(iterator), step,
                         lambda value: float(strategy.reduce("MEAN", value, axis=None)),
                         config.num_steps, config.steps_per_execution,

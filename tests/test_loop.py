@@ -79,3 +79,20 @@ def test_train_runs_added_actions_and_rebuilds_from_the_stored_keras_config(tmp_
     labels = tf.constant([0, 1, 2])
     tf.debugging.assert_near(run.model.sampling_generator(z, labels, training=False),
                              model.sampling_generator(z, labels, training=False), atol=1e-6)
+
+
+def test_precision_auto_follows_native_bf16_and_onednn_flag_sets_the_variable(monkeypatch):
+    from sagan_tf import train as train_cli
+
+    monkeypatch.setattr(trainer, "native_bf16", lambda: True)
+    assert trainer.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(trainer, "native_bf16", lambda: False)
+    assert trainer.resolve_precision("auto") is None  # float32 on a CPU without bf16 (this test has no GPU)
+    assert trainer.resolve_precision("mixed_float16") == "mixed_float16"
+    assert "native bfloat16 no" in trainer.hardware_line()
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    assert train_cli.set_onednn("auto") == "--onednn=auto" and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert train_cli.set_onednn("auto") == "from the environment" and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    assert train_cli.set_onednn("on") == "--onednn=on" and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    assert "TensorFlow oneDNN on (x)" in trainer.hardware_line("x")
