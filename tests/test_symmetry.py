@@ -25,6 +25,8 @@ def test_each_failure_mode_is_caught(real_images):
     no_right = image.copy()
     no_right[:, :, 16:] = 10  # the right shape erased
     assert not symmetry.pair_consistency(no_right)[0][0]
+    flat = np.zeros((1, 32, 32, 3), np.float32)  # an untrained generator's flat mid-grey: no shape anywhere
+    assert not symmetry.pair_consistency(flat)[0][0]
     recoloured = image.copy()
     recoloured[:, :, 16:] = np.where(recoloured[:, :, 16:].max(-1, keepdims=True) > 128,
                                      recoloured[:, :, 16:, ::-1], recoloured[:, :, 16:])  # RGB -> BGR on the shape

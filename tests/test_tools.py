@@ -116,3 +116,24 @@ def test_shape_score_scores_a_run_and_the_real_data(tiny_run, tmp_path):
     assert len(scores["generated"]["per_class"]) == 10 and scores["generated"]["count"] == 40
     assert scores["real"]["score"] >= 0.9 and scores["generated"]["score"] < 0.5  # 4 steps of training
     assert "class" in result.stdout and result.stdout.count("\n") >= 12
+
+
+def test_bench_long_range_compares_variants_over_seeds():
+    import pytest
+
+    bench = _tool("bench_long_range")
+    per_seed = {"attention": {str(s): {"pair_consistency": v, "class_identity": 0.5} for s, v in enumerate([0.8, 0.9, 0.85])},
+                "no_attention": {str(s): {"pair_consistency": v, "class_identity": 0.5} for s, v in enumerate([0.5, 0.6, 0.55])}}
+    summary, comparisons = bench.summarise(per_seed)
+    assert summary["attention"]["pair_consistency"]["mean"] == pytest.approx(0.85)
+    assert summary["attention"]["pair_consistency"]["std"] == pytest.approx(0.05)
+    pairs = comparisons["pair_consistency"]
+    assert pairs["difference"] == pytest.approx(0.3) and pairs["p"] < 0.01 and pairs["t"] > 5
+    assert 0.2 <= pairs["interval_95"][0] < 0.3 < pairs["interval_95"][1] <= 0.4
+    assert "p" not in comparisons["class_identity"] and comparisons["class_identity"]["interval_95"] == [0.0, 0.0]
+    report = {"num_steps": 1500, "num_samples": 500, "seeds": [0, 1, 2], "machine": "cpu", "per_seed": per_seed,
+              "summary": summary, "comparisons": comparisons, "real": {"pair_consistency": 0.99, "class_identity": 0.98},
+              "real_swapped_halves": 0.02}
+    table = bench.markdown(report)
+    assert "| attention | 0.850 ± 0.050 | 0.500 ± 0.000 | 0: 0.80 / 0.50; 1: 0.90 / 0.50; 2: 0.85 / 0.50 |" in table
+    assert "- pair consistency: +0.300 (Welch's t = " in table and "no t-test" in table

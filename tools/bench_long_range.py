@@ -1,13 +1,17 @@
-"""Does attention help with long-range structure? Attention vs no-attention on the mirrored-pair data.
+"""Does attention help with long-range structure? Attention vs no attention on the mirrored-pair data,
+over several seeds, with a test of the difference.
 
-    python tools/bench_long_range.py --out_dir=runs/long_range [--num_steps=1500] [--num_samples=500]
+    .venv/bin/python tools/bench_long_range.py --out_dir=runs/long_range --seeds=0,1,2,3,4 [--num_steps=1500]
 
-Trains `gin/long_range.gin` twice with the same budget, once as is (attention at 16x16 in G and D) and
-once with `ablations/no_attention.gin`, into OUT_DIR/attention and OUT_DIR/no_attention (a rerun
-resumes unfinished runs and reuses finished ones), then scores `num_samples` generated images of each
-with the exact mirrored-pair checker (`sagan_tf.eval.symmetry`) next to real images (near 1) and
-real images with swapped right halves (chance). Prints the table, writes OUT_DIR/long_range.json and
-sample grids OUT_DIR/<variant>_samples.png.
+Trains `gin/long_range.gin` (the embedded synthetic data: a shape and its mirror image half an image
+apart) with the same budget once as is (attention at 16x16 in G and D) and once with
+`ablations/no_attention.gin`, for every seed (`--seed`: weights, z, data order), into
+OUT_DIR/<variant>/seed_<k> (a rerun resumes unfinished runs and reuses finished ones). Each run's
+`num_samples` generated images are scored with the exact mirrored-pair checker (`sagan_tf.eval.symmetry`)
+and the class-identity checker (`sagan_tf.eval.shapes`), next to real images (near 1) and real images
+with swapped right halves (chance). Per variant: mean and standard deviation over seeds; the difference
+(attention minus none) with Welch's t-test and a bootstrap 95% interval over seeds. Writes
+OUT_DIR/long_range.json and OUT_DIR/long_range.md, and grids OUT_DIR/<variant>_seed_<k>.png.
 """
 
 import json
@@ -17,26 +21,86 @@ import sys
 
 from absl import app, flags
 
-flags.DEFINE_string("out_dir", "runs/long_range", "Where the two runs and the report go.")
+flags.DEFINE_string("out_dir", "runs/long_range", "Where the runs and the report go.")
 flags.DEFINE_integer("num_steps", 1500, "Generator steps of each run.")
-flags.DEFINE_integer("num_samples", 500, "Generated (and real) images scored per variant.")
-flags.DEFINE_integer("seed", 0, "Seed of the scored samples.")
-flags.DEFINE_multi_string("gin_param", [], "Extra bindings for both runs.")
+flags.DEFINE_integer("num_samples", 500, "Generated (and real) images scored per run.")
+flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Run seeds (each variant is trained once per seed).")
+flags.DEFINE_integer("sample_seed", 0, "Seed of the scored samples.")
+flags.DEFINE_multi_string("gin_param", [], "Extra bindings for every run.")
 FLAGS = flags.FLAGS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {"attention": ["long_range.gin"], "no_attention": ["long_range.gin", "ablations/no_attention.gin"]}
+METRICS = ("pair_consistency", "class_identity")
 
 
-def train(model_dir, gin_files, num_steps, params):
-    cmd = [sys.executable, "-m", "sagan_tf.train", f"--model_dir={model_dir}"]
+def train(model_dir, gin_files, num_steps, seed, params):
+    cmd = [sys.executable, "-m", "sagan_tf.train", f"--model_dir={model_dir}", f"--seed={seed}"]
     cmd += [f"--gin_file={f}" for f in gin_files]
     cmd += [f"--gin_param={p}" for p in [f"train.num_steps = {num_steps}", *params]]
     subprocess.run(cmd, check=True, cwd=REPO)
 
 
+def compare(a, b, resamples=10_000, seed=0):
+    """mean(a) - mean(b) with Welch's t-test (t, p) and a bootstrap 95% interval (seeds resampled within
+    each group); a and b: per-seed scores."""
+    import numpy as np  # noqa: PLC0415
+    from scipy import stats  # noqa: PLC0415
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    result = {"difference": float(a.mean() - b.mean())}
+    if len(a) >= 2 and len(b) >= 2 and (a.std() > 0 or b.std() > 0):
+        test = stats.ttest_ind(a, b, equal_var=False)
+        result.update(t=float(test.statistic), p=float(test.pvalue))
+    rng = np.random.RandomState(seed)
+    draws = (rng.choice(a, (resamples, len(a))).mean(1) - rng.choice(b, (resamples, len(b))).mean(1))
+    result["interval_95"] = [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]
+    return result
+
+
+def summarise(per_seed):
+    """{variant: {metric: {"mean", "std", "n", "values"}}} and the comparisons of the metrics."""
+    import numpy as np  # noqa: PLC0415
+
+    summary = {}
+    for variant, runs in per_seed.items():
+        summary[variant] = {}
+        for metric in METRICS:
+            values = [run[metric] for run in runs.values()]
+            summary[variant][metric] = {"mean": float(np.mean(values)), "n": len(values), "values": values,
+                                        "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
+    comparisons = {metric: compare(summary["attention"][metric]["values"], summary["no_attention"][metric]["values"])
+                   for metric in METRICS}
+    return summary, comparisons
+
+
+def markdown(report):
+    lines = [f"{report['num_steps']} generator steps per run, seeds {report['seeds']}, {report['num_samples']} "
+             f"generated images scored per run; {report['machine']}. Mean ± standard deviation over seeds.", "",
+             "| variant | mirrored-pair consistency | class identity | per seed (pairs / classes) |", "|---|---|---|---|"]
+    for variant in VARIANTS:
+        row = report["summary"][variant]
+        cells = []
+        for metric in METRICS:
+            m = row[metric]
+            cells.append(f"{m['mean']:.3f}" + (f" ± {m['std']:.3f}" if m["std"] is not None else ""))
+        seeds = "; ".join(f"{seed}: {run['pair_consistency']:.2f} / {run['class_identity']:.2f}"
+                          for seed, run in report["per_seed"][variant].items())
+        lines.append(f"| {variant.replace('_', ' ')} | {cells[0]} | {cells[1]} | {seeds} |")
+    lines.append(f"| real images | {report['real']['pair_consistency']:.3f} | {report['real']['class_identity']:.3f} | |")
+    lines.append(f"| real, right halves swapped (chance) | {report['real_swapped_halves']:.3f} | - | |")
+    lines += ["", "Attention minus no attention:", ""]
+    for metric in METRICS:
+        c = report["comparisons"][metric]
+        test = f"Welch's t = {c['t']:.2f}, p = {c['p']:.3g}" if "t" in c else "no t-test (fewer than 2 seeds or no spread)"
+        lines.append(f"- {metric.replace('_', ' ')}: {c['difference']:+.3f} ({test}; bootstrap 95% interval "
+                     f"{c['interval_95'][0]:+.3f} to {c['interval_95'][1]:+.3f})")
+    return "\n".join(lines) + "\n"
+
+
 def generated_images(model_dir, count, seed):
-    """uint8 [count, R, R, 3] from the run's latest checkpoint, labels uniform over the classes."""
+    """(uint8 [count, R, R, 3], labels [count], step) from the run's latest checkpoint, labels uniform over
+    the classes."""
     import gin
     import numpy as np
 
@@ -46,40 +110,47 @@ def generated_images(model_dir, count, seed):
     run = restore.load_run(model_dir)
     module = serving.GeneratorModule(run.model.sampling_generator, run.model.num_classes)
     outputs = module.sample(np.int64(seed), np.int32(count), np.zeros([0], np.int32), np.float32(0.0))
-    return outputs["images"].numpy(), run.step
+    return outputs["images"].numpy(), outputs["labels"].numpy(), run.step
 
 
 def main(argv):
     del argv
-    import numpy as np
-    import tensorflow as tf
+    import numpy as np  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
 
-    from sagan_tf.data import synthetic
-    from sagan_tf.eval import symmetry
-    from sagan_tf.images import image_grid
+    from sagan_tf.data import synthetic  # noqa: PLC0415
+    from sagan_tf.eval import shapes, symmetry  # noqa: PLC0415
+    from sagan_tf.images import image_grid  # noqa: PLC0415
+    from sagan_tf.machine import describe_machine  # noqa: PLC0415
 
-    report = {"num_steps": FLAGS.num_steps, "num_samples": FLAGS.num_samples}
-    real = np.stack([synthetic.example(i, 12345, 10, 32)[0].numpy() for i in range(FLAGS.num_samples)])
-    report["real"] = symmetry.consistency_score(real)
+    seeds = [int(seed) for seed in FLAGS.seeds]
+    report = {"num_steps": FLAGS.num_steps, "num_samples": FLAGS.num_samples, "seeds": seeds,
+              "machine": describe_machine(), "gin_params": FLAGS.gin_param}
+    real, real_labels = zip(*[(image.numpy(), int(label)) for image, label in
+                              (synthetic.example(i, 12345, 10, 32) for i in range(FLAGS.num_samples))])
+    real = np.stack(real)
+    report["real"] = {"pair_consistency": symmetry.consistency_score(real),
+                      "class_identity": shapes.class_identity(real, np.array(real_labels))["score"]}
     report["real_swapped_halves"] = symmetry.consistency_score(symmetry.swap_halves(real))
-    for name, gin_files in VARIANTS.items():
-        model_dir = os.path.join(FLAGS.out_dir, name)
-        train(model_dir, gin_files, FLAGS.num_steps, FLAGS.gin_param)
-        images, step = generated_images(model_dir, FLAGS.num_samples, FLAGS.seed)
-        consistent, iou, colour = symmetry.pair_consistency(images)
-        report[name] = {"score": float(consistent.mean()), "median_iou": float(np.median(iou)),
-                        "median_colour_difference": float(np.median(colour)), "step": step}
-        grid = image_grid(images[:64], rows=8)
-        tf.io.write_file(os.path.join(FLAGS.out_dir, f"{name}_samples.png"), tf.io.encode_png(grid))
+    report["per_seed"] = {name: {} for name in VARIANTS}
+    for seed in seeds:
+        for name, gin_files in VARIANTS.items():
+            model_dir = os.path.join(FLAGS.out_dir, name, f"seed_{seed}")
+            train(model_dir, gin_files, FLAGS.num_steps, seed, FLAGS.gin_param)
+            images, labels, step = generated_images(model_dir, FLAGS.num_samples, FLAGS.sample_seed)
+            consistent, iou, _ = symmetry.pair_consistency(images)
+            report["per_seed"][name][str(seed)] = {
+                "pair_consistency": float(consistent.mean()), "median_iou": float(np.median(iou)),
+                "class_identity": shapes.class_identity(images, labels)["score"], "step": step}
+            grid = image_grid(images[:64], rows=8)
+            tf.io.write_file(os.path.join(FLAGS.out_dir, f"{name}_seed_{seed}.png"), tf.io.encode_png(grid))
+    report["summary"], report["comparisons"] = summarise(report["per_seed"])
     with open(os.path.join(FLAGS.out_dir, "long_range.json"), "w") as f:
         json.dump(report, f, indent=2)
-    print(f"\nMirrored-pair consistency of {FLAGS.num_samples} images after {FLAGS.num_steps} steps:")
-    print(f"{'real images':<28} {report['real']:.3f}")
-    print(f"{'real, swapped halves':<28} {report['real_swapped_halves']:.3f}   (chance)")
-    for name in VARIANTS:
-        r = report[name]
-        print(f"{name + ' (generated)':<28} {r['score']:.3f}   median IoU {r['median_iou']:.2f}, "
-              f"colour difference {r['median_colour_difference']:.3f}")
+    table = markdown(report)
+    with open(os.path.join(FLAGS.out_dir, "long_range.md"), "w") as f:
+        f.write(table)
+    print(table)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def _unit(images):
     return (images.astype(np.float64) + 1.0) / 2.0  # [-1, 1] floats
 
 
-def pair_consistency(images, threshold=0.5, min_iou=0.5, max_colour=0.1, min_fraction=0.005):
+def pair_consistency(images, threshold=0.5, min_iou=0.5, max_colour=0.1, min_fraction=0.005, max_fraction=0.5):
     """Per image: (consistent bool [B], IoU [B], colour difference [B]) of uint8 or [-1, 1] RGB [B, R, R, 3]."""
     x = _unit(images)
     if x.ndim != 4 or x.shape[-1] != 3 or x.shape[1] != x.shape[2] or x.shape[1] % 2:
@@ -32,7 +32,12 @@ def pair_consistency(images, threshold=0.5, min_iou=0.5, max_colour=0.1, min_fra
     union = (mask_l | mask_r).sum((1, 2))
     iou = inter / np.maximum(union, 1)
     area = half * x.shape[1]
-    present = (mask_l.sum((1, 2)) >= min_fraction * area) & (mask_r.sum((1, 2)) >= min_fraction * area)
+    # A shape covers between min_fraction and max_fraction of its half (the largest, a disc of radius 0.45 at
+    # shape_size 1.5, about a third): an empty half holds none, and neither does a half that is bright all over
+    # (an untrained generator's flat grey), however well the two halves then agree.
+    counts_l, counts_r = mask_l.sum((1, 2)), mask_r.sum((1, 2))
+    present = ((counts_l >= min_fraction * area) & (counts_r >= min_fraction * area)
+               & (counts_l <= max_fraction * area) & (counts_r <= max_fraction * area))
 
     def mean_colour(half_image, mask):
         weights = mask[..., None].astype(np.float64)
