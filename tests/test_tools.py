@@ -137,3 +137,27 @@ def test_bench_long_range_compares_variants_over_seeds():
     table = bench.markdown(report)
     assert "| attention | 0.850 ± 0.050 | 0.500 ± 0.000 | 0: 0.80 / 0.50; 1: 0.90 / 0.50; 2: 0.85 / 0.50 |" in table
     assert "- pair consistency: +0.300 (Welch's t = " in table and "no t-test" in table
+
+
+def test_time_to_quality_converts_steps_with_the_paired_benchmark(tmp_path):
+    def write(path, value):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+
+    bench = {"threads": 2, "machine": {"description": "cpu X, 2 cores"},
+             "configs": [{"config": "fmnist", "reference": {"median": 1.5}, "sagan_tf": {"median": 1.0}}]}
+    write(tmp_path / "bench.json", bench)
+    write(tmp_path / "runs" / "a" / "seed_0" / "final_eval.json", {"fid": 50.0, "step": 1500, "ema": False})
+    write(tmp_path / "runs" / "e" / "seed_0" / "final_eval.json", {"fid": 30.0, "step": 5000, "ema": True})
+    write(tmp_path / "runs" / "e" / "seed_0" / "final_eval_raw.json", {"fid": 35.0, "step": 5000, "ema": False})
+    write(tmp_path / "ref" / "ref_s0_step01500.json", {"fid": 66.0, "step": 1500})
+    result = subprocess.run([sys.executable, "tools/time_to_quality.py", f"--bench={tmp_path / 'bench.json'}",
+                             f"--runs={tmp_path / 'runs'}", f"--reference={tmp_path / 'ref'}",
+                             f"--output={tmp_path / 'ttq'}"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (tmp_path / "ttq.md").read_text()
+    # 1,500 steps x 1.0 s x 2 threads = 50 CPU-minutes ours; x 1.5 s x 2 = 75 the reference's.
+    assert "| sagan_tf | a seed_0 | 1,500 | 50 | 50.0 |" in table
+    assert "| sagan_tf | e seed_0 EMA | 5,000 | 167 | 30.0 |" in table and "| e seed_0 raw G | 5,000 | 167 | 35.0 |" in table
+    assert "| BigGAN-PyTorch | ref_s0_step01500 | 1,500 | 75 | 66.0 |" in table
+    assert (tmp_path / "ttq.png").stat().st_size > 1000
