@@ -161,3 +161,28 @@ def test_time_to_quality_converts_steps_with_the_paired_benchmark(tmp_path):
     assert "| sagan_tf | e seed_0 EMA | 5,000 | 167 | 30.0 |" in table and "| e seed_0 raw G | 5,000 | 167 | 35.0 |" in table
     assert "| BigGAN-PyTorch | ref_s0_step01500 | 1,500 | 75 | 66.0 |" in table
     assert (tmp_path / "ttq.png").stat().st_size > 1000
+
+
+def test_flop_count_leaves_out_the_gradients_that_never_run():
+    """The G step's tape builds D's weight gradients too (Conv2D's gradient makes both), which TensorFlow prunes:
+    a profile shows filter-gradient kernels for D only in the D step. The count takes only live ops."""
+    import keras
+    import tensorflow as tf
+
+    from sagan_tf import config, gin_registry  # noqa: F401
+    from sagan_tf.models.factory import DataFacts, build_model
+
+    bench = _tool("bench_train")
+    config.parse(["synthetic.gin"], ["Generator.base_channels = 4", "Discriminator.base_channels = 4"])
+    model = build_model(DataFacts(10, 32, 3))
+    model.compile(keras.optimizers.Adam(), keras.optimizers.Adam())
+    graph = tf.function(model.train_step).get_concrete_function(
+        (tf.zeros((4, 32, 32, 3)), tf.zeros((4,), tf.int32))).graph
+    live = bench.live_ops(graph)
+    ops = graph.get_operations()
+    forward = sum(op.type == "Conv2D" for op in ops)  # G and D, each in the D step and in the G step
+    built = sum(op.type == "Conv2DBackpropFilter" for op in ops)
+    running = sum(op.type == "Conv2DBackpropFilter" for op in ops if op in live)
+    assert running == forward // 2 < built  # one weight gradient per conv of D (D step) and of G (G step)
+    counted = bench.count_flops(graph)
+    assert counted["Conv2DBackpropFilter"] < counted["Conv2DBackpropInput"] + counted["Conv2D"]

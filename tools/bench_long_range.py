@@ -21,13 +21,17 @@ import sys
 
 from absl import app, flags
 
-flags.DEFINE_string("out_dir", "runs/long_range", "Where the runs and the report go.")
-flags.DEFINE_integer("num_steps", 1500, "Generator steps of each run.")
-flags.DEFINE_integer("num_samples", 500, "Generated (and real) images scored per run.")
-flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Run seeds (each variant is trained once per seed).")
-flags.DEFINE_integer("sample_seed", 0, "Seed of the scored samples.")
-flags.DEFINE_multi_string("gin_param", [], "Extra bindings for every run.")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("out_dir", "runs/long_range", "Where the runs and the report go.")
+    flags.DEFINE_integer("num_steps", 1500, "Generator steps of each run.")
+    flags.DEFINE_integer("num_samples", 500, "Generated (and real) images scored per run.")
+    flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Run seeds (each variant is trained once per seed).")
+    flags.DEFINE_integer("sample_seed", 0, "Seed of the scored samples.")
+    flags.DEFINE_multi_string("gin_param", [], "Extra bindings for every run.")
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {"attention": ["long_range.gin"], "no_attention": ["long_range.gin", "ablations/no_attention.gin"]}
@@ -154,4 +158,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

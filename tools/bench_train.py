@@ -23,22 +23,25 @@ import time
 
 from absl import app, flags
 
-flags.DEFINE_multi_string("gin_file", ["synthetic.gin"], "gin files (names in gin/ or paths).")
-flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings.")
-flags.DEFINE_integer("batch", None, "Global batch (default: the config's build_input.global_batch_size).")
-flags.DEFINE_integer("resolution", None, "Resolution (default: the config's data).")
-flags.DEFINE_integer("num_classes", None, "Classes (default: the config's data).")
-flags.DEFINE_integer("channels", None, "Image channels (default: the config's data; 3 with --resolution and --num_classes).")
-flags.DEFINE_integer("steps", 4, "Timed iterations.")
-flags.DEFINE_integer("warmup", 1, "Untimed iterations first.")
-flags.DEFINE_bool("xla", False, "jit_compile the train step.")
-flags.DEFINE_string("mixed_precision", None, "None, 'mixed_bfloat16' or 'mixed_float16'.")
-flags.DEFINE_integer("attention_block_size", None, "Query block size of the blocked attention path (G and D).")
-flags.DEFINE_bool("separate_d_calls", False, "D on real and fake in two calls (default: one concatenated call).")
-flags.DEFINE_integer("threads", None, "TensorFlow intra-op threads (default: all cores).")
-flags.DEFINE_bool("measure_peak", True, "Also time a 4096^3 float32 matmul (the machine's ceiling).")
-flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_multi_string("gin_file", ["synthetic.gin"], "gin files (names in gin/ or paths).")
+    flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings.")
+    flags.DEFINE_integer("batch", None, "Global batch (default: the config's build_input.global_batch_size).")
+    flags.DEFINE_integer("resolution", None, "Resolution (default: the config's data).")
+    flags.DEFINE_integer("num_classes", None, "Classes (default: the config's data).")
+    flags.DEFINE_integer("channels", None, "Image channels (default: the config's data; 3 with --resolution and --num_classes).")
+    flags.DEFINE_integer("steps", 4, "Timed iterations.")
+    flags.DEFINE_integer("warmup", 1, "Untimed iterations first.")
+    flags.DEFINE_bool("xla", False, "jit_compile the train step.")
+    flags.DEFINE_string("mixed_precision", None, "None, 'mixed_bfloat16' or 'mixed_float16'.")
+    flags.DEFINE_integer("attention_block_size", None, "Query block size of the blocked attention path (G and D).")
+    flags.DEFINE_bool("separate_d_calls", False, "D on real and fake in two calls (default: one concatenated call).")
+    flags.DEFINE_integer("threads", None, "TensorFlow intra-op threads (default: all cores).")
+    flags.DEFINE_bool("measure_peak", True, "Also time a 4096^3 float32 matmul (the machine's ceiling).")
+    flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
 
 
 def matmul_rate(size=4096, repeats=5):
@@ -60,16 +63,38 @@ MATMUL_CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "Dep
                    "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 
 
+def live_ops(graph):
+    """The ops of a traced function that run: those its outputs or its stateful ops (variable updates,
+    random draws) depend on. TensorFlow prunes the rest when it instantiates the function; e.g. the
+    gradient of the G step also builds D's weight gradients (the Conv2D gradient always makes both),
+    which nothing uses and which never run (a profile of the step shows their kernels only in the D step)."""
+    kept = [t.op for t in getattr(graph, "outputs", []) if t is not None]
+    kept += [op for op in graph.get_operations() if op.op_def is not None and op.op_def.is_stateful]
+    live, stack = set(), list(kept)
+    while stack:
+        op = stack.pop()
+        if op in live:
+            continue
+        live.add(op)
+        stack.extend(t.op for t in op.inputs)
+        stack.extend(op.control_inputs)
+    return live
+
+
 def count_flops(graph):
     """{op type: floating-point operations} of one call of a traced graph, nested functions included.
 
     Uses the FLOP statistics TensorFlow registers per op type (2 per multiply-add for convolutions
-    and matrix products, their gradients included); ops without a registered count are skipped.
+    and matrix products, their gradients included); ops without a registered count are skipped, and so
+    are the ops that never run (`live_ops`).
     """
     from tensorflow.python.framework import ops as tf_ops
 
     counts = {}
+    live = live_ops(graph)
     for op in graph.get_operations():
+        if op not in live:
+            continue
         for attr in ("f", "then_branch", "else_branch", "body", "cond"):
             try:
                 name = op.get_attr(attr).name
@@ -192,4 +217,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
