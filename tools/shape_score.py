@@ -23,7 +23,7 @@ def define_flags():
     flags.mark_flag_as_required("model_dir")
 
 
-def real_images(num_classes, per_class, resolution, seed=0):
+def real_images(num_classes, per_class, resolution, seed=0, shape_size=1.0):
     """`per_class` real images of every class of the synthetic dataset (its first ones)."""
     import numpy as np  # noqa: PLC0415
 
@@ -31,7 +31,7 @@ def real_images(num_classes, per_class, resolution, seed=0):
 
     images, labels, counts, index = [], [], np.zeros(num_classes, int), 0
     while counts.min() < per_class:
-        image, label = synthetic.example(index, seed, num_classes, resolution)
+        image, label = synthetic.example(index, seed, num_classes, resolution, shape_size)
         label = int(label)
         if counts[label] < per_class:
             images.append(image.numpy())
@@ -41,8 +41,19 @@ def real_images(num_classes, per_class, resolution, seed=0):
     return np.stack(images), np.array(labels)
 
 
+def _bound(name):
+    import gin  # noqa: PLC0415
+
+    try:
+        gin.query_parameter(name)
+        return True
+    except ValueError:
+        return False
+
+
 def main(argv):
     del argv
+    import gin  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
     from sagan_tf import restore  # noqa: PLC0415
@@ -65,7 +76,10 @@ def main(argv):
     generator = run.model.sampling_generator
     fake = np.concatenate([generator(z[i:i + 200], labels[i:i + 200], training=False).numpy()
                            for i in range(0, len(labels), 200)])
-    real, real_labels = real_images(facts.num_classes, FLAGS.per_class, facts.resolution)
+    restore.parse_run_config(FLAGS.model_dir)  # the run's data bindings: its seed and shape size
+    bound = lambda name, default: gin.query_parameter(name) if _bound(name) else default  # noqa: E731
+    real, real_labels = real_images(facts.num_classes, FLAGS.per_class, facts.resolution,
+                                    bound("synthetic_source.seed", 0), bound("synthetic_source.shape_size", 1.0))
     generated, data = class_identity(fake, labels, facts.num_classes), class_identity(real, real_labels, facts.num_classes)
     print(f"Shape identity, {FLAGS.per_class} images per class, step {run.step} ({run.checkpoint})")
     print(f"{'class':<8}{'generated':>10}{'real':>8}")
