@@ -26,6 +26,8 @@ import time
 
 from absl import app, flags
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
+
 flags.DEFINE_integer("feature_size", 64, "Feature-map side S (N = S^2 positions).")
 flags.DEFINE_integer("channels", 128, "Channels C of the feature map (the 128x128 G has 128 at 64x64).")
 flags.DEFINE_enum("style", "paper", ["paper", "official"], "Attention style (keys unpooled or pooled 2x2).")

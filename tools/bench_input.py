@@ -6,6 +6,7 @@ crop, resize, flip) and on the embedded synthetic dataset.
 Writes the JPEGs (random sizes around 500x375, like ImageNet's) to a temporary folder first.
 """
 
+import sys
 import os
 import tempfile
 import time
@@ -13,6 +14,8 @@ import time
 import numpy as np
 from absl import app, flags
 from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
 
 from sagan_tf.data import build_input, folder_source, synthetic_source
 

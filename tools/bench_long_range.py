@@ -21,6 +21,8 @@ import sys
 
 from absl import app, flags
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
+
 FLAGS = flags.FLAGS
 
 

@@ -29,6 +29,8 @@ import time
 
 from absl import app, flags
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name -> (sagan_tf gin files, global batch, resolution, classes, channel width ch); both sides get RGB.
 # "fmnist" is the Fashion-MNIST quality config (ch 16), for converting the reference's steps to CPU time.

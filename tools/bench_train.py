@@ -16,12 +16,16 @@ FLOP/s can be read against it. `--separate_d_calls` times the slower variant tha
 (real, then fake) per D step instead of once on the concatenated batch.
 """
 
+import os
+import sys
 import json
 import resource
 import statistics
 import time
 
 from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
 
 FLAGS = flags.FLAGS
 

@@ -9,10 +9,13 @@ the gin config given (default: the Fashion-MNIST quality runs), so the figures a
 runner's tables. Writes the metrics with the file's step and seed and the machine.
 """
 
+import sys
 import json
 import os
 
 from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("npz", None, "A sample set: images uint8 [N, H, W(, C)], labels [N].")

@@ -12,6 +12,8 @@ import sys
 
 from absl import app, flags
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
+
 flags.DEFINE_string("spec", None, "The experiment list (JSON).")
 flags.DEFINE_string("out_dir", None, "Where the runs, evaluations, grids and the results go.")
 flags.DEFINE_bool("report_only", False, "Only rewrite results.md/json and the curve from finished stages.")

@@ -10,10 +10,13 @@ called through its `serving_default` signature). Conditional models: one row per
 with the row's class fixed. `--truncation=T` redraws z entries with |z| > T (the truncation trick).
 """
 
+import sys
 import json
 import os
 
 from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
 
 flags.DEFINE_string("model_dir", None, "A training directory.")
 flags.DEFINE_string("checkpoint", None, "With --model_dir: a step, 'best' or a path; default: the latest.")

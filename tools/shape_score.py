@@ -13,6 +13,8 @@ import sys
 
 from absl import app, flags
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
+
 
 def define_flags():
     flags.DEFINE_string("model_dir", None, "A training directory of a synthetic-data run.")

@@ -12,6 +12,8 @@ import sys
 
 from absl import app, flags
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
+
 from sagan_tf.reports import embed_generated
 
 FLAGS = flags.FLAGS
