@@ -130,6 +130,15 @@ def parse(gin_files, gin_params=(), skip_unknown=False):
     return paths
 
 
+def is_bound(name):
+    """Whether gin holds a binding for `name` (e.g. "build_input.channels")."""
+    try:
+        gin.query_parameter(name)
+        return True
+    except ValueError:
+        return False
+
+
 @contextlib.contextmanager
 def isolated():
     """Runs its body on an empty gin config and puts the caller's bindings back afterwards."""

@@ -73,17 +73,22 @@ def _legacy_model(model_dir, facts):
         return factory.build_model(facts), facts
 
 
+def _check_run_dir(model_dir):
+    """Raises RestoreError unless `model_dir` holds a run's model_config.json or operative_config.gin."""
+    if not any(os.path.exists(os.path.join(model_dir, name)) for name in (MODEL_CONFIG, OPERATIVE_CONFIG)):
+        raise RestoreError(f"{os.path.join(model_dir, OPERATIVE_CONFIG)} does not exist: is {model_dir} a sagan_tf "
+                           "training directory?")
+
+
 def load_model(model_dir):
     """(the built SAGAN of a run directory, its DataFacts), from model_config.json (or, for older runs,
     operative_config.gin). Raises RestoreError if `model_dir` is no run directory."""
+    _check_run_dir(model_dir)
     stored = os.path.join(model_dir, MODEL_CONFIG)
     facts = read_facts(model_dir)
     if os.path.exists(stored) and facts is not None:
         with open(stored) as f:
             return factory.model_from_config(json.load(f), facts.channels), facts
-    if not os.path.exists(os.path.join(model_dir, OPERATIVE_CONFIG)):
-        raise RestoreError(f"{os.path.join(model_dir, OPERATIVE_CONFIG)} does not exist: is {model_dir} a sagan_tf "
-                           "training directory?")
     return _legacy_model(model_dir, facts)
 
 
@@ -100,10 +105,7 @@ def parse_run_config(model_dir, gin_files=(), gin_params=()):
 
 def load_run(model_dir, checkpoint=None):
     """Builds the run's model and restores `checkpoint` (None: the latest; "best"; a step; a path)."""
-    if not os.path.exists(os.path.join(model_dir, MODEL_CONFIG)) and not os.path.exists(
-            os.path.join(model_dir, OPERATIVE_CONFIG)):
-        raise RestoreError(f"{os.path.join(model_dir, OPERATIVE_CONFIG)} does not exist: is {model_dir} a sagan_tf "
-                           "training directory?")
+    _check_run_dir(model_dir)  # before the checkpoint: "no run here" says more than "no checkpoint"
     path = resolve_checkpoint(model_dir, checkpoint)
     model, facts = load_model(model_dir)
     checkpointing.weights_checkpoint(model).restore(path).expect_partial().assert_existing_objects_matched()

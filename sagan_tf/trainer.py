@@ -181,7 +181,6 @@ class Session:
 
     model_dir: str
     model: Any
-    strategy: Any
     config: TrainConfig
     manager: tf.train.CheckpointManager
     checkpoint_dir: str
@@ -299,7 +298,7 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
     samples_dir = os.path.join(model_dir, "samples")
     os.makedirs(samples_dir, exist_ok=True)
     session = Session(
-        model_dir, model, strategy, config, manager, checkpoint_dir, chief,
+        model_dir, model, config, manager, checkpoint_dir, chief,
         tf.summary.create_file_writer(os.path.join(model_dir, "train")) if chief else tf.summary.create_noop_writer(),
         Progress(config.num_steps, start), samples_dir)
     print(f"Training {model_dir}: {'resuming at step %d' % start if start else 'new run'}, to step "

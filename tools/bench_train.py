@@ -124,7 +124,9 @@ def data_facts(batch, resolution, num_classes):
     from sagan_tf.data.pipeline import build_input
 
     if resolution is not None and num_classes is not None:
-        channels = _query("build_input.channels") if _bound("build_input.channels") else 3
+        from sagan_tf.config import is_bound
+
+        channels = _query("build_input.channels") if is_bound("build_input.channels") else 3
         batch = batch or _query("build_input.global_batch_size")
         return batch, resolution, num_classes, channels
     spec = build_input(**({"global_batch_size": batch} if batch else {}))
@@ -140,16 +142,6 @@ def _query(name):
     if isinstance(value, gin.config.ConfigurableReference) and value.evaluate:
         value = value.scoped_configurable_fn()
     return value
-
-
-def _bound(name):
-    import gin
-
-    try:
-        gin.query_parameter(name)
-        return True
-    except ValueError:
-        return False
 
 
 def main(argv):

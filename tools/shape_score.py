@@ -43,16 +43,6 @@ def real_images(num_classes, per_class, resolution, seed=0, shape_size=1.0):
     return np.stack(images), np.array(labels)
 
 
-def _bound(name):
-    import gin  # noqa: PLC0415
-
-    try:
-        gin.query_parameter(name)
-        return True
-    except ValueError:
-        return False
-
-
 def main(argv):
     del argv
     import gin  # noqa: PLC0415
@@ -60,6 +50,7 @@ def main(argv):
 
     from sagan_tf import restore  # noqa: PLC0415
     from sagan_tf.checkpointing import CheckpointError  # noqa: PLC0415
+    from sagan_tf.config import is_bound  # noqa: PLC0415
     from sagan_tf.eval.shapes import class_identity  # noqa: PLC0415
 
     FLAGS = flags.FLAGS
@@ -79,7 +70,7 @@ def main(argv):
     fake = np.concatenate([generator(z[i:i + 200], labels[i:i + 200], training=False).numpy()
                            for i in range(0, len(labels), 200)])
     restore.parse_run_config(FLAGS.model_dir)  # the run's data bindings: its seed and shape size
-    bound = lambda name, default: gin.query_parameter(name) if _bound(name) else default  # noqa: E731
+    bound = lambda name, default: gin.query_parameter(name) if is_bound(name) else default  # noqa: E731
     real, real_labels = real_images(facts.num_classes, FLAGS.per_class, facts.resolution,
                                     bound("synthetic_source.seed", 0), bound("synthetic_source.shape_size", 1.0))
     generated, data = class_identity(fake, labels, facts.num_classes), class_identity(real, real_labels, facts.num_classes)
