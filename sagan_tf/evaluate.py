@@ -14,6 +14,8 @@ import sys
 
 from absl import app, flags
 
+from sagan_tf import machine  # no TensorFlow
+
 FLAGS = flags.FLAGS
 
 
@@ -31,6 +33,7 @@ def define_flags():
     flags.DEFINE_enum("generator", "auto", ["auto", "ema", "raw"],
                       "auto: the EMA generator when training kept one; ema: that one (error without); raw: the "
                       "trained weights themselves.")
+    flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], machine.ONEDNN_HELP)
     flags.DEFINE_multi_string("gin_file", [], "Extra gin files, applied after the run's operative config.")
     flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings, e.g. \"evaluation_input.source = ...\".")
     flags.mark_flag_as_required("model_dir")
@@ -61,6 +64,7 @@ def evaluate_model_dir(model_dir, checkpoint=None, gin_files=(), gin_params=(), 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    machine.set_onednn(FLAGS.onednn)  # before TensorFlow starts
     from sagan_tf import config  # noqa: PLC0415
     from sagan_tf.checkpointing import CheckpointError  # noqa: PLC0415
     from sagan_tf.data import DataError  # noqa: PLC0415

@@ -34,3 +34,20 @@ def native_bf16():
     """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX): only then is bf16 fast on it."""
     features = cpu_features()
     return features["avx512_bf16"] or features["amx_bf16"]
+
+
+ONEDNN_HELP = ("TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS, read once when TensorFlow starts). auto: on "
+               "unless TF_ENABLE_ONEDNN_OPTS is set (TensorFlow leaves them off on CPUs without AVX-512, where they "
+               "are faster); on / off: force.")
+
+
+def set_onednn(mode):
+    """Sets TF_ENABLE_ONEDNN_OPTS for `--onednn=auto|on|off` (call before TensorFlow is imported: it reads the
+    variable once); returns where the value came from, for the start-up line."""
+    if mode == "auto":
+        if "TF_ENABLE_ONEDNN_OPTS" in os.environ:
+            return "from the environment"
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
+        return "--onednn=auto"
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if mode == "on" else "0"
+    return f"--onednn={mode}"

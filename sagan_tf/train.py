@@ -9,6 +9,8 @@ import sys
 
 from absl import app, flags
 
+from sagan_tf import machine  # no TensorFlow: set_onednn must run before TensorFlow starts
+
 FLAGS = flags.FLAGS
 
 
@@ -22,9 +24,7 @@ def define_flags():
     flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
     flags.DEFINE_integer("seed", None, "Run seed: initial weights, z, data order and flips (gin: train.seed, default 0).")
     flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"],
-                      "TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS, read once when TensorFlow starts). auto: "
-                      "on unless TF_ENABLE_ONEDNN_OPTS is set (TensorFlow leaves them off on CPUs without AVX-512, "
-                      "where they are faster); on / off: force.")
+                      machine.ONEDNN_HELP)
     flags.DEFINE_enum("precision", None, ["auto", "float32", "bfloat16"],
                       "Training precision (default: the config's train.mixed_precision, float32). auto: "
                       "mixed_bfloat16 where the CPU computes bfloat16 natively (AVX512_BF16, AMX) or on a GPU/TPU, "
@@ -35,21 +35,10 @@ def define_flags():
 PRECISION_BINDINGS = {"auto": "'auto'", "float32": "None", "bfloat16": "'mixed_bfloat16'"}
 
 
-def set_onednn(mode):
-    """Sets TF_ENABLE_ONEDNN_OPTS for `--onednn` (before TensorFlow starts); returns where the value came from."""
-    if mode == "auto":
-        if "TF_ENABLE_ONEDNN_OPTS" in os.environ:
-            return "from the environment"
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
-        return "--onednn=auto"
-    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if mode == "on" else "0"
-    return f"--onednn={mode}"
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    onednn_source = set_onednn(FLAGS.onednn)  # before TensorFlow is imported: it reads the variable once
+    onednn_source = machine.set_onednn(FLAGS.onednn)  # before TensorFlow is imported: it reads the variable once
     from sagan_tf import config, distribute, gin_registry, trainer  # noqa: F401  (after flag parsing: TF is slow)
     from sagan_tf.data import DataError
     from sagan_tf.eval.periodic import PeriodicEvaluation

@@ -39,10 +39,17 @@ def resolve_precision(mixed_precision):
     return "mixed_bfloat16" if accelerated or native_bf16() else None
 
 
+def onednn_enabled():
+    """Whether this TensorFlow process uses its oneDNN kernels."""
+    from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415  (no public API for it)
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def hardware_line(onednn_source=None):
-    """One line for the start of a run: the machine, its bf16 support and oneDNN's state."""
-    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    state = {"1": "on", "0": "off", None: "TensorFlow's default"}.get(onednn, onednn)
+    """One line for the start of a run: the machine, its bf16 support and the oneDNN state TensorFlow runs with
+    (fixed when TensorFlow started, whatever TF_ENABLE_ONEDNN_OPTS says now)."""
+    state = "on" if onednn_enabled() else "off"
     return (f"machine {describe_machine()}, native bfloat16 {'yes' if native_bf16() else 'no'}; TensorFlow oneDNN "
             f"{state}" + (f" ({onednn_source})" if onednn_source else ""))
 

@@ -91,3 +91,15 @@ def test_the_checker_sees_a_cycle_and_a_lazy_import(tmp_path):
     source = tmp_path / "m.py"
     source.write_text("def f():\n    from sagan_tf import trainer\n    from sagan_tf.models.factory import build_model\n")
     assert imports_of(source, modules()) == {"sagan_tf.trainer", "sagan_tf.models.factory"}
+
+
+def test_the_commands_import_no_tensorflow_before_their_flags_are_read():
+    """TF_ENABLE_ONEDNN_OPTS counts only if set before TensorFlow starts: `--onednn` once printed 'off' while the
+    package's __init__ had already started TensorFlow with oneDNN on."""
+    import subprocess
+    import sys
+
+    code = ("import sys, sagan_tf.train, sagan_tf.evaluate, sagan_tf.machine; assert 'tensorflow' not in sys.modules, 'started';"
+            "from sagan_tf import SAGAN; assert SAGAN.__name__ == 'SAGAN' and 'tensorflow' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -55,8 +55,11 @@ def test_mirrored_two_replicas_steps_per_execution_2_then_resume_with_1(tmp_path
     assert sorted(logged(tmp_path, "d_loss")) == [2, 4]
     assert (tmp_path / "operative_config.gin").read_text().count("Generator.base_channels = 4") == 1
     assert sorted(os.listdir(tmp_path / "samples"))[-1] == "step_0000004.png"
-    resumed = train(tmp_path, "--strategy=mirrored", "--num_cpu_devices=2", params=[*TINY, "train.num_steps = 5"])
+    resumed = train(tmp_path, "--strategy=mirrored", "--num_cpu_devices=2", "--onednn=off",
+                    params=[*TINY, "train.num_steps = 5"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # The state TensorFlow runs with, not the variable: the flag once printed "off" while oneDNN stayed on.
+    assert "TensorFlow oneDNN off (--onednn=off)" in resumed.stdout
     assert "Resumed from" in resumed.stdout and "at step 4" in resumed.stdout and "resuming at step 4" in resumed.stdout
     assert os.path.exists(tmp_path / "checkpoints" / "ckpt-5.index")
     assert np.isfinite(logged(tmp_path, "d_loss")[5])

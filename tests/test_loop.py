@@ -6,7 +6,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from sagan_tf import actions, config, gin_registry, restore, trainer  # noqa: F401  (gin_registry: configurables)
+from sagan_tf import actions, config, gin_registry, machine, restore, trainer  # noqa: F401  (gin_registry: configurables)
 
 
 class Recorder(actions.Action):
@@ -82,8 +82,6 @@ def test_train_runs_added_actions_and_rebuilds_from_the_stored_keras_config(tmp_
 
 
 def test_precision_auto_follows_native_bf16_and_onednn_flag_sets_the_variable(monkeypatch):
-    from sagan_tf import train as train_cli
-
     monkeypatch.setattr(trainer, "native_bf16", lambda: True)
     assert trainer.resolve_precision("auto") == "mixed_bfloat16"
     monkeypatch.setattr(trainer, "native_bf16", lambda: False)
@@ -91,8 +89,9 @@ def test_precision_auto_follows_native_bf16_and_onednn_flag_sets_the_variable(mo
     assert trainer.resolve_precision("mixed_float16") == "mixed_float16"
     assert "native bfloat16 no" in trainer.hardware_line()
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
-    assert train_cli.set_onednn("auto") == "--onednn=auto" and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    assert machine.set_onednn("auto") == "--onednn=auto" and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
-    assert train_cli.set_onednn("auto") == "from the environment" and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
-    assert train_cli.set_onednn("on") == "--onednn=on" and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
-    assert "TensorFlow oneDNN on (x)" in trainer.hardware_line("x")
+    assert machine.set_onednn("auto") == "from the environment" and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    assert machine.set_onednn("on") == "--onednn=on" and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    state = "on" if trainer.onednn_enabled() else "off"  # what this process started with, not the variable
+    assert f"TensorFlow oneDNN {state} (x)" in trainer.hardware_line("x")

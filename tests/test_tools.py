@@ -105,6 +105,10 @@ def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_r
     assert "AVX-512 no, AVX512_BF16 no, AMX no" in table and "TF_ENABLE_ONEDNN_OPTS=1" in table
     assert "| 32x32, batch 64 | 4.39M / 4.29M | 24.00, 24.00; 24.00 | 12.00, 16.00; 14.00 | 1.75x (1.50-2.00) |" in table
     assert "1 run(s) started with the load average above 0.3 (up to 0.90)" in table
+    # The oneDNN state bench_train ran with, and the ISA limit, are named.
+    table = bench.markdown({**report, "max_isa": "avx2", "runs": [{**run, "onednn": "1"} for run in runs]})
+    assert "oneDNN on, as the train command" in table and "Kernels limited to AVX2 on both sides" in table
+    assert bench.run_environment("avx2")["ONEDNN_MAX_CPU_ISA"] == "AVX2"
 
 
 def test_shape_score_scores_a_run_and_the_real_data(tiny_run, tmp_path):

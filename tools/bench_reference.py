@@ -53,6 +53,10 @@ def define_flags():
     flags.DEFINE_integer("threads", 2, "Threads of each side (torch.set_num_threads; TensorFlow intra-op).")
     flags.DEFINE_float("idle_load", 0.3, "Start a run only below this 1-minute load average...")
     flags.DEFINE_integer("max_wait", 900, "...waiting at most this many seconds (then run, and say so).")
+    flags.DEFINE_enum("max_isa", None, ["avx2"],
+                      "Limit both sides' kernels to this instruction set (ONEDNN_MAX_CPU_ISA for TensorFlow's and torch's "
+                      "oneDNN, MKL_ENABLE_INSTRUCTIONS for torch's MKL): an approximation of an AVX2 CPU on an AVX-512 one "
+                      "(same clock and caches), labelled as such in the table.")
     flags.DEFINE_string("output", None, "OUT.json and OUT.md (default results/bench_reference/<machine>).")
     flags.mark_flags_as_required(["reference_python", "biggan_dir"])
 
@@ -103,6 +107,15 @@ def summarise(name, runs):
     return summary
 
 
+def onednn_state(report):
+    """How sagan_tf's runs used oneDNN: as bench_train recorded it (it sets TF_ENABLE_ONEDNN_OPTS as the train
+    command does), else the variable the tool ran under."""
+    states = {r.get("onednn") for r in report.get("runs", []) if r["side"] == "sagan_tf"} - {None}
+    if states:
+        return "oneDNN " + "/".join(sorted({"1": "on", "0": "off"}.get(x, x) for x in states)) + ", as the train command"
+    return f"TF_ENABLE_ONEDNN_OPTS={report['onednn'] or 'unset'}"
+
+
 def markdown(report):
     """The table of a report (as written to OUT.json)."""
     machine = report["machine"]
@@ -110,8 +123,10 @@ def markdown(report):
         f"Machine: {machine['description']}; AVX-512 {'yes' if machine['avx512f'] else 'no'}, AVX512_BF16 "
         f"{'yes' if machine['avx512_bf16'] else 'no'}, AMX {'yes' if machine['amx_bf16'] else 'no'}. "
         f"{report['threads']} threads per side, float32; BigGAN-PyTorch on torch {report['torch']}, sagan_tf on "
-        f"TensorFlow {report['tensorflow']} (TF_ENABLE_ONEDNN_OPTS={report['onednn'] or 'unset'}). "
-        f"{report['pairs']} pairs per config in alternating order, fresh processes, {report['warmup']} untimed + "
+        f"TensorFlow {report['tensorflow']} ({onednn_state(report)}). "
+        + (f"Kernels limited to {report['max_isa'].upper()} on both sides (ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS): "
+           f"an approximation of a CPU without AVX-512 on this one, not such a CPU. " if report.get("max_isa") else "")
+        + f"{report['pairs']} pairs per config in alternating order, fresh processes, {report['warmup']} untimed + "
         f"{report['iters']} timed iterations each (median); one iteration = one D step + one G step.", "",
         "| config | parameters G / D | BigGAN-PyTorch s/iter (runs; median) | sagan_tf s/iter (runs; median) "
         "| images/s ratio sagan_tf / reference (range over pairs) | peak memory reference / sagan_tf |",
@@ -146,30 +161,39 @@ def wait_for_idle(threshold, max_wait, sleep=10.0):
     return load
 
 
-def run_reference(name, warmup, iters, threads, reference_python, biggan_dir):
+ISA_VARIABLES = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}}
+
+
+def run_environment(max_isa):
+    """The environment of each timed run: this one, with the kernels limited to `max_isa` if given."""
+    return {**os.environ, **ISA_VARIABLES.get(max_isa, {})}
+
+
+def run_reference(name, warmup, iters, threads, reference_python, biggan_dir, max_isa=None):
     _, batch, resolution, _, ch = CONFIGS[name]
     cmd = [reference_python, os.path.join(REPO, "tools", "reference_biggan_step.py"), f"--biggan_dir={biggan_dir}",
            f"--resolution={resolution}", f"--batch={batch}", f"--ch={ch}", f"--warmup={warmup}", f"--iters={iters}",
            f"--threads={threads}"]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=run_environment(max_isa))
     if done.returncode:
         raise RuntimeError(f"The reference failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
     return result_line(done.stdout)
 
 
-def run_sagan_tf(name, warmup, iters, threads, output):
+def run_sagan_tf(name, warmup, iters, threads, output, max_isa=None):
     gin_files, batch, resolution, classes, _ = CONFIGS[name]
     cmd = [sys.executable, os.path.join(REPO, "tools", "bench_train.py"), *[f"--gin_file={f}" for f in gin_files],
            f"--batch={batch}", f"--resolution={resolution}", f"--num_classes={classes}", "--channels=3", f"--warmup={warmup}",
            f"--steps={iters}", f"--threads={threads}", "--nomeasure_peak", f"--json={output}"]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=run_environment(max_isa))
     if done.returncode:
         raise RuntimeError(f"sagan_tf's benchmark failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
     with open(output) as f:
         figures = json.load(f)
     return {"implementation": "sagan_tf", "resolution": resolution, "batch": batch, "g_params": figures["g_params"],
             "d_params": figures["d_params"], "seconds_per_iteration": figures["ms_per_iteration"] / 1000,
-            "peak_rss_gib": figures["peak_host_rss_gib"], "gflop_per_iteration": figures["gflop_per_iteration"]}
+            "peak_rss_gib": figures["peak_host_rss_gib"], "gflop_per_iteration": figures["gflop_per_iteration"],
+            "onednn": figures.get("onednn")}
 
 
 def machine_slug(description):
@@ -191,14 +215,15 @@ def main(argv):
     if not os.access(FLAGS.reference_python, os.X_OK):
         raise app.UsageError(f"--reference_python {FLAGS.reference_python} is not an executable.", exitcode=2)
     description = describe_machine()
-    output = FLAGS.output or os.path.join(REPO, "results", "bench_reference", machine_slug(description))
+    output = FLAGS.output or os.path.join(REPO, "results", "bench_reference", machine_slug(description)
+                                          + (f"_max_isa_{FLAGS.max_isa}" if FLAGS.max_isa else ""))
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     torch_version = subprocess.run([FLAGS.reference_python, "-c", "import torch; print(torch.__version__)"],
                                    capture_output=True, text=True).stdout.strip()
     report = {"machine": {"description": description, **cpu_features(), "platform": platform.platform()},
               "threads": FLAGS.threads, "pairs": FLAGS.pairs, "warmup": FLAGS.warmup, "iters": FLAGS.iters,
               "idle_load": FLAGS.idle_load, "torch": torch_version, "tensorflow": tf.__version__,
-              "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"), "configs": [], "runs": []}
+              "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"), "max_isa": FLAGS.max_isa, "configs": [], "runs": []}
     for name in FLAGS.configs:
         runs = []
         for order in pair_orders(FLAGS.pairs):
@@ -206,9 +231,10 @@ def main(argv):
                 load = wait_for_idle(FLAGS.idle_load, FLAGS.max_wait)
                 if side == "reference":
                     result = run_reference(name, FLAGS.warmup, FLAGS.iters, FLAGS.threads, FLAGS.reference_python,
-                                           FLAGS.biggan_dir)
+                                           FLAGS.biggan_dir, FLAGS.max_isa)
                 else:
-                    result = run_sagan_tf(name, FLAGS.warmup, FLAGS.iters, FLAGS.threads, output + ".sagan_tf.json")
+                    result = run_sagan_tf(name, FLAGS.warmup, FLAGS.iters, FLAGS.threads, output + ".sagan_tf.json",
+                                          FLAGS.max_isa)
                 result.update(side=side, config=name, start_load=load)
                 runs.append(result)
                 print(f"[{name}] {side}: {result['seconds_per_iteration']:.3f} s/iter (load at start {load:.2f})",

@@ -27,6 +27,8 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
 
+from sagan_tf import machine  # noqa: E402  (no TensorFlow)
+
 FLAGS = flags.FLAGS
 
 
@@ -46,6 +48,7 @@ def define_flags():
     flags.DEFINE_integer("threads", None, "TensorFlow intra-op threads (default: all cores).")
     flags.DEFINE_bool("measure_peak", True, "Also time a 4096^3 float32 matmul (the machine's ceiling).")
     flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+    flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], "As the train command's flag. " + machine.ONEDNN_HELP)
 
 
 def matmul_rate(size=4096, repeats=5):
@@ -146,6 +149,7 @@ def _query(name):
 
 def main(argv):
     del argv
+    onednn_source = machine.set_onednn(FLAGS.onednn)  # as `sagan_tf.train` does, before TensorFlow starts
     import keras
     import numpy as np
     import tensorflow as tf
@@ -195,6 +199,8 @@ def main(argv):
         "gflop_per_iteration_all_ops": flops / 1e9,
         "gflop_by_op": {k: v / 1e9 for k, v in sorted(counts.items(), key=lambda kv: -kv[1])},
         "peak_host_rss_gib": peak_rss, "iterations_timed": FLAGS.steps,
+        "onednn": os.environ["TF_ENABLE_ONEDNN_OPTS"], "onednn_source": onednn_source,
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
     }
     if tf.config.list_physical_devices("GPU"):
         figures["peak_device_memory_gib"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 30
