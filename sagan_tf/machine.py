@@ -30,10 +30,19 @@ def cpu_features():
     return {name: name in flags for name in names}
 
 
+def isa_limit_allows_bf16(limit):
+    """Whether oneDNN's ISA limit (ONEDNN_MAX_CPU_ISA: "AVX2", "AVX512_CORE_BF16", "ALL", ...) keeps its native
+    bfloat16 kernels: the AVX-512 BF16, FP16, AVX10 and AMX levels do; AVX2 and plain AVX-512 levels do not."""
+    limit = (limit or "ALL").upper()
+    return limit in ("ALL", "DEFAULT") or any(tag in limit for tag in ("BF16", "FP16", "AMX", "AVX10"))
+
+
 def native_bf16():
-    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX): only then is bf16 fast on it."""
+    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX) and oneDNN may use it
+    (ONEDNN_MAX_CPU_ISA): only then is bf16 fast."""
     features = cpu_features()
-    return features["avx512_bf16"] or features["amx_bf16"]
+    return (features["avx512_bf16"] or features["amx_bf16"]) and isa_limit_allows_bf16(
+        os.environ.get("ONEDNN_MAX_CPU_ISA"))
 
 
 ONEDNN_HELP = ("TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS, read once when TensorFlow starts). auto: on "

@@ -95,3 +95,16 @@ def test_precision_auto_follows_native_bf16_and_onednn_flag_sets_the_variable(mo
     assert machine.set_onednn("on") == "--onednn=on" and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
     state = "on" if trainer.onednn_enabled() else "off"  # what this process started with, not the variable
     assert f"TensorFlow oneDNN {state} (x)" in trainer.hardware_line("x")
+
+
+def test_an_isa_limit_without_bf16_makes_bf16_not_native(monkeypatch):
+    monkeypatch.setattr(machine, "cpu_features", lambda: {"avx512_bf16": True, "amx_bf16": False})
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert machine.native_bf16()
+    for limit, native in (("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), ("ALL", True),
+                          ("AVX512_CORE_AMX", True)):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", limit)
+        assert machine.native_bf16() is native, limit
+    monkeypatch.setattr(machine, "cpu_features", lambda: {"avx512_bf16": False, "amx_bf16": False})
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert not machine.native_bf16()

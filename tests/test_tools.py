@@ -78,7 +78,7 @@ def _tool(name):
     return module
 
 
-def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_runs():
+def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_runs(tmp_path):
     import pytest
 
     bench = _tool("bench_reference")
@@ -103,11 +103,22 @@ def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_r
               "pairs": 2, "warmup": 1, "iters": 3, "idle_load": 0.3, "configs": [row]}
     table = bench.markdown(report)
     assert "AVX-512 no, AVX512_BF16 no, AMX no" in table and "TF_ENABLE_ONEDNN_OPTS=1" in table
-    assert "| 32x32, batch 64 | 4.39M / 4.29M | 24.00, 24.00; 24.00 | 12.00, 16.00; 14.00 | 1.75x (1.50-2.00) |" in table
+    assert ("| CIFAR-10 (cifar10.gin), ch 64: 32x32, batch 64 | 4.39M / 4.29M | 24.00, 24.00; 24.00 | 12.00, 16.00; "
+            "14.00 | 1.75x (1.50-2.00) | - |") in table
     assert "1 run(s) started with the load average above 0.3 (up to 0.90)" in table
     # The oneDNN state bench_train ran with, and the ISA limit, are named.
-    table = bench.markdown({**report, "max_isa": "avx2", "runs": [{**run, "onednn": "1"} for run in runs]})
+    runs = [{**run, "config": "32", **({"onednn": "1", "gflop_per_iteration": 280.0} if run["side"] == "sagan_tf" else {})}
+            for run in runs]
+    table = bench.markdown({**report, "max_isa": "avx2", "runs": runs})
     assert "oneDNN on, as the train command" in table and "Kernels limited to AVX2 on both sides" in table
+    assert "| 1.75x (1.50-2.00) | 12 / 20 |" in table  # 280 GFLOP over 24 and 14 s
+    # --render rewrites the table of a stored report and runs nothing.
+    stored = tmp_path / "machine.json"
+    stored.write_text(json.dumps({**report, "runs": runs}))
+    result = subprocess.run([sys.executable, "tools/bench_reference.py", f"--render={stored}"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "machine.md").read_text() == bench.markdown({**report, "runs": runs})
     assert bench.run_environment("avx2")["ONEDNN_MAX_CPU_ISA"] == "AVX2"
 
 
@@ -190,3 +201,18 @@ def test_flop_count_leaves_out_the_gradients_that_never_run():
     assert running == forward // 2 < built  # one weight gradient per conv of D (D step) and of G (G step)
     counted = bench.count_flops(graph)
     assert counted["Conv2DBackpropFilter"] < counted["Conv2DBackpropInput"] + counted["Conv2D"]
+
+
+@requires_weights
+def test_bench_eval_throughput_counts_the_port_flops_and_reports_onednn(tmp_path):
+    output = tmp_path / "eval.json"
+    result = subprocess.run(
+        [sys.executable, "tools/bench_eval.py", "--throughput", "--batch_size=2", "--batches=1", "--onednn=off",
+         f"--json={output}"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(output.read_text())
+    # Inception v3 at 299x299 is about 5.7 G multiply-adds per image: the traced call's convolutions.
+    assert 10.0 < figures["gflop_per_image"] < 13.0
+    assert figures["onednn"] is False and figures["onednn_source"] == "--onednn=off"
+    assert figures["images_per_second"] > 0 and figures["matmul_gflop_per_second"] > 0
+    assert figures["fraction_of_matmul"] == figures["gflop_per_second"] / figures["matmul_gflop_per_second"]

@@ -3,6 +3,7 @@ same configurations, timed alternately in fresh processes, in one run of this to
 
     .venv/bin/python tools/bench_reference.py --reference_python=../peer/venv/bin/python \
         --biggan_dir=../peer/biggan [--configs=32,64,128] [--pairs=3]
+    .venv/bin/python tools/bench_reference.py --render=results/bench_reference/<machine>.json   # the table again
 
 The reference: the sources of github ajbrock/BigGAN-PyTorch in --biggan_dir and a Python with CPU torch
 (its own venv, never the project's), run through tools/reference_biggan_step.py. sagan_tf: tools/
@@ -40,6 +41,9 @@ CONFIGS = {
     "128": (["imagenet.gin", "ablations/attention_64.gin"], 8, 128, 1000, 64),
     "fmnist": (["experiments/fashion_mnist_quality.gin"], 64, 32, 10, 16),
 }
+# The table's name of each config.
+LABELS = {"32": "CIFAR-10 (cifar10.gin), ch 64", "64": "ImageNet 64 (imagenet64.gin), ch 64",
+          "128": "ImageNet 128 (imagenet.gin), ch 64, attention at 64", "fmnist": "Fashion-MNIST quality config, ch 16"}
 PARAMETER_TOLERANCE = 1e-3
 
 
@@ -58,7 +62,7 @@ def define_flags():
                       "oneDNN, MKL_ENABLE_INSTRUCTIONS for torch's MKL): an approximation of an AVX2 CPU on an AVX-512 one "
                       "(same clock and caches), labelled as such in the table.")
     flags.DEFINE_string("output", None, "OUT.json and OUT.md (default results/bench_reference/<machine>).")
-    flags.mark_flags_as_required(["reference_python", "biggan_dir"])
+    flags.DEFINE_string("render", None, "Only rewrite the table (.md) of this OUT.json; runs nothing.")
 
 
 def pair_orders(pairs):
@@ -129,21 +133,32 @@ def markdown(report):
         + f"{report['pairs']} pairs per config in alternating order, fresh processes, {report['warmup']} untimed + "
         f"{report['iters']} timed iterations each (median); one iteration = one D step + one G step.", "",
         "| config | parameters G / D | BigGAN-PyTorch s/iter (runs; median) | sagan_tf s/iter (runs; median) "
-        "| images/s ratio sagan_tf / reference (range over pairs) | peak memory reference / sagan_tf |",
-        "|---|---|---|---|---|---|"]
+        "| images/s ratio sagan_tf / reference (range over pairs) | GFLOP/s reference / sagan_tf "
+        "| peak memory reference / sagan_tf |",
+        "|---|---|---|---|---|---|---|"]
+    def rates(row):
+        """Achieved GFLOP/s of both sides: sagan_tf's live-op count of the step over each side's median."""
+        flops = [r.get("gflop_per_iteration") for r in report.get("runs", [])
+                 if r["config"] == row["config"] and r["side"] == "sagan_tf" and r.get("gflop_per_iteration")]
+        if not flops:
+            return "-"
+        return " / ".join(f"{flops[0] / row[side]['median']:.0f}" for side in ("reference", "sagan_tf"))
+
     for row in report["configs"]:
         ref, ours = row["reference"], row["sagan_tf"]
         runs = lambda side: ", ".join(f"{s:.2f}" for s in side["seconds"])  # noqa: E731
         lines.append(
-            f"| {row['resolution']}x{row['resolution']}, batch {row['batch']} | {row['g_params'] / 1e6:.2f}M / "
+            f"| {LABELS.get(row['config'], row['config'])}: {row['resolution']}x{row['resolution']}, batch {row['batch']} | {row['g_params'] / 1e6:.2f}M / "
             f"{row['d_params'] / 1e6:.2f}M | {runs(ref)}; {ref['median']:.2f} | {runs(ours)}; {ours['median']:.2f} | "
-            f"{row['ratio']:.2f}x ({row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}) | "
+            f"{row['ratio']:.2f}x ({row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}) | {rates(row)} | "
             f"{ref['peak_rss_gib']:.2f} / {ours['peak_rss_gib']:.2f} GiB |")
     busy = [load for row in report["configs"] for side in ("reference", "sagan_tf")
             for load in row[side]["start_loads"] if load is not None and load >= report["idle_load"]]
     if busy:
         lines += ["", f"Warning: {len(busy)} run(s) started with the load average above {report['idle_load']} "
                       f"(up to {max(busy):.2f}): the machine was not idle."]
+    lines += ["", "GFLOP/s: the convolutions and matrix products of one iteration as tools/bench_train.py counts them "
+                  "(forward and backward, ops that run), over each side's median seconds per iteration."]
     return "\n".join(lines) + "\n"
 
 
@@ -202,11 +217,21 @@ def machine_slug(description):
 
 def main(argv):
     del argv
+    FLAGS = flags.FLAGS
+    if FLAGS.render:
+        with open(FLAGS.render) as f:
+            report = json.load(f)
+        path = os.path.splitext(FLAGS.render)[0] + ".md"
+        with open(path, "w") as f:
+            f.write(markdown(report))
+        print(f"Wrote {path}")
+        return
+    if not FLAGS.reference_python or not FLAGS.biggan_dir:
+        raise app.UsageError("--reference_python and --biggan_dir are required (or --render=OUT.json).", exitcode=2)
     import tensorflow as tf  # noqa: PLC0415
 
     from sagan_tf.machine import cpu_features, describe_machine  # noqa: PLC0415
 
-    FLAGS = flags.FLAGS
     unknown = [c for c in FLAGS.configs if c not in CONFIGS]
     if unknown:
         raise app.UsageError(f"Unknown configs {unknown}; expected some of {sorted(CONFIGS)}.", exitcode=2)
