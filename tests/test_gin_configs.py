@@ -32,7 +32,7 @@ def test_ablations_stack_on_a_dataset_config(ablation):
 
 
 def test_equal_lr_ablation_changes_only_the_discriminator_rate():
-    config.parse(["synthetic.gin", "ablations/equal_lr.gin"])
+    config.parse(["cifar10.gin", "ablations/equal_lr.gin"])
     assert gin.query_parameter("discriminator/keras.optimizers.Adam.learning_rate") == 1e-4
     assert gin.query_parameter("generator/keras.optimizers.Adam.learning_rate") == 1e-4
 

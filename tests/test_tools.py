@@ -216,3 +216,16 @@ def test_bench_eval_throughput_counts_the_port_flops_and_reports_onednn(tmp_path
     assert figures["onednn"] is False and figures["onednn_source"] == "--onednn=off"
     assert figures["images_per_second"] > 0 and figures["matmul_gflop_per_second"] > 0
     assert figures["fraction_of_matmul"] == figures["gflop_per_second"] / figures["matmul_gflop_per_second"]
+
+
+def test_shape_curve_tabulates_scores_over_steps(tmp_path):
+    curve = _tool("shape_curve")
+    run = tmp_path / "c8"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"label": "ch 8", "wall_seconds": 300, "machine": "cpu"}))
+    for step, per_class in ((500, [0.2, 0.6]), (1000, [0.9, 1.0])):
+        (run / f"shape_{step}.json").write_text(json.dumps(
+            {"generated": {"score": sum(per_class) / 2, "per_class": per_class}, "real": {"score": 0.98}}))
+    table = curve.markdown([curve.load_run(str(run))])
+    assert "| run | step 500 | step 1000 | real data | wall time | machine |" in table
+    assert "| ch 8 | 0.40 (0.20) | 0.95 (0.90) | 0.98 | 5.0 min | cpu |" in table
