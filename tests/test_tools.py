@@ -227,5 +227,7 @@ def test_shape_curve_tabulates_scores_over_steps(tmp_path):
         (run / f"shape_{step}.json").write_text(json.dumps(
             {"generated": {"score": sum(per_class) / 2, "per_class": per_class}, "real": {"score": 0.98}}))
     table = curve.markdown([curve.load_run(str(run))])
-    assert "| run | step 500 | step 1000 | real data | wall time | machine |" in table
-    assert "| ch 8 | 0.40 (0.20) | 0.95 (0.90) | 0.98 | 5.0 min | cpu |" in table
+    assert "| run | step 500 | step 1000 | raw G, last step | real data | wall time | machine |" in table
+    assert "| ch 8 | 0.40 (0.20) | 0.95 (0.90) | - | 0.98 | 5.0 min | cpu |" in table
+    (run / "raw_final.json").write_text(json.dumps({"generated": {"score": 0.5, "per_class": [0.3, 0.7]}}))
+    assert "| ch 8 | 0.40 (0.20) | 0.95 (0.90) | 0.50 (0.30) | 0.98 |" in curve.markdown([curve.load_run(str(run))])

@@ -2,9 +2,11 @@
 
     .venv/bin/python tools/shape_curve.py --runs=results/default_run/c8 --runs=... --output=results/default_run/results.md
 
-Each run directory holds `shape_<step>.json` (tools/shape_score.py --json) and `run.json`
+Each run directory holds `shape_<step>.json` (tools/shape_score.py --json: the sampling generator, i.e. the EMA
+one when the run kept an EMA), optionally `raw_final.json` (--generator=raw at the last step) and `run.json`
 ({"label": ..., "wall_seconds": ..., "command": ..., "machine": ...}). Writes one row per run: the score of
-all classes at every step scored (the worst class in brackets), the real data's score, the wall time.
+all classes at every step scored (the worst class in brackets), the raw generator's last score, the real
+data's score, the wall time.
 """
 
 import glob
@@ -21,23 +23,26 @@ def define_flags():
 
 
 def load_run(directory):
-    """(run.json's facts, {step: shape_score JSON}) of one run directory."""
+    """(run.json's facts, {step: shape_score JSON}, the raw generator's last JSON or None) of one run directory."""
     with open(os.path.join(directory, "run.json")) as f:
         facts = json.load(f)
-    scores = {}
+    scores, raw = {}, None
+    if os.path.exists(os.path.join(directory, "raw_final.json")):
+        with open(os.path.join(directory, "raw_final.json")) as f:
+            raw = json.load(f)
     for path in glob.glob(os.path.join(directory, "shape_*.json")):
         step = int(re.search(r"shape_(\d+)\.json$", path).group(1))
         with open(path) as f:
             scores[step] = json.load(f)
-    return facts, scores
+    return facts, scores, raw
 
 
 def markdown(runs):
-    """The table of [(facts, scores)]: score of all classes (worst class) per step."""
-    steps = sorted({step for _, scores in runs for step in scores})
-    lines = ["| run | " + " | ".join(f"step {s}" for s in steps) + " | real data | wall time | machine |",
-             "|---|" + "---|" * (len(steps) + 3)]
-    for facts, scores in runs:
+    """The table of [(facts, scores, raw)]: score of all classes (worst class) per step."""
+    steps = sorted({step for _, scores, _ in runs for step in scores})
+    lines = ["| run | " + " | ".join(f"step {s}" for s in steps) + " | raw G, last step | real data | wall time "
+             "| machine |", "|---|" + "---|" * (len(steps) + 4)]
+    for facts, scores, raw in runs:
         cells = []
         for step in steps:
             if step in scores:
@@ -46,7 +51,8 @@ def markdown(runs):
             else:
                 cells.append("-")
         real = next(iter(scores.values()))["real"]["score"] if scores else float("nan")
-        lines.append(f"| {facts['label']} | " + " | ".join(cells) + f" | {real:.2f} | "
+        last = "-" if raw is None else f"{raw['generated']['score']:.2f} ({min(raw['generated']['per_class']):.2f})"
+        lines.append(f"| {facts['label']} | " + " | ".join(cells) + f" | {last} | {real:.2f} | "
                      f"{facts['wall_seconds'] / 60:.1f} min | {facts['machine']} |")
     return "\n".join(lines) + "\n"
 

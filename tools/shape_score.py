@@ -1,6 +1,6 @@
 """Per-class shape identity of a run on the synthetic dataset, with the real data's score beside it.
 
-    .venv/bin/python tools/shape_score.py --model_dir=runs/default [--per_class=100] [--json=OUT]
+    .venv/bin/python tools/shape_score.py --model_dir=runs/default [--per_class=100] [--generator=raw] [--json=OUT]
 
 Samples `--per_class` images of every class from the run's sampling generator (the EMA one when kept) and
 as many real images, and scores both with `sagan_tf.eval.shapes.class_identity`: the fraction of images
@@ -22,6 +22,8 @@ def define_flags():
     flags.DEFINE_integer("per_class", 100, "Generated (and real) images per class.")
     flags.DEFINE_integer("seed", 0, "Seed of z.")
     flags.DEFINE_string("json", None, "Also write the scores here.")
+    flags.DEFINE_enum("generator", "auto", ["auto", "raw"],
+                      "auto: the EMA generator when training kept one; raw: the trained weights (as evaluate's flag).")
     flags.mark_flag_as_required("model_dir")
 
 
@@ -66,7 +68,7 @@ def main(argv):
         sys.exit(2)
     labels = np.repeat(np.arange(facts.num_classes), FLAGS.per_class).astype(np.int32)
     z = np.random.RandomState(FLAGS.seed).randn(len(labels), run.model.generator.dim_z).astype(np.float32)
-    generator = run.model.sampling_generator
+    generator = run.model.generator if FLAGS.generator == "raw" else run.model.sampling_generator
     fake = np.concatenate([generator(z[i:i + 200], labels[i:i + 200], training=False).numpy()
                            for i in range(0, len(labels), 200)])
     restore.parse_run_config(FLAGS.model_dir)  # the run's data bindings: its seed and shape size
@@ -74,7 +76,8 @@ def main(argv):
     real, real_labels = real_images(facts.num_classes, FLAGS.per_class, facts.resolution,
                                     bound("synthetic_source.seed", 0), bound("synthetic_source.shape_size", 1.0))
     generated, data = class_identity(fake, labels, facts.num_classes), class_identity(real, real_labels, facts.num_classes)
-    print(f"Shape identity, {FLAGS.per_class} images per class, step {run.step} ({run.checkpoint})")
+    which = "raw" if FLAGS.generator == "raw" or generator is run.model.generator else "EMA"
+    print(f"Shape identity, {FLAGS.per_class} images per class, step {run.step} ({run.checkpoint}), {which} generator")
     print(f"{'class':<8}{'generated':>10}{'real':>8}")
     for k in range(facts.num_classes):
         print(f"{k:<8}{generated['per_class'][k]:>10.2f}{data['per_class'][k]:>8.2f}")
@@ -83,7 +86,7 @@ def main(argv):
     if FLAGS.json:
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.json)), exist_ok=True)
         with open(FLAGS.json, "w") as f:
-            json.dump({"step": run.step, "checkpoint": run.checkpoint, "generated": generated, "real": data}, f, indent=2)
+            json.dump({"step": run.step, "checkpoint": run.checkpoint, "generator": which, "generated": generated, "real": data}, f, indent=2)
 
 
 if __name__ == "__main__":
