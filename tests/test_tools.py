@@ -14,12 +14,13 @@ def test_bench_train_runs_and_reports(tmp_path):
     output = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, "tools/bench_train.py", "--gin_file=synthetic.gin", "--gin_param=Generator.base_channels = 4",
-         "--gin_param=Discriminator.base_channels = 4", "--batch=8", "--steps=2", "--warmup=1", "--nomeasure_peak", "--separate_d_calls",
+         "--gin_param=Discriminator.base_channels = 4", "--batch=8", "--steps=2", "--warmup=1", "--nomeasure_peak", "--separate_d_calls", "--onednn=off",
          f"--json={output}"],
         capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(output.read_text())
     assert figures["separate_d_calls"] is True
+    assert figures["onednn"] == "0" and figures["onednn_source"] == "--onednn=off"  # the state TensorFlow ran with
     assert figures["global_batch"] == 8 and figures["resolution"] == 32 and figures["num_classes"] == 10
     assert figures["images_per_second"] > 0 and figures["ms_per_iteration"] > 0
     assert figures["gflop_per_iteration"] > 0.1  # convolutions and matmuls of D and G, forward and backward

@@ -156,7 +156,7 @@ def main(argv):
 
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    from sagan_tf import config, gin_registry  # noqa: F401  (gin_registry: every configurable)
+    from sagan_tf import config, gin_registry, trainer  # noqa: F401  (gin_registry: every configurable)
     from sagan_tf.models.factory import DataFacts, build_model
 
     params = list(FLAGS.gin_param)
@@ -199,7 +199,9 @@ def main(argv):
         "gflop_per_iteration_all_ops": flops / 1e9,
         "gflop_by_op": {k: v / 1e9 for k, v in sorted(counts.items(), key=lambda kv: -kv[1])},
         "peak_host_rss_gib": peak_rss, "iterations_timed": FLAGS.steps,
-        "onednn": os.environ["TF_ENABLE_ONEDNN_OPTS"], "onednn_source": onednn_source,
+        # the state TensorFlow runs with ("1" / "0", as the variable), not the variable: they differ when
+        # TensorFlow started before set_onednn
+        "onednn": "1" if trainer.onednn_enabled() else "0", "onednn_source": onednn_source,
         "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
     }
     if tf.config.list_physical_devices("GPU"):
