@@ -74,8 +74,7 @@ def throughput(classifier, batch_size, batches):
     images = tf.constant(np.random.RandomState(0).uniform(-1, 1, (batch_size, 32, 32, 3)).astype(np.float32))
     classifier(images)  # traces and warms up
     graph = classifier._compiled.get_concrete_function(images).graph  # noqa: SLF001
-    counts = bench_train.count_flops(graph)
-    flops = sum(v for k, v in counts.items() if k in bench_train.MATMUL_CONV_OPS)
+    flops = bench_train.matmul_conv_flops(bench_train.count_flops(graph))
     seconds = []
     for _ in range(batches):
         start = time.perf_counter()

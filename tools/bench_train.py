@@ -70,6 +70,11 @@ MATMUL_CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "Dep
                    "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 
 
+def matmul_conv_flops(counts):
+    """The FLOPs of `count_flops` that the figures use: convolutions and matrix products (MATMUL_CONV_OPS)."""
+    return sum(v for k, v in counts.items() if k in MATMUL_CONV_OPS)
+
+
 def live_ops(graph):
     """The ops of a traced function that run: those its outputs or its stateful ops (variable updates,
     random draws) depend on. TensorFlow prunes the rest when it instantiates the function; e.g. the
@@ -177,7 +182,7 @@ def main(argv):
     step = tf.function(model.train_step, jit_compile=FLAGS.xla)
     counts = count_flops(step.get_concrete_function((images, labels)).graph)
     flops = sum(counts.values())
-    matmul_conv = sum(v for k, v in counts.items() if k in MATMUL_CONV_OPS)
+    matmul_conv = matmul_conv_flops(counts)
     for _ in range(FLAGS.warmup):
         step((images, labels))["d_loss"].numpy()
     times = []
