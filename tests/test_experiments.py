@@ -36,6 +36,8 @@ def _spec(**changes):
     ({"runs": [{"name": "x/y"}]}, "unique names"),
     ({"baselines": ["noise"]}, "Unknown baselines"),
     ({"curve": {"run": "c", "eval_every": 1, "num_samples": 2}}, "curve's run 'c'"),
+    ({"gin_params": "SAGAN.ema_decay = None"}, "gin_params must be a list"),
+    ({"runs": [{"name": "a", "gin_params": [1]}]}, "gin_params must be a list"),
 ])
 def test_spec_errors_name_the_problem(tmp_path, changes, message):
     with pytest.raises(runner.SpecError, match=message):
@@ -166,9 +168,8 @@ def test_report_mean_spread_baselines_and_curve(tmp_path):
 def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
     spec = {"gin_files": ["synthetic.gin"], "num_steps": 2, "seeds": [0],
             "evaluation": {"num_samples": 24, "classifier": "port"},
-            "runs": [{"name": "tiny", "title": "tiny", "gin_params": [
-                "Generator.base_channels = 4", "Discriminator.base_channels = 4",
-                "build_input.global_batch_size = 4"]}]}
+            "gin_params": ["Generator.base_channels = 4", "Discriminator.base_channels = 4"],  # every run's
+            "runs": [{"name": "tiny", "title": "tiny", "gin_params": ["build_input.global_batch_size = 4"]}]}
     path = _write(tmp_path / "spec.json", spec)
     out_dir = tmp_path / "out"
     cmd = [sys.executable, "tools/run_experiments.py", f"--spec={path}", f"--out_dir={out_dir}"]
@@ -176,6 +177,8 @@ def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     directory = out_dir / "tiny" / "seed_0"
     assert runner.latest_step(str(directory)) == 2
+    operative = (directory / "operative_config.gin").read_text()
+    assert "Generator.base_channels = 4" in operative and "build_input.global_batch_size = 4" in operative
     assert json.loads((directory / "runner.json").read_text())["devices"] == [describe_machine()]
     evaluation = json.loads((directory / "final_eval.json").read_text())
     assert evaluation["step"] == 2 and evaluation["num_generated"] == 24 and np.isfinite(evaluation["fid"])

@@ -3,8 +3,9 @@
     .venv/bin/python tools/run_experiments.py --spec=tools/experiments/fashion_mnist_ablations.json \
         --out_dir=results/fashion_mnist_ablations
 
-The spec (JSON) names the shared gin files, the step budget, the seeds, the evaluation (samples,
-classifier), the runs (name, title, extra gin files and bindings), the no-training baselines and
+The spec (JSON) names the shared gin files and bindings (`gin_files`, `gin_params`), the step budget,
+the seeds, the evaluation (samples, classifier), the runs (name, title, extra gin files and bindings,
+applied after the list's), the no-training baselines and
 the run whose FID is also tracked during training (the curve). For every seed, then every run:
 
 1. train `python -m sagan_tf.train` into OUT_DIR/<run>/seed_<k> (train.seed = k: weights, z, data order)

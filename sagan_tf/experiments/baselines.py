@@ -64,7 +64,7 @@ def evaluate_baseline(spec, name):
 
     run = spec["runs"][0]
     config.parse([*spec["gin_files"], *run.get("gin_files", [])],
-                 [*run.get("gin_params", []), f"train.seed = {spec['seeds'][0]}"])
+                 [*spec.get("gin_params", []), *run.get("gin_params", []), f"train.seed = {spec['seeds'][0]}"])
     evaluation = spec.get("evaluation", {})
     evaluator = evaluator_lib.Evaluator(num_samples=evaluation.get("num_samples", 10000),
                                         classifier=evaluation.get("classifier", "port"),

@@ -21,6 +21,10 @@ def load_spec(path):
     for key in ("gin_files", "num_steps", "seeds", "runs"):
         if key not in spec:
             raise SpecError(f"The experiment list {path} has no {key!r}.")
+    for params in [spec.get("gin_params", []), *(run.get("gin_params", []) for run in spec["runs"])]:
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            raise SpecError(f"gin_params must be a list of strings such as \"SAGAN.ema_decay = None\". "
+                            f"Received: {params!r}")
     names = [run.get("name") for run in spec["runs"]]
     if not names or any(not name or "/" in name for name in names) or len(set(names)) != len(names):
         raise SpecError(f"Runs need unique names without '/'. Received: {names}")

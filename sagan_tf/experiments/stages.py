@@ -85,7 +85,7 @@ def train_run(spec, run, seed, directory):
     if curve and curve["run"] == run["name"] and curve.get("seed", 0) == seed:
         params += [f"train.eval_every = {curve['eval_every']}", f"Evaluator.num_samples = {curve['num_samples']}",
                    f"Evaluator.classifier = '{spec.get('evaluation', {}).get('classifier', 'port')}'"]
-    params += run.get("gin_params", [])
+    params += [*spec.get("gin_params", []), *run.get("gin_params", [])]  # the list's, then the run's
     cmd = [sys.executable, "-m", "sagan_tf.train", f"--model_dir={directory}"]
     cmd += [f"--gin_file={f}" for f in [*spec["gin_files"], *run.get("gin_files", [])]]
     cmd += [f"--gin_param={p}" for p in params]
