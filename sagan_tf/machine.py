@@ -49,6 +49,10 @@ ONEDNN_HELP = ("TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS, read once wh
                "unless TF_ENABLE_ONEDNN_OPTS is set (TensorFlow leaves them off on CPUs without AVX-512, where they "
                "are faster); on / off: force.")
 
+FILTER_GRADIENT_HELP = ("How convolution filter gradients are computed (sagan_tf.layers.conv_grad). auto: as matrix "
+                        "products for the shapes where they measured faster than oneDNN's kernel (most of them "
+                        "where its kernels stop at AVX2), else TensorFlow's; onednn / matmul: force one for all.")
+
 
 def set_onednn(mode):
     """Sets TF_ENABLE_ONEDNN_OPTS for `--onednn=auto|on|off` (call before TensorFlow is imported: it reads the

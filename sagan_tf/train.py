@@ -29,6 +29,7 @@ def define_flags():
                       "Training precision (default: the config's train.mixed_precision, float32). auto: "
                       "mixed_bfloat16 where the CPU computes bfloat16 natively (AVX512_BF16, AMX) or on a GPU/TPU, "
                       "float32 elsewhere; bfloat16: force it (about 12x slower than float32 without native bf16).")
+    flags.DEFINE_enum("filter_gradient", "auto", ["auto", "onednn", "matmul"], machine.FILTER_GRADIENT_HELP)
     flags.mark_flag_as_required("model_dir")
 
 
@@ -42,6 +43,7 @@ def main(argv):
     from sagan_tf import config, distribute, gin_registry, trainer  # noqa: F401  (after flag parsing: TF is slow)
     from sagan_tf.data import DataError
     from sagan_tf.eval.periodic import PeriodicEvaluation
+    from sagan_tf.layers import conv_grad
 
     try:
         if os.path.exists(FLAGS.model_dir) and not os.path.isdir(FLAGS.model_dir):
@@ -53,7 +55,9 @@ def main(argv):
         print(f"sagan_tf.train: config {', '.join(paths) or '(none)'}"
               + (f" and {len(FLAGS.gin_param + seed)} binding(s)" if FLAGS.gin_param + seed else ""), flush=True)
         strategy = distribute.get_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
-        print(f"sagan_tf.train: {trainer.hardware_line(onednn_source)}", flush=True)
+        conv_grad.set_filter_gradient(FLAGS.filter_gradient)
+        print(f"sagan_tf.train: {trainer.hardware_line(onednn_source)}; convolution filter gradients: "
+              f"{conv_grad.describe()}", flush=True)
         settings = trainer.TrainConfig()  # builds the input (data errors) before model_dir is made
         evaluation = PeriodicEvaluation.from_gin() if settings.eval_every else None
         trainer.train(FLAGS.model_dir, strategy, settings, evaluation)

@@ -43,12 +43,14 @@ def logged(model_dir, tag):
 def test_mirrored_two_replicas_steps_per_execution_2_then_resume_with_1(tmp_path):
     """`--strategy=mirrored --num_cpu_devices=2` died on its first step (PerReplica outputs in a tf.range loop)."""
     first = train(tmp_path, "--strategy=mirrored", "--num_cpu_devices=2", "--onednn=on", "--precision=float32",
+                  "--filter_gradient=matmul",
                   params=[*TINY, "train.num_steps = 4", "train.steps_per_execution = 2", "train.checkpoint_every = 2",
                           "train.sample_every = 2"])
     assert first.returncode == 0, first.stderr[-3000:]
     # Not a terminal: plain lines, a start line and a summary with the next commands.
     assert "MirroredStrategy with 2 replicas, global batch 8" in first.stdout and "new run" in first.stdout
     assert "TensorFlow oneDNN on (--onednn=on)" in first.stdout and "precision float32." in first.stdout
+    assert "convolution filter gradients: matrix products (forced)" in first.stdout
     assert "step 2/4  d_loss" in first.stdout and "\r" not in first.stdout and "\x1b" not in first.stdout
     assert "Done: steps 0-4" in first.stdout and f"-m sagan_tf.evaluate --model_dir={tmp_path}" in first.stdout
     assert {"ckpt-2.index", "ckpt-4.index"} <= set(os.listdir(tmp_path / "checkpoints"))

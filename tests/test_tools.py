@@ -32,6 +32,22 @@ def test_bench_train_runs_and_reports(tmp_path):
     assert "images_per_second" in result.stdout
 
 
+def test_bench_conv_grad_times_both_filter_gradients_and_names_the_rules_pick(tmp_path):
+    output = tmp_path / "conv.json"
+    cmd = [sys.executable, "tools/bench_conv_grad.py", "--repeats=1", "--onednn=off", f"--json={output}",
+           f"--markdown={tmp_path / 'conv.md'}"]
+    result = subprocess.run([*cmd, "--shapes=2,8,8,8,3;2,8,8,4,1"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(output.read_text())["rows"]
+    assert [row["shape"] for row in rows] == [[2, 8, 8, 8, 3], [2, 8, 8, 4, 1]]
+    for row in rows:
+        assert row["filter_gradient_matmul"]["ms"] > 0 and row["filter_gradient_onednn"]["ms"] > 0
+        assert row["auto_picks"] == "onednn"  # small shapes: TensorFlow's own kernel on either kernel level
+    assert "| 2, 8x8, 8 -> 8, 3x3 |" in (tmp_path / "conv.md").read_text()
+    bad = subprocess.run([*cmd, "--shapes=2,8,8"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert bad.returncode == 2 and "five positive integers" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_bench_attention_measures_both_paths_and_stops_trials_at_the_limit(tmp_path):
     output = tmp_path / "attention.json"
     # The equal-batch trials run; every largest-batch trial exceeds the tiny limit and is stopped.
@@ -188,12 +204,18 @@ def test_flop_count_leaves_out_the_gradients_that_never_run():
     from sagan_tf import config, gin_registry  # noqa: F401
     from sagan_tf.models.factory import DataFacts, build_model
 
+    from sagan_tf.layers import conv_grad
+
     bench = _tool("bench_train")
     config.parse(["synthetic.gin"], ["Generator.base_channels = 4", "Discriminator.base_channels = 4"])
-    model = build_model(DataFacts(10, 32, 3))
-    model.compile(keras.optimizers.Adam(), keras.optimizers.Adam())
-    graph = tf.function(model.train_step).get_concrete_function(
-        (tf.zeros((4, 32, 32, 3)), tf.zeros((4,), tf.int32))).graph
+    conv_grad.set_filter_gradient("onednn")  # every filter gradient a Conv2DBackpropFilter op, on any machine
+    try:
+        model = build_model(DataFacts(10, 32, 3))
+        model.compile(keras.optimizers.Adam(), keras.optimizers.Adam())
+        graph = tf.function(model.train_step).get_concrete_function(
+            (tf.zeros((4, 32, 32, 3)), tf.zeros((4,), tf.int32))).graph
+    finally:
+        conv_grad.set_filter_gradient("auto")
     live = bench.live_ops(graph)
     ops = graph.get_operations()
     forward = sum(op.type == "Conv2D" for op in ops)  # G and D, each in the D step and in the G step

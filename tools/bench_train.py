@@ -49,6 +49,8 @@ def define_flags():
     flags.DEFINE_bool("measure_peak", True, "Also time a 4096^3 float32 matmul (the machine's ceiling).")
     flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
     flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], "As the train command's flag. " + machine.ONEDNN_HELP)
+    flags.DEFINE_enum("filter_gradient", "auto", ["auto", "onednn", "matmul"], "As the train command's flag. "
+                      + machine.FILTER_GRADIENT_HELP)
 
 
 def matmul_rate(size=4096, repeats=5):
@@ -162,6 +164,7 @@ def main(argv):
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     from sagan_tf import config, gin_registry, trainer  # noqa: F401  (gin_registry: every configurable)
+    from sagan_tf.layers import conv_grad
     from sagan_tf.models.factory import DataFacts, build_model
 
     params = list(FLAGS.gin_param)
@@ -171,6 +174,7 @@ def main(argv):
         params += [f"Generator.attention_block_size = {FLAGS.attention_block_size}",
                    f"Discriminator.attention_block_size = {FLAGS.attention_block_size}"]
     config.parse(FLAGS.gin_file, params)
+    conv_grad.set_filter_gradient(FLAGS.filter_gradient)
     batch, resolution, num_classes, channels = data_facts(FLAGS.batch, FLAGS.resolution, FLAGS.num_classes)
     channels = FLAGS.channels or channels
     keras.mixed_precision.set_dtype_policy(FLAGS.mixed_precision or "float32")
@@ -207,7 +211,7 @@ def main(argv):
         # the state TensorFlow runs with ("1" / "0", as the variable), not the variable: they differ when
         # TensorFlow started before set_onednn
         "onednn": "1" if trainer.onednn_enabled() else "0", "onednn_source": onednn_source,
-        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"), "filter_gradient": FLAGS.filter_gradient,
     }
     if tf.config.list_physical_devices("GPU"):
         figures["peak_device_memory_gib"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 30

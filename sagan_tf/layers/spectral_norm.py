@@ -10,6 +10,8 @@ code do.
 import keras
 from keras import ops
 
+from sagan_tf.layers import conv_grad
+
 try:  # Reading a float32 variable without the mixed-precision autocast.
     from keras.src.backend.common.variables import AutocastScope as _AutocastScope
 except ImportError:  # pragma: no cover - future Keras layout
@@ -26,8 +28,17 @@ def _dense_forward(layer, inputs, kernel):
 
 
 def _conv_forward(layer, inputs, kernel):
-    outputs = layer.convolution_op(inputs, kernel)
+    if _plain_conv2d(layer):  # the filter gradient as matrix products where that is faster (conv_grad)
+        outputs = conv_grad.conv2d(inputs, kernel)
+    else:
+        outputs = layer.convolution_op(inputs, kernel)
     return _bias_and_activation(layer, outputs)
+
+
+def _plain_conv2d(layer):
+    """A stride-1, undilated, ungrouped "same" Conv2D on channels-last data (every convolution of SAGAN)."""
+    return (isinstance(layer, keras.layers.Conv2D) and tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1) and layer.groups == 1
+            and layer.padding == "same" and layer.data_format == "channels_last")
 
 
 def _conv_transpose_forward(layer, inputs, kernel):

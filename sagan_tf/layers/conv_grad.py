@@ -1,0 +1,131 @@
+"""A 2D convolution whose filter gradient is taken with matrix products where that is faster on the CPU.
+
+On CPUs whose oneDNN kernels stop at AVX2 (no AVX-512, or `ONEDNN_MAX_CPU_ISA=AVX2`), oneDNN computes a
+convolution's filter gradient with its direct kernel (`jit:avx2 backward_weights`), while the forward pass
+and the input gradient use its brgemm kernels: on a 2-core AMD EPYC the filter gradient of SAGAN's 3x3
+convolutions ran at 0.4-0.8 of the forward pass's FLOP rate (`tools/bench_conv_grad.py`). For a stride-1
+"same" k x k convolution the filter gradient is a sum of k^2 matrix products,
+
+    dW[i, j] = X_ij^T dY,    X_ij = the input shifted by (i, j), as an [N * H * W, C_in] matrix,
+
+which run at the matmul rate; the shifted inputs cost k copies (the shift by rows is a slice along the
+outermost axis of a [H, N, W, C] transpose, which TensorFlow takes without a copy). `conv2d` uses it for
+the shapes where it measured faster (`use_matmul_filter_gradient`) and leaves the rest, the forward pass
+and the input gradient to TensorFlow. The result equals TensorFlow's gradient up to float rounding.
+
+`set_filter_gradient("auto" | "onednn" | "matmul")` chooses for the whole process (the train command's
+`--filter_gradient`); "auto" applies the measured rules for the kernels oneDNN runs on this machine.
+"""
+
+import functools
+import os
+
+import tensorflow as tf
+
+FILTER_GRADIENT_MODES = ("auto", "onednn", "matmul")
+_mode = "auto"
+
+
+def set_filter_gradient(mode):
+    """Chooses how convolution filter gradients are computed from now on (traced functions keep theirs)."""
+    global _mode
+    if mode not in FILTER_GRADIENT_MODES:
+        raise ValueError(f"filter gradient must be one of {FILTER_GRADIENT_MODES}. Received: {mode!r}")
+    _mode = mode
+
+
+def filter_gradient_mode():
+    return _mode
+
+
+def avx2_kernels():
+    """Whether oneDNN's kernels stop at AVX2 here: the CPU has no AVX-512, or ONEDNN_MAX_CPU_ISA caps it below."""
+    from sagan_tf import machine  # noqa: PLC0415
+
+    limit = (os.environ.get("ONEDNN_MAX_CPU_ISA") or "ALL").upper()
+    capped = limit not in ("ALL", "DEFAULT") and "AVX512" not in limit and "AMX" not in limit and "AVX10" not in limit
+    return capped or not machine.cpu_features()["avx512f"]
+
+
+@functools.lru_cache(maxsize=None)
+def _accelerators():
+    return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
+
+
+def on_accelerator():
+    """Whether the convolutions run on a GPU or TPU (a visible GPU, or a TPU strategy): "auto" then leaves
+    the filter gradient to their own kernels, which the CPU measurements say nothing about."""
+    return _accelerators() or isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy)
+
+
+def describe():
+    """The mode in words, for the train command's start-up line."""
+    if _mode != "auto":
+        return {"matmul": "matrix products (forced)", "onednn": "TensorFlow's kernels (forced)"}[_mode]
+    if on_accelerator():
+        return "TensorFlow's kernels (auto: GPU/TPU)"
+    level = "AVX2" if avx2_kernels() else "AVX-512"
+    return f"auto: matrix products for the shapes where they beat oneDNN's {level} kernel, else TensorFlow's"
+
+
+def use_matmul_filter_gradient(height, width, in_channels, out_channels, kernel_size, avx2=None):
+    """The rule of "auto", from `tools/bench_conv_grad.py` on a 2-core AMD EPYC (both kernel levels): where
+    the matrix products beat oneDNN's filter gradient. With AVX2 kernels: 1x1 convolutions at 64x64 and
+    more; k x k ones at 64x64 and more with 64+ channels, at 32x32 with 128+, and at 8x8 and less with
+    512+ channels. With
+    AVX-512 kernels: 1x1 convolutions at 32x32 and more; k x k ones at 8x8 and less with 512+ channels.
+    Never on a GPU or TPU (`on_accelerator`). `avx2` overrides the detected kernel level (for tests)."""
+    if _mode != "auto":
+        return _mode == "matmul"
+    if avx2 is None:
+        if on_accelerator():
+            return False
+        avx2 = avx2_kernels()
+    positions, channels = height * width, min(in_channels, out_channels)
+    if kernel_size == 1:
+        return positions >= (64 * 64 if avx2 else 32 * 32)
+    small_and_wide = positions <= 8 * 8 and channels >= 512
+    large = positions >= 64 * 64 and channels >= 64 or positions >= 32 * 32 and channels >= 128
+    return small_and_wide or (avx2 and large)
+
+
+def matmul_filter_gradient(inputs, output_gradient, kernel_size):
+    """dL/dW [k, k, C_in, C_out] of a stride-1 "same" convolution, as k^2 matrix products."""
+    in_channels = inputs.shape[-1]
+    if kernel_size == 1:
+        product = tf.matmul(tf.reshape(inputs, [-1, in_channels]),
+                            tf.reshape(output_gradient, [-1, output_gradient.shape[-1]]), transpose_a=True)
+        return product[tf.newaxis, tf.newaxis]
+    pad = (kernel_size - 1) // 2
+    height, width = inputs.shape[1], inputs.shape[2]
+    padded = tf.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    rows_first = tf.transpose(padded, [1, 0, 2, 3])  # [H + 2p, N, W + 2p, C_in]: row shifts are outer slices
+    gradient = tf.reshape(tf.transpose(output_gradient, [1, 0, 2, 3]), [-1, output_gradient.shape[-1]])
+    taps = [[None] * kernel_size for _ in range(kernel_size)]
+    for j in range(kernel_size):
+        columns = rows_first[:, :, j:j + width, :]
+        for i in range(kernel_size):
+            shifted = tf.reshape(columns[i:i + height], [-1, in_channels])
+            taps[i][j] = tf.matmul(shifted, gradient, transpose_a=True)
+    return tf.stack([tf.stack(row) for row in taps])
+
+
+def conv2d(inputs, kernel):
+    """tf.nn.conv2d(inputs, kernel, 1, "SAME") for NHWC inputs and a square odd kernel, with the filter
+    gradient of `matmul_filter_gradient` where `use_matmul_filter_gradient` says so."""
+    kernel_size, _, in_channels, out_channels = kernel.shape
+    height, width = inputs.shape[1], inputs.shape[2]
+    if height is None or width is None or kernel_size % 2 == 0 or kernel.shape[1] != kernel_size or not (
+            use_matmul_filter_gradient(height, width, in_channels, out_channels, kernel_size)):
+        return tf.nn.conv2d(inputs, kernel, 1, "SAME")
+
+    @tf.custom_gradient
+    def convolution(x, w):
+        def gradient(dy):
+            dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=w, out_backprop=dy,
+                                                strides=[1, 1, 1, 1], padding="SAME")
+            return dx, matmul_filter_gradient(x, dy, kernel_size)
+
+        return tf.nn.conv2d(x, w, 1, "SAME"), gradient
+
+    return convolution(inputs, kernel)

@@ -1,0 +1,146 @@
+"""Times the parts of one convolution's training work: forward, input gradient, and the filter gradient
+both ways (TensorFlow's kernel, i.e. oneDNN's, and `sagan_tf.layers.conv_grad`'s matrix products), and
+says which one the "auto" rule picks for that shape on this machine and whether that was the faster.
+
+    .venv/bin/python tools/bench_conv_grad.py [--shapes="8,128,64,64,3;32,16,256,256,3"] [--repeats=7] \
+        [--markdown=results/bench_conv_grad/<machine>.md] [--json=...]
+
+A shape is batch, height (= width), input channels, output channels, kernel size of a stride-1 "same"
+convolution; the default list holds the 3x3 and 1x1 convolutions of SAGAN's configs (Fashion-MNIST ch 16,
+CIFAR-10 / ImageNet ch 64 at their benchmark batches). Each figure is the median of --repeats calls of a
+traced function after one untimed call, in GFLOP/s of the convolution's 2 N H W C_in C_out k^2 FLOPs.
+Run it with ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 machine to see the kernels of AVX2 CPUs (the rule then
+follows the cap). oneDNN is switched on as the train command does (`--onednn`).
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
+
+from sagan_tf import machine  # noqa: E402  (no TensorFlow)
+
+FLAGS = flags.FLAGS
+DEFAULT_SHAPES = ";".join([
+    "64,32,64,64,3", "64,16,64,64,3", "64,16,64,8,1",          # Fashion-MNIST ch 16
+    "64,32,256,256,3", "64,16,256,256,3", "64,8,256,256,3",    # CIFAR-10 ch 64
+    "32,64,128,128,3", "32,32,256,256,3", "32,8,1024,1024,3",  # ImageNet 64
+    "8,128,64,64,3", "8,64,128,128,3", "8,64,128,16,1", "8,8,1024,1024,3", "8,4,1024,1024,3",  # ImageNet 128
+])
+
+
+def define_flags():
+    flags.DEFINE_string("shapes", DEFAULT_SHAPES, "Semicolon-separated batch,height,c_in,c_out,kernel.")
+    flags.DEFINE_integer("repeats", 7, "Timed calls per measurement (median).")
+    flags.DEFINE_string("markdown", None, "Also write the table to this file.")
+    flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+    flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], machine.ONEDNN_HELP)
+
+
+def parse_shapes(text):
+    shapes = []
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        values = item.split(",")
+        if len(values) != 5 or not all(v.strip().isdigit() and int(v) > 0 for v in values):
+            raise ValueError(f"A shape is five positive integers batch,height,c_in,c_out,kernel. Received: {item!r}")
+        batch, height, c_in, c_out, kernel = (int(v) for v in values)
+        if kernel % 2 == 0:
+            raise ValueError(f"The kernel size must be odd (a \"same\" convolution). Received: {item!r}")
+        shapes.append((batch, height, c_in, c_out, kernel))
+    if not shapes:
+        raise ValueError("No shapes given.")
+    return shapes
+
+
+def _median_seconds(function, repeats):
+    function()  # traces
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function().numpy()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(shape, repeats):
+    import tensorflow as tf  # noqa: PLC0415
+
+    from sagan_tf.layers import conv_grad  # noqa: PLC0415
+
+    batch, height, c_in, c_out, kernel = shape
+    x = tf.random.normal([batch, height, height, c_in])
+    w = tf.random.normal([kernel, kernel, c_in, c_out])
+    dy = tf.random.normal([batch, height, height, c_out])
+    functions = {
+        "forward": lambda: tf.nn.conv2d(x, w, 1, "SAME"),
+        "input_gradient": lambda: tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=tf.shape(x), filter=w, out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME"),
+        "filter_gradient_onednn": lambda: tf.raw_ops.Conv2DBackpropFilter(
+            input=x, filter_sizes=tf.shape(w), out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME"),
+        "filter_gradient_matmul": lambda: conv_grad.matmul_filter_gradient(x, dy, kernel),
+    }
+    gflop = 2 * batch * height * height * c_in * c_out * kernel * kernel / 1e9
+    row = {"shape": list(shape), "gflop": gflop}
+    for name, function in functions.items():
+        seconds = _median_seconds(tf.function(function), repeats)
+        row[name] = {"ms": 1000 * seconds, "gflop_per_second": gflop / seconds}
+    row["auto_picks"] = "matmul" if conv_grad.use_matmul_filter_gradient(height, height, c_in, c_out, kernel) else "onednn"
+    faster = "matmul" if row["filter_gradient_matmul"]["ms"] < row["filter_gradient_onednn"]["ms"] else "onednn"
+    row["faster"] = faster
+    return row
+
+
+def markdown(rows, description):
+    lines = [f"Machine: {description}. Milliseconds (GFLOP/s), median of {FLAGS.repeats} calls; "
+             "filter gradient by TensorFlow's kernel (oneDNN) and by conv_grad's matrix products; \"auto\" is the "
+             "rule of sagan_tf.layers.conv_grad on this machine.", "",
+             "| batch, HxW, C_in -> C_out, k | GFLOP | forward | input gradient | filter gradient, oneDNN | "
+             "filter gradient, matmul | auto picks | faster |", "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        n, h, c_in, c_out, k = row["shape"]
+        cell = lambda key: f"{row[key]['ms']:.1f} ({row[key]['gflop_per_second']:.0f})"  # noqa: E731
+        lines.append(f"| {n}, {h}x{h}, {c_in} -> {c_out}, {k}x{k} | {row['gflop']:.2f} | {cell('forward')} | "
+                     f"{cell('input_gradient')} | {cell('filter_gradient_onednn')} | {cell('filter_gradient_matmul')} | "
+                     f"{row['auto_picks']} | {row['faster']} |")
+    total = {key: sum(row[key]["ms"] for row in rows) for key in ("filter_gradient_onednn", "filter_gradient_matmul")}
+    auto = sum(row[f"filter_gradient_{row['auto_picks']}"]["ms"] for row in rows)
+    lines += ["", f"Filter gradients of all shapes: oneDNN {total['filter_gradient_onednn']:.0f} ms, matmul "
+              f"{total['filter_gradient_matmul']:.0f} ms, auto {auto:.0f} ms."]
+    return "\n".join(lines) + "\n"
+
+
+def describe():
+    description = machine.describe_machine()
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return description + (f", oneDNN kernels limited to {limit} (ONEDNN_MAX_CPU_ISA)" if limit else "")
+
+
+def main(argv):
+    del argv
+    try:
+        shapes = parse_shapes(FLAGS.shapes)
+    except ValueError as error:
+        print(f"bench_conv_grad: error: --shapes: {error}", file=sys.stderr)
+        sys.exit(2)
+    machine.set_onednn(FLAGS.onednn)
+    rows = []
+    for shape in shapes:
+        rows.append(measure(shape, FLAGS.repeats))
+        print(markdown(rows[-1:], describe()).splitlines()[-3], flush=True)
+    table = markdown(rows, describe())
+    print(table)
+    for path, text in ((FLAGS.markdown, table), (FLAGS.json, json.dumps({"machine": describe(), "rows": rows}, indent=2))):
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
