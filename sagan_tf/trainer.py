@@ -41,9 +41,9 @@ def resolve_precision(mixed_precision):
 
 def onednn_enabled():
     """Whether this TensorFlow process uses its oneDNN kernels."""
-    from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415  (no public API for it)
+    from sagan_tf.layers import conv_grad  # noqa: PLC0415
 
-    return bool(_pywrap_util_port.IsMklEnabled())
+    return conv_grad.onednn_enabled()
 
 
 def hardware_line(onednn_source=None):

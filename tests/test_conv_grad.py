@@ -79,3 +79,21 @@ def test_spectrally_normalised_conv_uses_it_with_the_same_gradients(mode):
     assert "IdentityN" in {op.type for op in graph.get_operations()}  # tf.custom_gradient's marker: the wrapper ran
     for a, b in zip(gradients(), expected):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_auto_leaves_eigens_kernels_alone_when_onednn_is_off():
+    """The rules were measured against oneDNN's kernels: with oneDNN off (TensorFlow's default on CPUs without
+    AVX-512, outside the train command) "auto" keeps TensorFlow's gradient for every shape."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from sagan_tf.layers import conv_grad as c; "
+            "print(c.use_matmul_filter_gradient(128, 128, 64, 64, 3), c.describe())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "AVX2"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False TensorFlow's kernels (auto: oneDNN off)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"})
+    assert result.stdout.strip().splitlines()[-1].startswith("True auto: matrix products"), result.stderr[-2000:]

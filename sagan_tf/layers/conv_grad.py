@@ -52,6 +52,14 @@ def _accelerators():
     return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
 
 
+@functools.lru_cache(maxsize=None)
+def onednn_enabled():
+    """Whether TensorFlow runs its oneDNN kernels (the rules were measured against them, not Eigen's)."""
+    from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415  (no public API for it)
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def on_accelerator():
     """Whether the convolutions run on a GPU or TPU (a visible GPU, or a TPU strategy): "auto" then leaves
     the filter gradient to their own kernels, which the CPU measurements say nothing about."""
@@ -64,6 +72,8 @@ def describe():
         return {"matmul": "matrix products (forced)", "onednn": "TensorFlow's kernels (forced)"}[_mode]
     if on_accelerator():
         return "TensorFlow's kernels (auto: GPU/TPU)"
+    if not onednn_enabled():
+        return "TensorFlow's kernels (auto: oneDNN off)"
     level = "AVX2" if avx2_kernels() else "AVX-512"
     return f"auto: matrix products for the shapes where they beat oneDNN's {level} kernel, else TensorFlow's"
 
@@ -74,11 +84,12 @@ def use_matmul_filter_gradient(height, width, in_channels, out_channels, kernel_
     more; k x k ones at 64x64 and more with 64+ channels, at 32x32 with 128+, and at 8x8 and less with
     512+ channels. With
     AVX-512 kernels: 1x1 convolutions at 32x32 and more; k x k ones at 8x8 and less with 512+ channels.
-    Never on a GPU or TPU (`on_accelerator`). `avx2` overrides the detected kernel level (for tests)."""
+    Never on a GPU or TPU (`on_accelerator`), nor with oneDNN off (TensorFlow's default on CPUs without
+    AVX-512 when not started by the train command, which turns it on: Eigen's kernels were not measured). `avx2` overrides the detected kernel level (for tests)."""
     if _mode != "auto":
         return _mode == "matmul"
     if avx2 is None:
-        if on_accelerator():
+        if on_accelerator() or not onednn_enabled():
             return False
         avx2 = avx2_kernels()
     positions, channels = height * width, min(in_channels, out_channels)
