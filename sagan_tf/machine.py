@@ -37,6 +37,18 @@ def isa_limit_allows_bf16(limit):
     return limit in ("ALL", "DEFAULT") or any(tag in limit for tag in ("BF16", "FP16", "AMX", "AVX10"))
 
 
+def isa_limit_allows_avx512(limit):
+    """Whether oneDNN's ISA limit (ONEDNN_MAX_CPU_ISA) keeps its 512-bit kernels: every AVX-512, AVX10 and AMX
+    level does; "AVX2" and lower levels do not."""
+    limit = (limit or "ALL").upper()
+    return limit in ("ALL", "DEFAULT") or any(tag in limit for tag in ("AVX512", "AMX", "AVX10"))
+
+
+def avx512_kernels():
+    """Whether oneDNN runs 512-bit kernels here: the CPU has AVX-512 and ONEDNN_MAX_CPU_ISA does not cap it below."""
+    return cpu_features()["avx512f"] and isa_limit_allows_avx512(os.environ.get("ONEDNN_MAX_CPU_ISA"))
+
+
 def native_bf16():
     """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX) and oneDNN may use it
     (ONEDNN_MAX_CPU_ISA): only then is bf16 fast."""
@@ -49,6 +61,7 @@ ONEDNN_HELP = ("TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS, read once wh
                "unless TF_ENABLE_ONEDNN_OPTS is set (TensorFlow leaves them off on CPUs without AVX-512, where they "
                "are faster); on / off: force.")
 
+FILTER_GRADIENT_MODES = ("auto", "onednn", "matmul")  # sagan_tf.layers.conv_grad.set_filter_gradient
 FILTER_GRADIENT_HELP = ("How convolution filter gradients are computed (sagan_tf.layers.conv_grad). auto: as matrix "
                         "products for the shapes where they measured faster than oneDNN's kernel (most of them "
                         "where its kernels stop at AVX2), else TensorFlow's; onednn / matmul: force one for all.")

@@ -29,7 +29,7 @@ def define_flags():
                       "Training precision (default: the config's train.mixed_precision, float32). auto: "
                       "mixed_bfloat16 where the CPU computes bfloat16 natively (AVX512_BF16, AMX) or on a GPU/TPU, "
                       "float32 elsewhere; bfloat16: force it (about 12x slower than float32 without native bf16).")
-    flags.DEFINE_enum("filter_gradient", "auto", ["auto", "onednn", "matmul"], machine.FILTER_GRADIENT_HELP)
+    flags.DEFINE_enum("filter_gradient", "auto", machine.FILTER_GRADIENT_MODES, machine.FILTER_GRADIENT_HELP)
     flags.mark_flag_as_required("model_dir")
 
 

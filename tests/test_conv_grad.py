@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from sagan_tf import machine
 from sagan_tf.layers import conv_grad
 from sagan_tf.layers.spectral_norm import SpectralNormalization
 
@@ -41,6 +42,13 @@ def test_matmul_filter_gradient_equals_tensorflows(mode, shape):
                                                 strides=[1, 1, 1, 1], padding="SAME")
     np.testing.assert_allclose(conv_grad.matmul_filter_gradient(x, dy, k).numpy(), reference.numpy(),
                                rtol=1e-4, atol=1e-4 * np.abs(reference.numpy()).max())
+
+
+@pytest.mark.parametrize("limit, allows", [(None, True), ("ALL", True), ("avx512_core", True),
+                                           ("AVX512_CORE_BF16", True), ("AVX10_1_512", True), ("AMX_BF16", True),
+                                           ("AVX2", False), ("AVX2_VNNI_2", False), ("SSE41", False)])
+def test_the_kernel_level_follows_onednns_isa_limit(limit, allows):
+    assert machine.isa_limit_allows_avx512(limit) is allows
 
 
 def test_auto_rule_follows_the_kernel_level_and_modes_force_it(mode):

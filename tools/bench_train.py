@@ -49,7 +49,7 @@ def define_flags():
     flags.DEFINE_bool("measure_peak", True, "Also time a 4096^3 float32 matmul (the machine's ceiling).")
     flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
     flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], "As the train command's flag. " + machine.ONEDNN_HELP)
-    flags.DEFINE_enum("filter_gradient", "auto", ["auto", "onednn", "matmul"], "As the train command's flag. "
+    flags.DEFINE_enum("filter_gradient", "auto", machine.FILTER_GRADIENT_MODES, "As the train command's flag. "
                       + machine.FILTER_GRADIENT_HELP)
 
 

@@ -18,33 +18,20 @@ and the input gradient to TensorFlow. The result equals TensorFlow's gradient up
 """
 
 import functools
-import os
 
 import tensorflow as tf
 
-FILTER_GRADIENT_MODES = ("auto", "onednn", "matmul")
+from sagan_tf import machine
+
 _mode = "auto"
 
 
 def set_filter_gradient(mode):
     """Chooses how convolution filter gradients are computed from now on (traced functions keep theirs)."""
     global _mode
-    if mode not in FILTER_GRADIENT_MODES:
-        raise ValueError(f"filter gradient must be one of {FILTER_GRADIENT_MODES}. Received: {mode!r}")
+    if mode not in machine.FILTER_GRADIENT_MODES:
+        raise ValueError(f"filter gradient must be one of {machine.FILTER_GRADIENT_MODES}. Received: {mode!r}")
     _mode = mode
-
-
-def filter_gradient_mode():
-    return _mode
-
-
-def avx2_kernels():
-    """Whether oneDNN's kernels stop at AVX2 here: the CPU has no AVX-512, or ONEDNN_MAX_CPU_ISA caps it below."""
-    from sagan_tf import machine  # noqa: PLC0415
-
-    limit = (os.environ.get("ONEDNN_MAX_CPU_ISA") or "ALL").upper()
-    capped = limit not in ("ALL", "DEFAULT") and "AVX512" not in limit and "AMX" not in limit and "AVX10" not in limit
-    return capped or not machine.cpu_features()["avx512f"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,7 +61,7 @@ def describe():
         return "TensorFlow's kernels (auto: GPU/TPU)"
     if not onednn_enabled():
         return "TensorFlow's kernels (auto: oneDNN off)"
-    level = "AVX2" if avx2_kernels() else "AVX-512"
+    level = "AVX-512" if machine.avx512_kernels() else "AVX2"
     return f"auto: matrix products for the shapes where they beat oneDNN's {level} kernel, else TensorFlow's"
 
 
@@ -82,16 +69,16 @@ def use_matmul_filter_gradient(height, width, in_channels, out_channels, kernel_
     """The rule of "auto", from `tools/bench_conv_grad.py` on a 2-core AMD EPYC (both kernel levels): where
     the matrix products beat oneDNN's filter gradient. With AVX2 kernels: 1x1 convolutions at 64x64 and
     more; k x k ones at 64x64 and more with 64+ channels, at 32x32 with 128+, and at 8x8 and less with
-    512+ channels. With
-    AVX-512 kernels: 1x1 convolutions at 32x32 and more; k x k ones at 8x8 and less with 512+ channels.
-    Never on a GPU or TPU (`on_accelerator`), nor with oneDNN off (TensorFlow's default on CPUs without
-    AVX-512 when not started by the train command, which turns it on: Eigen's kernels were not measured). `avx2` overrides the detected kernel level (for tests)."""
+    512+ channels. With AVX-512 kernels: 1x1 convolutions at 32x32 and more; k x k ones at 8x8 and less
+    with 512+ channels. Never on a GPU or TPU (`on_accelerator`), nor with oneDNN off (TensorFlow's default
+    on CPUs without AVX-512 when not started by the train command, which turns it on: Eigen's kernels were
+    not measured). `avx2` overrides the detected kernel level (for tests)."""
     if _mode != "auto":
         return _mode == "matmul"
     if avx2 is None:
         if on_accelerator() or not onednn_enabled():
             return False
-        avx2 = avx2_kernels()
+        avx2 = not machine.avx512_kernels()
     positions, channels = height * width, min(in_channels, out_channels)
     if kernel_size == 1:
         return positions >= (64 * 64 if avx2 else 32 * 32)

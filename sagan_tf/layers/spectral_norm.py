@@ -37,7 +37,8 @@ def _conv_forward(layer, inputs, kernel):
 
 def _plain_conv2d(layer):
     """A stride-1, undilated, ungrouped "same" Conv2D on channels-last data (every convolution of SAGAN)."""
-    return (isinstance(layer, keras.layers.Conv2D) and tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1) and layer.groups == 1
+    return (isinstance(layer, keras.layers.Conv2D) and tuple(layer.strides) == (1, 1)
+            and tuple(layer.dilation_rate) == (1, 1) and layer.groups == 1
             and layer.padding == "same" and layer.data_format == "channels_last")
 
 
