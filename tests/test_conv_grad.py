@@ -27,8 +27,11 @@ def _gradients(convolution, x, w):
 
 # Narrow shapes take the exact copies; from conv_grad.FLAT_MIN_WIDTH on, the row ranges of one padded copy
 # (channels that are and are not a multiple of 16, which decides whether TensorFlow's slices are views).
+WIDE = conv_grad.FLAT_MIN_WIDTH
+
+
 @pytest.mark.parametrize("shape", [(2, 8, 8, 5, 7, 3), (3, 6, 10, 4, 6, 1), (1, 9, 9, 3, 2, 5),
-                                   (2, 5, 16, 16, 8, 3), (3, 4, 17, 3, 5, 3), (1, 6, 20, 16, 4, 5)])
+                                   (2, 5, WIDE, 16, 8, 3), (3, 4, WIDE + 1, 3, 5, 3), (1, 6, WIDE + 4, 16, 4, 5)])
 def test_matmul_filter_gradient_equals_tensorflows(mode, shape):
     batch, height, width, c_in, c_out, k = shape
     x = tf.random.stateless_normal([batch, height, width, c_in], seed=[1, 2])

@@ -119,13 +119,13 @@ def matmul_filter_gradient(inputs, output_gradient, kernel_size):
             for j in range(kernel_size):
                 start = i * image_row + j
                 taps[i][j] = tf.matmul(inputs_matrix[start:start + length], gradient, transpose_a=True)
-        return tf.stack([tf.stack(row) for row in taps])
-    gradient = tf.reshape(tf.transpose(output_gradient, [1, 0, 2, 3]), [-1, out_channels])
-    for j in range(kernel_size):
-        columns = rows_first[:, :, j:j + width, :]  # a copy per column shift: exact products, k copies
-        for i in range(kernel_size):
-            shifted = tf.reshape(columns[i:i + height], [-1, in_channels])
-            taps[i][j] = tf.matmul(shifted, gradient, transpose_a=True)
+    else:
+        gradient = tf.reshape(tf.transpose(output_gradient, [1, 0, 2, 3]), [-1, out_channels])
+        for j in range(kernel_size):
+            columns = rows_first[:, :, j:j + width, :]  # a copy per column shift: exact products, k copies
+            for i in range(kernel_size):
+                shifted = tf.reshape(columns[i:i + height], [-1, in_channels])
+                taps[i][j] = tf.matmul(shifted, gradient, transpose_a=True)
     return tf.stack([tf.stack(row) for row in taps])
 
 
