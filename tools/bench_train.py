@@ -10,8 +10,10 @@ the figures are the model's, not the input pipeline's (`tools/bench_input.py` me
 is reported. FLOPs are counted on the traced train step with the per-op statistics TensorFlow
 registers (nested functions included): `gflop_per_iteration` and the achieved GFLOP/s count the
 convolutions and matrix products of D and G, forward and backward (their gradients included), as the
-PyTorch reference figures do; `gflop_per_iteration_all_ops` adds the element-wise ops TensorFlow
-counts. The machine's float32 matrix-product rate (a 4096^3 matmul) is measured too, so the achieved
+PyTorch reference figures do, on the model as written (upsample then convolve, convolve then pool);
+`gflop_executed_*` count what the step runs, fewer with the blocks' fused resampling convolutions
+(sagan_tf.layers.resampling, --nofused_resampling to time without); `gflop_per_iteration_all_ops`
+adds the element-wise ops TensorFlow counts to the executed ones. The machine's float32 matrix-product rate (a 4096^3 matmul) is measured too, so the achieved
 FLOP/s can be read against it. `--separate_d_calls` times the slower variant that runs D twice
 (real, then fake) per D step instead of once on the concatenated batch.
 """
@@ -46,6 +48,8 @@ def define_flags():
     flags.DEFINE_integer("attention_block_size", None, "Query block size of the blocked attention path (G and D).")
     flags.DEFINE_bool("separate_d_calls", False, "D on real and fake in two calls (default: one concatenated call).")
     flags.DEFINE_integer("threads", None, "TensorFlow intra-op threads (default: all cores).")
+    flags.DEFINE_bool("fused_resampling", True, "The blocks' resampling convolutions in their fused form "
+                      "(sagan_tf.layers.resampling); --nofused_resampling times the plain compositions.")
     flags.DEFINE_bool("measure_peak", True, "Also time a 4096^3 float32 matmul (the machine's ceiling).")
     flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
     flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], "As the train command's flag. " + machine.ONEDNN_HELP)
@@ -164,7 +168,7 @@ def main(argv):
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     from sagan_tf import config, gin_registry, trainer  # noqa: F401  (gin_registry: every configurable)
-    from sagan_tf.layers import conv_grad
+    from sagan_tf.layers import conv_grad, resampling
     from sagan_tf.models.factory import DataFacts, build_model
 
     params = list(FLAGS.gin_param)
@@ -183,10 +187,16 @@ def main(argv):
     rng = np.random.RandomState(0)
     images = tf.constant(rng.uniform(-1, 1, (batch, resolution, resolution, channels)).astype(np.float32))
     labels = tf.constant(rng.randint(0, max(num_classes, 1), batch).astype(np.int32))
+    # The model's FLOPs, as the reference counts them: the train step traced with the plain compositions
+    # (upsample then convolve, convolve then pool), never run; then the step that runs, as --fused_resampling.
+    resampling.set_fused(False)
+    model_counts = count_flops(tf.function(model.train_step).get_concrete_function((images, labels)).graph)
+    resampling.set_fused(FLAGS.fused_resampling)
     step = tf.function(model.train_step, jit_compile=FLAGS.xla)
     counts = count_flops(step.get_concrete_function((images, labels)).graph)
     flops = sum(counts.values())
-    matmul_conv = matmul_conv_flops(counts)
+    matmul_conv = matmul_conv_flops(model_counts)
+    executed = matmul_conv_flops(counts)
     for _ in range(FLAGS.warmup):
         step((images, labels))["d_loss"].numpy()
     times = []
@@ -204,7 +214,9 @@ def main(argv):
         "attention_block_size": FLAGS.attention_block_size, "threads": FLAGS.threads,
         "separate_d_calls": FLAGS.separate_d_calls,
         "ms_per_iteration": 1000 * seconds, "images_per_second": batch / seconds,
+        "fused_resampling": FLAGS.fused_resampling,
         "gflop_per_iteration": matmul_conv / 1e9, "gflop_per_second": matmul_conv / 1e9 / seconds,
+        "gflop_executed_per_iteration": executed / 1e9, "gflop_executed_per_second": executed / 1e9 / seconds,
         "gflop_per_iteration_all_ops": flops / 1e9,
         "gflop_by_op": {k: v / 1e9 for k, v in sorted(counts.items(), key=lambda kv: -kv[1])},
         "peak_host_rss_gib": peak_rss, "iterations_timed": FLAGS.steps,
@@ -219,7 +231,8 @@ def main(argv):
         figures["matmul_gflop_per_second"] = matmul_rate()
         figures["fraction_of_matmul_rate"] = figures["gflop_per_second"] / figures["matmul_gflop_per_second"]
     for key in ("resolution", "global_batch", "g_params", "d_params", "ms_per_iteration", "images_per_second",
-                "gflop_per_iteration", "gflop_per_iteration_all_ops", "gflop_per_second", "matmul_gflop_per_second", "fraction_of_matmul_rate",
+                "gflop_per_iteration", "gflop_executed_per_iteration", "gflop_per_iteration_all_ops",
+                "gflop_per_second", "gflop_executed_per_second", "matmul_gflop_per_second", "fraction_of_matmul_rate",
                 "peak_host_rss_gib"):
         if key in figures:
             value = figures[key]

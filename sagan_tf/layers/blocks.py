@@ -8,18 +8,9 @@ import keras
 from keras import ops
 
 from sagan_tf.layers.normalization import ConditionalBatchNorm
-from sagan_tf.layers import initializers
-from sagan_tf.layers.spectral_norm import maybe_spectral_norm
-
-
-def upsample_nearest(x):
-    """[B, H, W, C] -> [B, 2H, 2W, C], nearest neighbour."""
-    return ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
-
-
-def downsample_average(x):
-    """[B, H, W, C] -> [B, H/2, W/2, C], 2x2 average pooling."""
-    return ops.average_pool(x, 2, strides=2, padding="valid")
+from sagan_tf.layers import initializers, resampling
+from sagan_tf.layers.resampling import downsample_average, upsample_nearest  # noqa: F401  (public here too)
+from sagan_tf.layers.spectral_norm import convolve, maybe_spectral_norm
 
 
 class _ConvBlock(keras.layers.Layer):
@@ -73,7 +64,8 @@ class GeneratorBlock(_ConvBlock):
     """cBN, ReLU, (2x nearest upsample), 3x3 conv, cBN, ReLU, 3x3 conv, plus a shortcut.
 
     The shortcut is (upsample, then) a 1x1 convolution when the channels change or the block
-    upsamples, else the identity.
+    upsamples, else the identity. Upsampling and the convolution after it run as one smaller
+    convolution with the same result (`sagan_tf.layers.resampling`).
 
     Args:
         out_channels: output channels.
@@ -127,16 +119,17 @@ class GeneratorBlock(_ConvBlock):
 
     def call(self, inputs, labels=None, training=None):
         x = ops.relu(self.bn1(inputs, labels, training=training))
-        if self.upsample:
-            x = upsample_nearest(x)
-        x = self.conv1(x, training=training)
+        if self.upsample:  # upsampling and convolution in one (sagan_tf.layers.resampling)
+            x = convolve(self.conv1, x, resampling.upsample_conv2d, training=training)
+        else:
+            x = self.conv1(x, training=training)
         x = ops.relu(self.bn2(x, labels, training=training))
         x = self.conv2(x, training=training)
         shortcut = inputs
-        if self.upsample:
-            shortcut = upsample_nearest(shortcut)
-        if self.shortcut is not None:
-            shortcut = self.shortcut(shortcut, training=training)
+        if self.upsample:  # (an upsampling block always has a shortcut convolution)
+            shortcut = convolve(self.shortcut, inputs, resampling.upsample_conv2d, training=training)
+        elif self.shortcut is not None:
+            shortcut = self.shortcut(inputs, training=training)
         return x + shortcut
 
     def compute_output_shape(self, input_shape, labels_shape=None):
@@ -162,7 +155,8 @@ class DiscriminatorBlock(_ConvBlock):
     Standard: ReLU, 3x3 conv, ReLU, 3x3 conv, (2x2 average pool); shortcut 1x1 conv then pool
     when the channels change or the block downsamples, else the identity.
     Optimised (the first block, on images): 3x3 conv, ReLU, 3x3 conv, average pool; shortcut
-    average pool then 1x1 conv. It always downsamples.
+    average pool then 1x1 conv. It always downsamples. The pooling and the convolution before it run
+    as one smaller convolution with the same result (`sagan_tf.layers.resampling`).
 
     Args:
         out_channels: output channels.
@@ -212,17 +206,17 @@ class DiscriminatorBlock(_ConvBlock):
     def call(self, inputs, training=None):
         x = inputs if self.optimized else ops.relu(inputs)
         x = self.conv1(x, training=training)
-        x = self.conv2(ops.relu(x), training=training)
-        if self.downsample:
-            x = downsample_average(x)
-        if self.optimized:
-            shortcut = self.shortcut(downsample_average(inputs), training=training)
+        if self.downsample:  # convolution and pooling in one (sagan_tf.layers.resampling)
+            x = convolve(self.conv2, ops.relu(x), resampling.conv2d_downsample, training=training)
         else:
-            shortcut = inputs
-            if self.shortcut is not None:
-                shortcut = self.shortcut(shortcut, training=training)
-            if self.downsample:
-                shortcut = downsample_average(shortcut)
+            x = self.conv2(ops.relu(x), training=training)
+        shortcut = inputs
+        if self.downsample:  # (a downsampling block always has a shortcut convolution)
+            # pooled first, as the optimised block specifies; for the standard block, which convolves
+            # first, that is the same (both are linear and the bias passes the average unchanged)
+            shortcut = convolve(self.shortcut, inputs, resampling.conv2d_downsample, training=training)
+        elif self.shortcut is not None:
+            shortcut = self.shortcut(inputs, training=training)
         return x + shortcut
 
     def compute_output_shape(self, input_shape):

@@ -204,9 +204,14 @@ class SpectralNormalization(keras.layers.Wrapper):
             sigma = ops.sum(ops.matmul(v, w_matrix) * u)
         return w / sigma
 
-    def call(self, inputs, training=False):
-        kernel = ops.cast(self.normalized_kernel(training=bool(training)), self.compute_dtype)
-        return self._forward(self.layer, inputs, kernel)
+    def call(self, inputs, training=False, convolution=None):
+        """`convolution(inputs, kernel)`, if given, replaces the wrapped layer's own product with its
+        kernel (the blocks' convolutions fused with resampling: `sagan_tf.layers.resampling`); it gets the
+        float32 kernel and computes in the inputs' dtype."""
+        kernel = self.normalized_kernel(training=bool(training))
+        if convolution is not None:
+            return _bias_and_activation(self.layer, convolution(inputs, kernel))
+        return self._forward(self.layer, inputs, ops.cast(kernel, self.compute_dtype))
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
@@ -227,3 +232,12 @@ def maybe_spectral_norm(layer, enabled, **kwargs):
     kwargs.setdefault("dtype", layer.dtype_policy)
     kwargs.setdefault("name", f"{layer.name}_sn")
     return SpectralNormalization(layer, **kwargs)
+
+
+def convolve(layer, inputs, convolution, training=False):
+    """Applies `layer`, a convolution or `SpectralNormalization` of one (as `maybe_spectral_norm` returns
+    it), with `convolution(inputs, kernel)` in place of its own convolution op, then its bias.
+    `convolution` computes in the dtype of the inputs, which are cast to the layer's compute dtype."""
+    if isinstance(layer, SpectralNormalization):
+        return layer(inputs, training=training, convolution=convolution)
+    return _bias_and_activation(layer, convolution(ops.cast(inputs, layer.compute_dtype), layer.kernel))

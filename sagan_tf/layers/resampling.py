@@ -1,0 +1,98 @@
+"""The resampling convolutions of the residual blocks, computed with fewer multiply-adds.
+
+A generator block upsamples by nearest neighbour and then applies a 3x3 convolution; a discriminator block
+applies a 3x3 convolution and then 2x2 average pooling. Both compositions are linear in the input, and each
+equals a smaller convolution on the low-resolution side, with a kernel that is a fixed sum of the 3x3
+kernel's taps:
+
+- upsample then 3x3 "same" convolution: each of the 4 output phases (even/odd row, even/odd column) reads
+  only 2x2 input pixels, so it is a 2x2 convolution of the input with taps summed from the 3x3 kernel
+  (rows of phase 0: w0 and w1 + w2; of phase 1: w0 + w1 and w2; the same for columns). 4 x 4 = 16
+  products per input pixel instead of 4 x 9 = 36.
+- 3x3 "same" convolution then average pooling: a 4x4 convolution with stride 2 of the input padded by 1,
+  whose kernel is the 3x3 kernel summed over the 4 pooling offsets, divided by 4. 16 products per output
+  pixel instead of 4 x 9.
+- with a 1x1 kernel, upsampling and pooling commute with the convolution: it runs on the low-resolution
+  side (4x fewer products).
+
+The results equal the plain compositions up to float rounding, with the same weights, so checkpoints and
+spectral norm are unchanged, and gradients reach the 3x3 kernel through the tap sums. The functions take
+the kernel in float32 and compute in the inputs' dtype (under mixed precision the taps are summed before
+the cast to bfloat16 or float16). `set_fused(False)`
+computes the plain compositions instead (tests, and the benchmark's count of the model's nominal FLOPs).
+"""
+
+import tensorflow as tf
+
+from sagan_tf.layers import conv_grad
+
+_fused = True
+
+
+def set_fused(enabled):
+    """Chooses, for functions traced from now on, between the fused forms (True) and the plain compositions."""
+    global _fused
+    _fused = bool(enabled)
+
+
+def fused():
+    return _fused
+
+
+def upsample_nearest(x):
+    """[B, H, W, C] -> [B, 2H, 2W, C], nearest neighbour."""
+    return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def downsample_average(x):
+    """[B, H, W, C] -> [B, H/2, W/2, C], 2x2 average pooling (an odd last row or column is dropped)."""
+    return tf.nn.avg_pool2d(x, 2, 2, "VALID")
+
+
+def _kernel_size(kernel):
+    size = kernel.shape[0]
+    return size if size in (1, 3) and kernel.shape[1] == size else None
+
+
+def _as(dtype, kernel):
+    """The kernel in the inputs' dtype (under mixed precision the taps are summed in float32 first)."""
+    return tf.cast(kernel, dtype)
+
+
+def upsample_conv2d(inputs, kernel):
+    """conv2d(upsample_nearest(inputs), kernel, stride 1, "SAME") for a [k, k, C_in, C_out] kernel."""
+    size = _kernel_size(kernel)
+    if not _fused or size is None or None in inputs.shape[1:3]:
+        return conv_grad.conv2d(upsample_nearest(inputs), _as(inputs.dtype, kernel))
+    if size == 1:
+        return upsample_nearest(conv_grad.conv2d(inputs, _as(inputs.dtype, kernel)))
+    # The 2 taps of each phase along one axis: phase 0 reads pixels i - 1 and i, phase 1 reads i and i + 1.
+    rows = (tf.stack([kernel[0], kernel[1] + kernel[2]]), tf.stack([kernel[0] + kernel[1], kernel[2]]))
+    phases = []
+    for a, row_taps in enumerate(rows):
+        columns = (tf.stack([row_taps[:, 0], row_taps[:, 1] + row_taps[:, 2]], axis=1),
+                   tf.stack([row_taps[:, 0] + row_taps[:, 1], row_taps[:, 2]], axis=1))
+        row_phases = []
+        for b, taps in enumerate(columns):
+            padded = tf.pad(inputs, [[0, 0], [1 - a, a], [1 - b, b], [0, 0]])
+            row_phases.append(tf.nn.conv2d(padded, _as(inputs.dtype, taps), 1, "VALID"))  # [B, H, W, C_out]
+        phases.append(tf.stack(row_phases, axis=3))  # [B, H, W, 2 (column phase), C_out]
+    height, width = inputs.shape[1], inputs.shape[2]
+    interleaved = tf.stack(phases, axis=2)  # [B, H, 2 (row phase), W, 2, C_out]
+    return tf.reshape(interleaved, [-1, 2 * height, 2 * width, kernel.shape[-1]])
+
+
+def conv2d_downsample(inputs, kernel):
+    """downsample_average(conv2d(inputs, kernel, stride 1, "SAME")) for a [k, k, C_in, C_out] kernel."""
+    size = _kernel_size(kernel)
+    if not _fused or size is None:
+        return downsample_average(conv_grad.conv2d(inputs, _as(inputs.dtype, kernel)))
+    if size == 1:
+        return conv_grad.conv2d(downsample_average(inputs), _as(inputs.dtype, kernel))
+    # Output pixel i reads padded rows 2i .. 2i + 3: tap t collects the 3x3 taps d with d + offset = t.
+    zero_row = tf.zeros_like(kernel[:1])
+    rows = tf.concat([kernel, zero_row], 0) + tf.concat([zero_row, kernel], 0)  # [4, 3, C_in, C_out]
+    zero_column = tf.zeros_like(rows[:, :1])
+    taps = 0.25 * (tf.concat([rows, zero_column], 1) + tf.concat([zero_column, rows], 1))  # [4, 4, ...]
+    padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    return tf.nn.conv2d(padded, _as(inputs.dtype, taps), 2, "VALID")

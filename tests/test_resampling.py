@@ -1,0 +1,100 @@
+"""The blocks' resampling convolutions in fused form (sagan_tf.layers.resampling) equal the plain compositions:
+upsample then convolve, convolve then pool; outputs and both gradients, layer by layer and block by block."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sagan_tf.layers import resampling
+from sagan_tf.layers.blocks import DiscriminatorBlock, GeneratorBlock
+
+
+@pytest.fixture
+def plain():
+    """Switches to the plain compositions for the test's body; the fused forms come back afterwards."""
+    yield lambda: resampling.set_fused(False)
+    resampling.set_fused(True)
+
+
+def _with_gradients(function, x, w):
+    with tf.GradientTape() as tape:
+        tape.watch([x, w])
+        y = function(x, w)
+        loss = tf.reduce_sum(y * tf.cos(y))  # a gradient that differs from position to position
+    return (y, *tape.gradient(loss, [x, w]))
+
+
+def _assert_close(got, expected, scale=0.0):
+    """Equal up to float rounding: relative to each array's largest entry, or to `scale` if larger (a
+    gradient that is zero but for rounding, such as a bias's before a batch norm, has no scale of its own)."""
+    for a, b in zip(got, expected):
+        assert a.shape == b.shape
+        atol = 1e-5 * max(np.abs(b.numpy()).max(), scale)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=atol)
+
+
+# (batch, height, width, C_in, C_out, kernel size): square and not, odd sizes (pooling drops the last row).
+SHAPES = [(2, 4, 4, 3, 5, 3), (1, 5, 7, 4, 2, 3), (2, 6, 3, 2, 3, 1), (1, 7, 5, 3, 4, 1)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name, composition", [
+    ("upsample_conv2d", lambda x, w: tf.nn.conv2d(resampling.upsample_nearest(x), w, 1, "SAME")),
+    ("conv2d_downsample", lambda x, w: resampling.downsample_average(tf.nn.conv2d(x, w, 1, "SAME"))),
+])
+def test_fused_forms_equal_the_compositions(shape, name, composition):
+    batch, height, width, c_in, c_out, k = shape
+    x = tf.random.stateless_normal([batch, height, width, c_in], seed=[1, 2])
+    w = tf.random.stateless_normal([k, k, c_in, c_out], seed=[3, 4])
+    expected = _with_gradients(composition, x, w)
+    fused = getattr(resampling, name)
+    for function in (fused, tf.function(fused)):
+        _assert_close(_with_gradients(function, x, w), expected)
+
+
+def test_fused_forms_do_fewer_products():
+    """The point of the fused forms: the traced convolutions do 16/36 of the composition's products."""
+    x = tf.TensorSpec([2, 8, 8, 16])
+    w = tf.random.stateless_normal([3, 3, 16, 16], seed=[3, 4])
+
+    def products(function):
+        graph = tf.function(lambda a: function(a, w)).get_concrete_function(x).graph
+        return sum(op.outputs[0].shape.num_elements() * int(np.prod(op.inputs[1].shape[:3]))
+                   for op in graph.get_operations() if op.type == "Conv2D")
+
+    for name in ("upsample_conv2d", "conv2d_downsample"):
+        fused = products(getattr(resampling, name))
+        resampling.set_fused(False)
+        try:
+            composed = products(getattr(resampling, name))
+        finally:
+            resampling.set_fused(True)
+        assert fused * 36 == composed * 16, name
+
+
+@pytest.mark.parametrize("make_block, input_shape", [
+    (lambda: GeneratorBlock(6, num_classes=3, upsample=True), (2, 4, 4, 5)),
+    (lambda: DiscriminatorBlock(6, downsample=True), (2, 8, 8, 5)),
+    (lambda: DiscriminatorBlock(6, optimized=True), (2, 8, 8, 3)),
+    (lambda: DiscriminatorBlock(5, downsample=True, use_spectral_norm=False), (2, 7, 7, 5)),
+])
+def test_blocks_equal_their_plain_form(plain, make_block, input_shape):
+    """Same weights, same outputs and weight gradients with the fused forms and with the plain compositions,
+    spectrally normalised or not; training calls (batch statistics, power iteration) included."""
+    block = make_block()
+    x = tf.random.stateless_normal(input_shape, seed=[5, 6])
+    args = (tf.constant([0, 2]),) if isinstance(block, GeneratorBlock) else ()
+    block(x, *args)
+    u_values = [v.numpy() for v in block.non_trainable_weights]
+
+    def run():
+        for variable, value in zip(block.non_trainable_weights, u_values):
+            variable.assign(value)  # the same power-iteration start and moving statistics for both forms
+        with tf.GradientTape() as tape:
+            y = block(x, *args, training=True)
+            loss = tf.reduce_sum(y * tf.cos(y))
+        return [y, *map(tf.convert_to_tensor, tape.gradient(loss, block.trainable_weights))]
+
+    fused = run()
+    plain()
+    _assert_close(run(), fused, scale=max(np.abs(g.numpy()).max() for g in fused[1:]))
