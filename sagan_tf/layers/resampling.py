@@ -18,8 +18,8 @@ kernel's taps:
 The results equal the plain compositions up to float rounding, with the same weights, so checkpoints and
 spectral norm are unchanged, and gradients reach the 3x3 kernel through the tap sums. The functions take
 the kernel in float32 and compute in the inputs' dtype (under mixed precision the taps are summed before
-the cast to bfloat16 or float16). `set_fused(False)`
-computes the plain compositions instead (tests, and the benchmark's count of the model's nominal FLOPs).
+the cast to bfloat16 or float16). `set_fused(False)` computes the plain compositions instead (tests, and
+the benchmark's count of the model's nominal FLOPs).
 """
 
 import tensorflow as tf
@@ -33,10 +33,6 @@ def set_fused(enabled):
     """Chooses, for functions traced from now on, between the fused forms (True) and the plain compositions."""
     global _fused
     _fused = bool(enabled)
-
-
-def fused():
-    return _fused
 
 
 def upsample_nearest(x):
