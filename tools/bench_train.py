@@ -187,13 +187,16 @@ def main(argv):
     rng = np.random.RandomState(0)
     images = tf.constant(rng.uniform(-1, 1, (batch, resolution, resolution, channels)).astype(np.float32))
     labels = tf.constant(rng.randint(0, max(num_classes, 1), batch).astype(np.int32))
-    # The model's FLOPs, as the reference counts them: the train step traced with the plain compositions
-    # (upsample then convolve, convolve then pool), never run; then the step that runs, as --fused_resampling.
-    resampling.set_fused(False)
-    model_counts = count_flops(tf.function(model.train_step).get_concrete_function((images, labels)).graph)
     resampling.set_fused(FLAGS.fused_resampling)
     step = tf.function(model.train_step, jit_compile=FLAGS.xla)
     counts = count_flops(step.get_concrete_function((images, labels)).graph)
+    model_counts = counts
+    if FLAGS.fused_resampling:
+        # The model's FLOPs, as the reference counts them: the train step traced (never run) with the plain
+        # compositions (upsample then convolve, convolve then pool), which --nofused_resampling already runs.
+        resampling.set_fused(False)
+        model_counts = count_flops(tf.function(model.train_step).get_concrete_function((images, labels)).graph)
+        resampling.set_fused(True)
     flops = sum(counts.values())
     matmul_conv = matmul_conv_flops(model_counts)
     executed = matmul_conv_flops(counts)
