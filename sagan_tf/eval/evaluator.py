@@ -24,11 +24,23 @@ from sagan_tf.eval import inception, metrics, streaming
 CACHE_VERSION = 2  # 2: real images drawn in a fixed-seed random order, quantised to uint8
 
 
-def generator_batches(generator, num_classes, num_samples, batch_size, seed=0):
-    """Yields (images [b, R, R, C] in [-1, 1], labels [b]) from `generator` with fixed-seed z and labels."""
+def channel_mean(images):
+    """[..., C] -> [..., 1], the mean over channels (how a grey dataset trained as 3 equal channels is
+    read back: on real images the mean of three equal values is that value exactly)."""
+    return tf.reduce_mean(tf.cast(images, tf.float32), axis=-1, keepdims=True)
+
+
+def generator_batches(generator, num_classes, num_samples, batch_size, seed=0, reduce_channels=False):
+    """Yields (images [b, R, R, C] in [-1, 1], labels [b]) from `generator` with fixed-seed z and labels;
+    with `reduce_channels`, [b, R, R, 1]: the channel mean of each image, taken before quantising."""
+
+    def draw(z, y):
+        images = generator(z, y, training=False)
+        # Quantised to 8 bits as the real images were stored, so that FID compares like with like.
+        return images_lib.quantize(channel_mean(images) if reduce_channels else images)
+
     rng = np.random.RandomState(seed)
-    # Quantised to 8 bits as the real images were stored, so that FID compares like with like.
-    sample = tf.function(lambda z, y: images_lib.quantize(generator(z, y, training=False)), reduce_retracing=True)
+    sample = tf.function(draw, reduce_retracing=True)
     produced = 0
     while produced < num_samples:
         batch = min(batch_size, num_samples - produced)
@@ -39,11 +51,13 @@ def generator_batches(generator, num_classes, num_samples, batch_size, seed=0):
         yield images.numpy(), labels
 
 
-def dataset_batches(input_spec):
+def dataset_batches(input_spec, reduce_channels=False):
     """Yields (images, labels) numpy batches of an evaluation `InputSpec` (built without repeat), quantised
-    to 8 bits like the generated ones (a resize leaves real images between levels)."""
+    to 8 bits like the generated ones (a resize leaves real images between levels); with
+    `reduce_channels`, their channel mean."""
     for images, labels in input_spec.input_fn(None):
-        yield images_lib.quantize(images).numpy(), labels.numpy()
+        images = images_lib.quantize(channel_mean(images) if reduce_channels else images)
+        yield images.numpy(), labels.numpy()
 
 
 def _fingerprint(images):
@@ -51,9 +65,13 @@ def _fingerprint(images):
 
 
 def real_statistics(input_spec, classifier, num_samples, keep=10_000, per_class=False, cache_dir=None,
-                    progress=True):
-    """`Statistics` of the real images of `input_spec`, from the cache when they were computed before."""
-    batches = dataset_batches(input_spec)
+                    progress=True, reduce_channels=False):
+    """`Statistics` of the real images of `input_spec`, from the cache when they were computed before.
+
+    With `reduce_channels` the images are reduced to their channel mean first; the cache key names the
+    channels the classifier saw, so grey images replicated to 3 channels and reduced share the cache of
+    the same images read as 1 channel."""
+    batches = dataset_batches(input_spec, reduce_channels)
     try:
         first = next(batches)
     except StopIteration:
@@ -62,7 +80,7 @@ def real_statistics(input_spec, classifier, num_samples, keep=10_000, per_class=
         "version": CACHE_VERSION,
         "source": input_spec.source_name,
         "resolution": input_spec.resolution,
-        "channels": input_spec.channels,
+        "channels": 1 if reduce_channels else input_spec.channels,
         "num_samples": int(num_samples),
         "keep": int(keep),
         "per_class": bool(per_class),
@@ -135,15 +153,18 @@ class Evaluator:
         cache_dir: real-statistics cache (default $SAGAN_TF_CACHE or ~/.cache/sagan_tf).
         seed: z and label seed of the generated images (the same images at every evaluation).
         progress: progress bars.
+        channel_mean: evaluate every image (real and generated) as the mean of its channels: for a grey
+            dataset trained as 3 replicated channels, read back as grey the way BigGAN-PyTorch's
+            Fashion-MNIST samples were stored (gin: `Evaluator.channel_mean = True`).
     """
 
     def __init__(self, num_samples=50_000, batch_size=100, classifier="auto", kid_samples=10_000, splits=10,
-                 intra_fid=False, cache_dir=None, seed=0, progress=True):
+                 intra_fid=False, cache_dir=None, seed=0, progress=True, channel_mean=False):
         if num_samples < 2 or batch_size < 1:
             raise ValueError(f"Need num_samples >= 2 and batch_size >= 1. Received {num_samples}, {batch_size}.")
         self.num_samples, self.batch_size, self.kid_samples = num_samples, batch_size, kid_samples
         self.splits, self.intra_fid, self.cache_dir, self.seed = splits, intra_fid, cache_dir, seed
-        self.progress = progress
+        self.progress, self.channel_mean = progress, bool(channel_mean)
         self._classifier_spec, self._classifier, self._real = classifier, None, {}
 
     @property
@@ -158,11 +179,12 @@ class Evaluator:
         key = (input_spec.source_name, input_spec.resolution, input_spec.channels)
         if key not in self._real:
             self._real[key] = real_statistics(input_spec, self.classifier, self.num_samples, self.kid_samples,
-                                              self.intra_fid, self.cache_dir, self.progress)
+                                              self.intra_fid, self.cache_dir, self.progress, self.channel_mean)
         return self._real[key]
 
     def generated(self, generator, num_classes):
-        batches = generator_batches(generator, num_classes, self.num_samples, self.batch_size, self.seed)
+        batches = generator_batches(generator, num_classes, self.num_samples, self.batch_size, self.seed,
+                                    self.channel_mean)
         return streaming.accumulate(batches, self.classifier, self.num_samples, self.kid_samples,
                                     self.intra_fid and bool(num_classes), self.progress,
                                     label=f"Generated statistics ({self.num_samples} images)")
@@ -175,7 +197,10 @@ class Evaluator:
             raise ValueError(f"Images must be uint8. Received dtype {images.dtype}.")
         if images.ndim == 3:
             images = images[..., None]
-        images = to_channels(tf.constant(images), input_spec.channels).numpy()  # as the data pipeline does
+        images = to_channels(tf.constant(images), input_spec.channels)  # as the data pipeline does
+        if self.channel_mean:
+            images = tf.cast(tf.round(channel_mean(images)), tf.uint8)
+        images = images.numpy()
         labels = np.asarray(labels).astype(np.int32).reshape(-1) if num_classes else None
 
         def batches():
@@ -192,7 +217,7 @@ class Evaluator:
         real = self.real(input_spec)
         results = compute_metrics(real, fake, self.splits)
         results.update(classifier=self.classifier.name, **extra, real_statistics=real.meta.get("cache"),
-                       real_source=input_spec.source_name)
+                       real_source=input_spec.source_name, channel_mean=self.channel_mean)
         return results
 
     def evaluate(self, generator, num_classes, input_spec):

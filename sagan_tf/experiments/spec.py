@@ -21,7 +21,9 @@ def load_spec(path):
     for key in ("gin_files", "num_steps", "seeds", "runs"):
         if key not in spec:
             raise SpecError(f"The experiment list {path} has no {key!r}.")
-    for params in [spec.get("gin_params", []), *(run.get("gin_params", []) for run in spec["runs"])]:
+    lists = [spec.get("gin_params", []), spec.get("evaluation", {}).get("gin_params", []),
+             *(run.get("gin_params", []) for run in spec["runs"])]
+    for params in lists:
         if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
             raise SpecError(f"gin_params must be a list of strings such as \"SAGAN.ema_decay = None\". "
                             f"Received: {params!r}")

@@ -84,7 +84,8 @@ def train_run(spec, run, seed, directory):
     curve = spec.get("curve")
     if curve and curve["run"] == run["name"] and curve.get("seed", 0) == seed:
         params += [f"train.eval_every = {curve['eval_every']}", f"Evaluator.num_samples = {curve['num_samples']}",
-                   f"Evaluator.classifier = '{spec.get('evaluation', {}).get('classifier', 'port')}'"]
+                   f"Evaluator.classifier = '{spec.get('evaluation', {}).get('classifier', 'port')}'",
+                   *spec.get("evaluation", {}).get("gin_params", [])]
     params += [*spec.get("gin_params", []), *run.get("gin_params", [])]  # the list's, then the run's
     cmd = [sys.executable, "-m", "sagan_tf.train", f"--model_dir={directory}"]
     cmd += [f"--gin_file={f}" for f in [*spec["gin_files"], *run.get("gin_files", [])]]
@@ -115,6 +116,7 @@ def evaluation_flags(spec):
     evaluation = spec.get("evaluation", {})
     flags_ = [f"--num_samples={evaluation.get('num_samples', 10000)}",
               f"--classifier={evaluation.get('classifier', 'port')}"]
+    flags_ += [f"--gin_param={p}" for p in evaluation.get("gin_params", [])]
     return flags_ + (["--intra_fid"] if evaluation.get("intra_fid") else [])
 
 

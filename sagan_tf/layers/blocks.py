@@ -74,6 +74,8 @@ class GeneratorBlock(_ConvBlock):
         use_spectral_norm: spectrally normalise the convolutions.
         kernel_initializer: convolution initializer.
         bn_momentum, bn_epsilon: batch-norm settings.
+        bn_initialization: the conditional batch norms' gains and biases at the start, "unit" or
+            "biggan" (see `ConditionalBatchNorm`).
 
     Call arguments: `inputs` [B, H, W, C_in], `labels` int [B] (ignored if unconditional).
     Output shape: [B, 2H, 2W, out_channels] (or [B, H, W, out_channels] without upsampling).
@@ -88,6 +90,7 @@ class GeneratorBlock(_ConvBlock):
         kernel_initializer="glorot_uniform",
         bn_momentum=0.99,
         bn_epsilon=1e-5,
+        bn_initialization="unit",
         **kwargs,
     ):
         super().__init__(out_channels, use_spectral_norm, kernel_initializer, **kwargs)
@@ -95,11 +98,13 @@ class GeneratorBlock(_ConvBlock):
         self.upsample = upsample
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
+        self.bn_initialization = bn_initialization
 
     def build(self, inputs_shape, labels_shape=None):
         input_shape = inputs_shape
         in_channels = int(input_shape[-1])
-        bn_args = dict(momentum=self.bn_momentum, epsilon=self.bn_epsilon, dtype=self.dtype_policy)
+        bn_args = dict(momentum=self.bn_momentum, epsilon=self.bn_epsilon, initialization=self.bn_initialization,
+                       dtype=self.dtype_policy)
         self.bn1 = ConditionalBatchNorm(self.num_classes, name="bn1", **bn_args)
         self.bn2 = ConditionalBatchNorm(self.num_classes, name="bn2", **bn_args)
         self.conv1 = self._conv(3, "conv1")
@@ -143,6 +148,7 @@ class GeneratorBlock(_ConvBlock):
                 "upsample": self.upsample,
                 "bn_momentum": self.bn_momentum,
                 "bn_epsilon": self.bn_epsilon,
+                "bn_initialization": self.bn_initialization,
             }
         )
         return config

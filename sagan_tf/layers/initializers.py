@@ -20,3 +20,17 @@ def fresh(initializer):
     if "seed" in config:
         config["seed"] = None
     return initializer.__class__.from_config(config)
+
+
+@keras.saving.register_keras_serializable(package="sagan_tf")
+class OnePlus(keras.initializers.Initializer):
+    """1 + the values of another initializer (BigGAN's class-conditional gains start near 1)."""
+
+    def __init__(self, initializer):
+        self.initializer = keras.initializers.get(initializer)
+
+    def __call__(self, shape, dtype=None):
+        return 1.0 + self.initializer(shape, dtype=dtype)
+
+    def get_config(self):
+        return {"initializer": keras.initializers.serialize(self.initializer)}

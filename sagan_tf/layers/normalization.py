@@ -3,6 +3,10 @@
 import keras
 from keras import ops
 
+from sagan_tf.layers import initializers
+
+INITIALIZATIONS = ("unit", "biggan")
+
 
 @keras.saving.register_keras_serializable(package="sagan_tf")
 class ConditionalBatchNorm(keras.layers.Layer):
@@ -20,17 +24,25 @@ class ConditionalBatchNorm(keras.layers.Layer):
         momentum: moving-statistics momentum.
         epsilon: variance epsilon.
         synchronized: compute statistics over all replicas (True for the paper's global batch).
+        initialization: "unit": every class starts at gain 1 and bias 0; "biggan": gain 1 + a
+            Glorot-uniform draw and a Glorot-uniform bias per class (BigGAN-PyTorch's embeddings,
+            xavier-initialised, with `gain = 1 + embedding(y)`).
 
     Call arguments: `inputs` [B, H, W, C] (or [B, C]) and `labels` int [B].
     Output shape: that of `inputs`.
     """
 
-    def __init__(self, num_classes, momentum=0.99, epsilon=1e-5, synchronized=True, **kwargs):
+    def __init__(self, num_classes, momentum=0.99, epsilon=1e-5, synchronized=True, initialization="unit",
+                 **kwargs):
         super().__init__(**kwargs)
         if not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(
                 f"`num_classes` must be an int >= 0. Received: `num_classes={num_classes}`"
             )
+        if initialization not in INITIALIZATIONS:
+            raise ValueError(f"`initialization` must be one of {INITIALIZATIONS}. "
+                             f"Received: `initialization={initialization!r}`")
+        self.initialization = initialization
         self.num_classes = num_classes
         self.momentum = momentum
         self.epsilon = epsilon
@@ -50,8 +62,11 @@ class ConditionalBatchNorm(keras.layers.Layer):
         channels = int(input_shape[-1])
         self.batch_norm.build(input_shape)
         rows = max(self.num_classes, 1)
-        self.gain = self.add_weight(name="gain", shape=(rows, channels), initializer="ones")
-        self.bias = self.add_weight(name="bias", shape=(rows, channels), initializer="zeros")
+        gain, bias = "ones", "zeros"
+        if self.initialization == "biggan" and self.num_classes:
+            gain, bias = initializers.OnePlus(initializers.fresh("glorot_uniform")), initializers.fresh("glorot_uniform")
+        self.gain = self.add_weight(name="gain", shape=(rows, channels), initializer=gain)
+        self.bias = self.add_weight(name="bias", shape=(rows, channels), initializer=bias)
         self.built = True
 
     def call(self, inputs, labels=None, training=None):
@@ -81,6 +96,7 @@ class ConditionalBatchNorm(keras.layers.Layer):
                 "momentum": self.momentum,
                 "epsilon": self.epsilon,
                 "synchronized": self.synchronized,
+                "initialization": self.initialization,
             }
         )
         return config

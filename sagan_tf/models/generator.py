@@ -47,7 +47,10 @@ class Generator(common.Network):
         use_spectral_norm: spectral norm on every weight (the paper's choice for G).
         out_channels: image channels (3 for RGB, 1 for grayscale).
         kernel_initializer: weight initializer ("glorot_uniform"; "orthogonal" is BigGAN's).
-        bn_momentum, bn_epsilon: batch-norm settings.
+        bn_momentum, bn_epsilon: batch-norm settings (Keras momentum: 0.99 keeps 99% of the moving
+            statistics per update; PyTorch's momentum 0.1 is Keras's 0.9).
+        bn_initialization: the conditional batch norms' starting gains and biases, "unit" (1 and 0)
+            or "biggan" (BigGAN-PyTorch's; see `ConditionalBatchNorm`).
 
     Call arguments: `z` float [B, dim_z]; `labels` int [B] (required if conditional);
     `return_attention`: also return {layer name: attention map [B, N, N_key]}.
@@ -69,6 +72,7 @@ class Generator(common.Network):
         kernel_initializer="glorot_uniform",
         bn_momentum=0.99,
         bn_epsilon=1e-5,
+        bn_initialization="unit",
         **kwargs,
     ):
         kwargs.setdefault("name", "generator")
@@ -89,6 +93,7 @@ class Generator(common.Network):
         self.out_channels = out_channels
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
+        self.bn_initialization = bn_initialization
 
         dtype = self.dtype_policy
         self._initial_channels = multipliers[0] * base_channels
@@ -111,6 +116,7 @@ class Generator(common.Network):
                     kernel_initializer=self.kernel_initializer,
                     bn_momentum=bn_momentum,
                     bn_epsilon=bn_epsilon,
+                    bn_initialization=bn_initialization,
                     dtype=dtype,
                     name=f"block{i + 1}",
                 )
@@ -153,5 +159,5 @@ class Generator(common.Network):
         config = super().get_config()
         config.update(self._common_config())
         config.update(dim_z=self.dim_z, out_channels=self.out_channels, bn_momentum=self.bn_momentum,
-                      bn_epsilon=self.bn_epsilon)
+                      bn_epsilon=self.bn_epsilon, bn_initialization=self.bn_initialization)
         return config

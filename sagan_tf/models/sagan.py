@@ -32,6 +32,8 @@ class SAGAN(keras.Model):
             run seed (`train.seed`).
         joint_discriminator: D sees the real and fake batches in one call on their concatenation
             (one spectral-norm u update per D step, larger matrix products); False: two calls.
+        d_sn_update_in_g_step: also advance D's spectral-norm power iteration when the generator
+            step calls D (BigGAN-PyTorch does; the released SAGAN code and the default do not).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class SAGAN(keras.Model):
         ema_start_step=0,
         seed=None,
         joint_discriminator=True,
+        d_sn_update_in_g_step=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -64,6 +67,7 @@ class SAGAN(keras.Model):
         self.ema_start_step = ema_start_step
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.joint_discriminator = joint_discriminator
+        self.d_sn_update_in_g_step = bool(d_sn_update_in_g_step)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in _TRACKED}
         self.ema_generator = None
 
@@ -149,7 +153,7 @@ class SAGAN(keras.Model):
         with tf.GradientTape() as tape:
             fakes = self.generator(z, fake_labels, training=True)
             # training=False: the released code updates D's spectral-norm u once per step.
-            g_logits = self.discriminator(fakes, fake_labels, training=False)
+            g_logits = self.discriminator(fakes, fake_labels, training=self.d_sn_update_in_g_step)
             g_loss = tf.nn.compute_average_loss(self.g_loss_fn(g_logits), global_batch_size=global_batch)
             scaled = self.g_optimizer.scale_loss(g_loss)
         g_vars = self.generator.trainable_variables
@@ -211,6 +215,7 @@ class SAGAN(keras.Model):
                 "ema_decay": self.ema_decay,
                 "ema_start_step": self.ema_start_step,
                 "joint_discriminator": self.joint_discriminator,
+                "d_sn_update_in_g_step": self.d_sn_update_in_g_step,
             }
         )
         return config

@@ -1,0 +1,116 @@
+"""The options behind gin/experiments/fashion_mnist_aligned.gin each do what they say."""
+
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sagan_tf import ConditionalBatchNorm, Discriminator, Generator, config, gin_registry  # noqa: F401
+from sagan_tf.eval import evaluator
+from sagan_tf.models import factory
+from sagan_tf.models.sagan import SAGAN
+from sagan_tf.trainer import TrainConfig
+
+
+def _tiny_sagan(**kwargs):
+    model = SAGAN(Generator(resolution=32, num_classes=4, base_channels=4, out_channels=3,
+                            attention_resolutions=()),
+                  Discriminator(resolution=32, num_classes=4, base_channels=4, attention_resolutions=()), **kwargs)
+    model.build_all(3)
+    model.compile(keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9), keras.optimizers.Adam(4e-4, beta_1=0.0))
+    return model
+
+
+def test_aligned_config_builds_the_reference_recipe():
+    config.parse(["experiments/fashion_mnist_aligned.gin"])
+    settings = TrainConfig(input_spec=None)
+    assert settings.generator_optimizer().epsilon == 1e-8
+    assert settings.discriminator_optimizer().epsilon == 1e-8
+    model = factory.build_model(factory.DataFacts(num_classes=10, resolution=32, channels=3))
+    assert model.fake_labels == "sampled" and model.ema_decay is None and model.d_sn_update_in_g_step
+    assert model.generator.out_channels == 3
+    norms = [norm for block in model.generator.blocks for norm in (block.bn1, block.bn2)]
+    assert norms and all(n.initialization == "biggan" and n.momentum == 0.9 for n in norms)
+    assert evaluator.Evaluator().channel_mean
+
+
+def test_bn_momentum_sets_the_moving_average_update():
+    layer = ConditionalBatchNorm(2, momentum=0.9)
+    x = tf.random.normal((16, 4, 4, 3)) * 3.0 + 2.0
+    layer(x, tf.zeros((16,), tf.int32), training=True)
+    batch_mean = tf.reduce_mean(x, axis=(0, 1, 2)).numpy()
+    np.testing.assert_allclose(layer.batch_norm.moving_mean.numpy(), 0.1 * batch_mean, rtol=1e-5)
+
+
+def test_biggan_initialization_draws_gains_around_one_and_biases_around_zero():
+    unit = ConditionalBatchNorm(10, initialization="unit")
+    unit.build((None, 4, 4, 64))
+    np.testing.assert_array_equal(unit.gain.numpy(), 1.0)
+    np.testing.assert_array_equal(unit.bias.numpy(), 0.0)
+    biggan = ConditionalBatchNorm(10, initialization="biggan")
+    biggan.build((None, 4, 4, 64))
+    limit = np.sqrt(6.0 / (10 + 64))  # Glorot-uniform of a [classes, channels] embedding
+    gain, bias = biggan.gain.numpy() - 1.0, biggan.bias.numpy()
+    for values in (gain, bias):
+        assert np.abs(values).max() <= limit and values.std() > limit / 3
+    assert not np.allclose(gain, bias)
+    assert ConditionalBatchNorm.from_config(biggan.get_config()).initialization == "biggan"
+
+
+def test_sampled_fake_labels_are_uniform_and_not_the_batch_labels():
+    model = _tiny_sagan(fake_labels="sampled", seed=3)
+    labels = tf.zeros((4096,), tf.int32)
+    drawn = model._fake_labels(labels, 4096).numpy()
+    counts = np.bincount(drawn, minlength=4)
+    assert counts.min() > 900 and counts.max() < 1150  # uniform over 4 classes
+    data = _tiny_sagan(fake_labels="data")
+    np.testing.assert_array_equal(data._fake_labels(labels, 4096).numpy(), 0)
+
+
+def _power_iteration_vectors(discriminator):
+    return [v.numpy().copy() for v in discriminator.non_trainable_variables if "u" in v.path.rsplit("/", 1)[-1]]
+
+
+def test_d_sn_update_in_g_step_advances_the_discriminator_power_iteration():
+    images = tf.random.uniform((4, 32, 32, 3), -1, 1)
+    labels = tf.constant([0, 1, 2, 3])
+    changed = {}
+    for flag in (False, True):
+        keras.utils.set_random_seed(7)
+        model = _tiny_sagan(d_sn_update_in_g_step=flag)
+        before = _power_iteration_vectors(model.discriminator)
+        assert before, "no spectral-norm u vectors found"
+        model.train_step((images, labels))
+        changed[flag] = _power_iteration_vectors(model.discriminator)
+    assert any(not np.allclose(a, b) for a, b in zip(changed[False], changed[True]))
+
+
+def test_channel_mean_reads_generated_images_as_grey():
+    class Striped(keras.Model):
+        dim_z = 2
+
+        def call(self, z, labels=None, training=False):
+            ones = tf.ones((tf.shape(z)[0], 4, 4, 1))
+            return tf.concat([ones * -1.0, ones * 0.0, ones * 0.5], axis=-1)
+
+    plain = next(evaluator.generator_batches(Striped(), 0, 3, 3))[0]
+    grey = next(evaluator.generator_batches(Striped(), 0, 3, 3, reduce_channels=True))[0]
+    assert plain.shape == (3, 4, 4, 3) and grey.shape == (3, 4, 4, 1)
+    expected = np.round(((-1.0 + 0.0 + 0.5) / 3 + 1.0) * 127.5) / 127.5 - 1.0
+    np.testing.assert_allclose(grey, expected, atol=1e-6)
+
+
+def test_channel_mean_of_replicated_grey_is_the_grey_image():
+    grey = tf.constant(np.random.RandomState(0).randint(0, 256, (5, 4, 4, 1)), tf.float32) / 127.5 - 1.0
+    replicated = tf.repeat(grey, 3, axis=-1)
+    np.testing.assert_array_equal(
+        evaluator.images_lib.quantize(evaluator.channel_mean(replicated)).numpy(), grey.numpy())
+
+
+def test_gin_binds_the_options():
+    gin.parse_config(["SAGAN.d_sn_update_in_g_step = True", "Generator.bn_initialization = 'biggan'",
+                      "Generator.attention_resolutions = ()", "Discriminator.attention_resolutions = ()"])
+    model = factory.build_model(factory.DataFacts(num_classes=2, resolution=32, channels=1))
+    assert model.d_sn_update_in_g_step
+    assert model.generator.get_config()["bn_initialization"] == "biggan"
+    assert SAGAN.from_config(model.get_config()).d_sn_update_in_g_step
