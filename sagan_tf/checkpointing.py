@@ -9,8 +9,10 @@ import re
 
 import tensorflow as tf
 
+from sagan_tf.commands import UserError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(UserError):
     """A checkpoint that does not exist or cannot be read."""
 
 

@@ -21,11 +21,12 @@ import gin.config as gin_config
 import keras
 
 import sagan_tf.configurables  # noqa: F401  (registers the Keras optimizers)
+from sagan_tf.commands import UserError
 
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A gin file or binding that cannot be used."""
 
 

@@ -5,6 +5,12 @@ import os
 
 import tensorflow as tf
 
+from sagan_tf.commands import UserError
+
+
+class StrategyError(UserError):
+    """A strategy this machine or environment cannot give."""
+
 
 def _configure_cpu_devices(count):
     cpus = tf.config.list_physical_devices("CPU")
@@ -37,8 +43,15 @@ def get_strategy(name="default", num_cpu_devices=0, tpu=None):
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("The multi_worker strategy needs $TF_CONFIG (cluster and task) to be set.")
-        json.loads(os.environ["TF_CONFIG"])  # fail here, with the JSON error, if it is malformed
+            raise StrategyError("--strategy=multi_worker needs $TF_CONFIG, which is not set",
+                                'set TF_CONFIG to {"cluster": {"worker": [...]}, "task": {"type": "worker", '
+                                '"index": N}} on every worker, or use --strategy=mirrored on one machine')
+        try:
+            cluster = json.loads(os.environ["TF_CONFIG"])
+        except json.JSONDecodeError as error:
+            raise StrategyError(f"$TF_CONFIG is not valid JSON: {error}", "see docs/training.md") from None
+        if not isinstance(cluster, dict) or "cluster" not in cluster or "task" not in cluster:
+            raise StrategyError("$TF_CONFIG needs a \"cluster\" and a \"task\"", "see docs/training.md")
         if num_cpu_devices:
             _configure_cpu_devices(num_cpu_devices)
         return tf.distribute.MultiWorkerMirroredStrategy()
@@ -48,9 +61,8 @@ def get_strategy(name="default", num_cpu_devices=0, tpu=None):
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, RuntimeError, tf.errors.NotFoundError) as error:
-            raise ValueError(f"No TPU found (tpu={tpu!r}): {error}") from error
+            where = f"--tpu={tpu}" if tpu else "this machine"
+            raise StrategyError(f"no TPU found at {where}: {' '.join(str(error).split())}",
+                                "pass --tpu=NAME of a reachable TPU, or use --strategy=mirrored or default") from None
         return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(
-        "Unknown strategy; expected default, mirrored, multi_worker or tpu. "
-        f"Received: `strategy={name!r}`"
-    )
+    raise StrategyError(f"unknown strategy {name!r}", "expected default, mirrored, multi_worker or tpu")

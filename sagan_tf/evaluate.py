@@ -10,11 +10,10 @@ Real statistics are cached (`--cache_dir`, default $SAGAN_TF_CACHE or ~/.cache/s
 
 import json
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 
-from sagan_tf import machine  # no TensorFlow
+from sagan_tf import commands, machine  # no TensorFlow
 
 FLAGS = flags.FLAGS
 
@@ -23,8 +22,9 @@ def define_flags():
     """The command's flags (defined when run as a command, so that importing the module defines none)."""
     flags.DEFINE_string("model_dir", None, "A training directory (operative_config.gin, checkpoints/).")
     flags.DEFINE_string("checkpoint", None, "A checkpoint path, a step number, or 'best'; default: the latest.")
-    flags.DEFINE_integer("num_samples", 50_000, "Generated images (and real images, at most the dataset's).")
-    flags.DEFINE_integer("batch_size", 100, "Images per generator / classifier call.")
+    flags.DEFINE_integer("num_samples", 50_000, "Generated images (and real images, at most the dataset's).",
+                         lower_bound=2)
+    flags.DEFINE_integer("batch_size", 100, "Images per generator / classifier call.", lower_bound=1)
     flags.DEFINE_string("classifier", None, "'auto' (default), 'tfgan', 'port', a TF-Hub handle or SavedModel dir.")
     flags.DEFINE_bool("intra_fid", False, "Also FID per class and its mean (conditional models).")
     flags.DEFINE_string("cache_dir", None, "Real-statistics cache directory.")
@@ -62,34 +62,34 @@ def evaluate_model_dir(model_dir, checkpoint=None, gin_files=(), gin_params=(), 
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # commands.run rejects stray arguments
     machine.set_onednn(FLAGS.onednn)  # before TensorFlow starts
-    from sagan_tf import config  # noqa: PLC0415
-    from sagan_tf.checkpointing import CheckpointError  # noqa: PLC0415
-    from sagan_tf.data import DataError  # noqa: PLC0415
-    from sagan_tf.eval.classifiers import ClassifierError  # noqa: PLC0415
     from sagan_tf.eval.evaluator import format_table  # noqa: PLC0415
-    from sagan_tf.eval.inception import WeightsNotFoundError  # noqa: PLC0415
 
-    try:
-        results = evaluate_model_dir(
-            FLAGS.model_dir, FLAGS.checkpoint, FLAGS.gin_file, FLAGS.gin_param, FLAGS.generator,
-            num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size, classifier=FLAGS.classifier,
-            intra_fid=FLAGS.intra_fid, cache_dir=FLAGS.cache_dir, seed=FLAGS.seed,
-        )
-    except (CheckpointError, config.ConfigError, DataError, ClassifierError, WeightsNotFoundError) as error:
-        print(f"sagan_tf.evaluate: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    output = FLAGS.output or os.path.join(
-        FLAGS.model_dir, "eval", f"metrics-{os.path.basename(results['checkpoint'])}{'-raw' if FLAGS.generator == 'raw' else ''}.json")
+    if not os.path.isdir(FLAGS.model_dir):
+        raise commands.UserError(f"--model_dir {FLAGS.model_dir} is not a folder",
+                                 "pass the folder a training run wrote")
+    output = FLAGS.output
+    if output and os.path.isdir(output):
+        raise commands.UserError(f"--output {output} is a folder", "pass a .json file path")
+    results = evaluate_model_dir(
+        FLAGS.model_dir, FLAGS.checkpoint, FLAGS.gin_file, FLAGS.gin_param, FLAGS.generator,
+        num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size, classifier=FLAGS.classifier,
+        intra_fid=FLAGS.intra_fid, cache_dir=FLAGS.cache_dir, seed=FLAGS.seed,
+    )
+    output = output or os.path.join(
+        FLAGS.model_dir, "eval",
+        f"metrics-{os.path.basename(results['checkpoint'])}{'-raw' if FLAGS.generator == 'raw' else ''}.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    with open(output, "w") as f:
+    with open(output + ".tmp", "w") as f:
         json.dump(results, f, indent=2)
+    os.replace(output + ".tmp", output)
+    if results.get("classifier_note"):
+        print(f"Classifier: {results['classifier_note']}")
     print(format_table(results))
     print(f"Wrote {output}")
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    commands.run("sagan_tf.evaluate", main, __doc__)

@@ -9,9 +9,10 @@ version = the checkpoint's step unless `--version` says otherwise. Signatures: `
 
 import json
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from sagan_tf import commands
 
 FLAGS = flags.FLAGS
 
@@ -21,7 +22,7 @@ def define_flags():
     flags.DEFINE_string("model_dir", None, "A training directory (operative_config.gin, checkpoints/).")
     flags.DEFINE_string("export_dir", None, "TF Serving's model base path; the version goes in a sub-folder.")
     flags.DEFINE_string("checkpoint", None, "A step number, 'best' or a checkpoint path; default: the latest.")
-    flags.DEFINE_integer("version", None, "The version folder (default: the checkpoint's step).")
+    flags.DEFINE_integer("version", None, "The version folder (default: the checkpoint's step).", lower_bound=0)
     flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
@@ -49,23 +50,20 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from sagan_tf import config  # noqa: PLC0415
-    from sagan_tf.checkpointing import CheckpointError  # noqa: PLC0415
-    from sagan_tf.data import DataError  # noqa: PLC0415
-
+    del argv  # commands.run rejects stray arguments
+    if os.path.exists(FLAGS.export_dir) and not os.path.isdir(FLAGS.export_dir):
+        raise commands.UserError(f"--export_dir {FLAGS.export_dir} is a file, not a folder",
+                                 "pass a folder for TF Serving's model base path")
+    if not os.path.isdir(FLAGS.model_dir):
+        raise commands.UserError(f"--model_dir {FLAGS.model_dir} is not a folder", "pass the folder a training run wrote")
     try:
-        if os.path.exists(FLAGS.export_dir) and not os.path.isdir(FLAGS.export_dir):
-            raise config.ConfigError(f"--export_dir {FLAGS.export_dir} is a file, not a folder.")
         path, description = export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.checkpoint, FLAGS.version)
-    except (CheckpointError, config.ConfigError, DataError, FileExistsError) as error:
-        print(f"sagan_tf.export: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    except FileExistsError as error:
+        raise commands.UserError(str(error), "pass another --version, or remove that folder") from None
     print(json.dumps(description, indent=2))
     print(f"Exported {path}")
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    commands.run("sagan_tf.export", main, __doc__)

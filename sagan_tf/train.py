@@ -7,9 +7,9 @@ else is gin (`gin/*.gin`). A rerun with the same --model_dir resumes from its la
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from sagan_tf import machine  # no TensorFlow: set_onednn must run before TensorFlow starts
+from sagan_tf import commands, machine  # no TensorFlow: set_onednn must run before TensorFlow starts
 
 FLAGS = flags.FLAGS
 
@@ -37,17 +37,16 @@ PRECISION_BINDINGS = {"auto": "'auto'", "float32": "None", "bfloat16": "'mixed_b
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # commands.run rejects stray arguments
     onednn_source = machine.set_onednn(FLAGS.onednn)  # before TensorFlow is imported: it reads the variable once
     from sagan_tf import config, distribute, gin_registry, trainer  # noqa: F401  (after flag parsing: TF is slow)
-    from sagan_tf.data import DataError
     from sagan_tf.eval.periodic import PeriodicEvaluation
     from sagan_tf.layers import conv_grad
 
     try:
         if os.path.exists(FLAGS.model_dir) and not os.path.isdir(FLAGS.model_dir):
-            raise config.ConfigError(f"--model_dir {FLAGS.model_dir} is a file, not a folder.")
+            raise config.ConfigError(f"--model_dir {FLAGS.model_dir} is a file, not a folder",
+                                     "pass a new or existing run folder")
         seed = [] if FLAGS.seed is None else [f"train.seed = {FLAGS.seed}"]
         if FLAGS.precision:
             seed.append(f"train.mixed_precision = {PRECISION_BINDINGS[FLAGS.precision]}")
@@ -61,12 +60,6 @@ def main(argv):
         settings = trainer.TrainConfig()  # builds the input (data errors) before model_dir is made
         evaluation = PeriodicEvaluation.from_gin() if settings.eval_every else None
         trainer.train(FLAGS.model_dir, strategy, settings, evaluation)
-    except (config.ConfigError, DataError) as error:
-        # Configuration and data problems are the user's to fix: one message, no traceback, and not
-        # gin's "In call to configurable ..." line.
-        message = str(error).split("\n  In call to configurable")[0]
-        print(f"sagan_tf.train: error: {message}", file=sys.stderr)
-        sys.exit(2)
     except trainer.DivergedError as error:
         print(f"sagan_tf.train: error: {error}", file=sys.stderr)
         sys.exit(3)
@@ -74,4 +67,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    commands.run("sagan_tf.train", main, __doc__)

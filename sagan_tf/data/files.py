@@ -7,10 +7,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from sagan_tf.commands import UserError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad or missing data (re-exported as sagan_tf.data.DataError)."""
 
 

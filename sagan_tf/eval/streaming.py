@@ -10,7 +10,26 @@ import time
 import keras
 import numpy as np
 
+from sagan_tf.commands import plain_output
 from sagan_tf.eval.classifiers import LOGITS, POOL_3
+
+
+class _Report:
+    """Progress of a set: a Keras bar on a terminal, else a plain line at every tenth of the set."""
+
+    def __init__(self, total, label):
+        self.total, self.label, self.next = total, label or "Images", 0
+        self.bar = None if plain_output() else keras.utils.Progbar(total, stateful_metrics=["img/s"],
+                                                                     unit_name="image")
+        if self.bar is not None and label:
+            print(label)
+
+    def update(self, count, rate):
+        if self.bar is not None:
+            self.bar.update(count, [("img/s", rate)])
+        elif count >= self.next or count >= self.total:
+            print(f"{self.label}: {count}/{self.total} images, {rate:.1f} images/s", flush=True)
+            self.next = count + max(self.total // 10, 1)
 
 
 class RunningMoments:
@@ -96,9 +115,7 @@ def accumulate(batches, classifier, num_samples, keep=10_000, per_class=False, p
     moments, class_moments = RunningMoments(), {}
     kept, logits = [], []
     count, classifier_seconds, start = 0, 0.0, time.time()
-    bar = keras.utils.Progbar(num_samples, stateful_metrics=["img/s"], unit_name="image") if progress else None
-    if bar is not None and label:
-        print(label)
+    report = _Report(num_samples, label) if progress else None
     for images, labels in batches:
         images = np.asarray(images)[: num_samples - count]
         if not len(images):
@@ -120,8 +137,8 @@ def accumulate(batches, classifier, num_samples, keep=10_000, per_class=False, p
         if LOGITS in outputs:
             logits.append(outputs[LOGITS].astype(np.float32))
         count += len(images)
-        if bar is not None:
-            bar.update(count, [("img/s", count / max(classifier_seconds, 1e-9))])
+        if report is not None:
+            report.update(count, count / max(classifier_seconds, 1e-9))
         if count >= num_samples:
             break
     if count < 2:

@@ -96,6 +96,19 @@ class SAGAN(keras.Model):
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
 
+    def get_compile_config(self):
+        """Both optimisers' configs, so that `keras.saving.load_model` returns a compiled model."""
+        if getattr(self, "g_optimizer", None) is None:
+            return None
+        return {"g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+                "d_optimizer": keras.optimizers.serialize(self.d_optimizer)}
+
+    def compile_from_config(self, config):
+        """Rebuilds both optimisers from `get_compile_config`'s output and compiles (their slots are then
+        restored with the weights)."""
+        self.compile(keras.optimizers.deserialize(config["g_optimizer"]),
+                     keras.optimizers.deserialize(config["d_optimizer"]))
+
     @property
     def metrics(self):
         return list(self.trackers.values())

@@ -1,0 +1,90 @@
+"""The contract every sagan_tf command keeps (train, evaluate, export, and the tools built on them).
+
+- Bad input (a flag, a value, a missing or wrong file or folder, hardware that is not there, a run that
+  cannot be read) prints one line, `<command>: error: <what> (<how to fix>)`, on stderr and exits with 2,
+  before anything is created or changed. Such errors are `UserError`s; anything else is a bug and keeps
+  its traceback.
+- `--help` prints the command's description and flags and exits with 0.
+- Long work shows a Keras progress bar on a terminal and plain lines without control characters
+  elsewhere (`plain_output`).
+- The last line names what the command wrote.
+
+This module does not import TensorFlow: a command parses its flags (and sets TensorFlow's environment)
+before TensorFlow starts.
+"""
+
+import re
+import sys
+
+from absl import app, flags
+
+USAGE_EXIT = 2
+
+
+class UserError(ValueError):
+    """Input a user can fix: `what` was wrong, `fix` says how (optional)."""
+
+    def __init__(self, what, fix=None):
+        self.what, self.fix = str(what).rstrip("."), fix
+        super().__init__(f"{self.what} ({fix})" if fix else self.what)
+
+
+def error_line(command, error):
+    """The one line a command prints for a `UserError` (or a flags error)."""
+    # One line, whatever the message held, without gin's "In call to configurable ..." context.
+    text = " ".join(str(error).split("\n  In call to configurable")[0].split())
+    return f"{command}: error: {text}"
+
+
+def fail(command, error):
+    """Prints `error` as the command's one-line error and exits with 2."""
+    print(error_line(command, error), file=sys.stderr, flush=True)
+    sys.exit(USAGE_EXIT)
+
+
+def plain_output(stream=None):
+    """Whether progress should be plain lines: true unless `stream` (stdout) is a terminal."""
+    stream = stream or sys.stdout
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):
+        return True
+
+
+_HELP = ("-h", "--help", "-help", "--helpshort", "--helpfull", "-?")
+
+
+def _parser(command, description):
+    def parse(argv):
+        if any(arg in _HELP for arg in argv[1:]):
+            try:
+                print((description or command).strip() + "\n")
+                print(flags.FLAGS.main_module_help() or flags.FLAGS.get_help())
+            except BrokenPipeError:  # `... --help | head`
+                pass
+            sys.exit(0)
+        try:
+            rest = flags.FLAGS(argv)
+        except flags.Error as error:
+            missing = re.search(r"Flag --(\w+) must have a value other than None", str(error))
+            what = f"--{missing.group(1)} is required" if missing else str(error)
+            fail(command, f"{what} (run {command} --help for the flags)")
+        if len(rest) > 1:
+            fail(command, f"unexpected arguments {rest[1:]} (flags take the form --name=value; "
+                          f"run {command} --help)")
+        return rest
+
+    return parse
+
+
+def run(command, main, description=None):
+    """Runs `main(argv)` as `command` under the contract: flag errors and `UserError`s become one line
+    and exit 2; `--help` exits 0. Define the flags before calling."""
+
+    def guarded(argv):
+        try:
+            return main(argv)
+        except UserError as error:
+            fail(command, error)
+
+    app.run(guarded, flags_parser=_parser(command, description))
