@@ -7,7 +7,8 @@ The generator comes from a run's checkpoint (`--model_dir`, `--checkpoint`; its 
 training kept one) or from a SavedModel written by `python -m sagan_tf.export` (`--saved_model`,
 called through its `serving_default` signature). Conditional models: one row per class.
 `--interpolate`: each row walks from one z to another (spherical interpolation) in `--steps` columns,
-with the row's class fixed. `--truncation=T` redraws z entries with |z| > T (the truncation trick).
+with the row's class fixed. `--truncation=T` draws z from the normal truncated to [-T, T] (the truncation trick,
+`sagan_tf.serving.truncated_normal`, as the exported `sample` signature does).
 """
 
 import sys
@@ -26,21 +27,10 @@ flags.DEFINE_list("classes", None, "Class ids, one row each (default: every clas
 flags.DEFINE_integer("per_class", 8, "Images per row.")
 flags.DEFINE_bool("interpolate", False, "Rows interpolate between two z's instead of independent samples.")
 flags.DEFINE_integer("steps", 8, "Columns of an interpolation.")
-flags.DEFINE_float("truncation", 0.0, "Truncate z to [-T, T] by resampling; 0: no truncation.")
+flags.DEFINE_float("truncation", 0.0, "Draw z from the normal truncated to [-T, T]; 0: no truncation.")
 flags.DEFINE_integer("seed", 0, "z seed.")
 flags.DEFINE_integer("min_tile", 96, "Enlarge small images (nearest neighbour) to at least this many pixels.")
 FLAGS = flags.FLAGS
-
-
-def truncated_normal(rng, shape, truncation):
-    """Standard normal values; with truncation > 0, those with |z| > truncation are redrawn."""
-    import numpy as np
-
-    z = rng.randn(*shape)
-    while truncation > 0 and np.any(np.abs(z) > truncation):
-        outside = np.abs(z) > truncation
-        z[outside] = rng.randn(int(outside.sum()))
-    return z.astype(np.float32)
 
 
 def slerp(a, b, t):
@@ -102,15 +92,15 @@ def main(argv):
             raise app.UsageError(f"--classes {bad} outside [0, {num_classes}).")
     else:
         rows = list(range(num_classes)) if num_classes else [0] * 8
-    rng = np.random.RandomState(FLAGS.seed)
+    from sagan_tf.serving import truncated_normal
     columns = FLAGS.steps if FLAGS.interpolate else FLAGS.per_class
     grid_rows = []
-    for label in rows:
+    for row, label in enumerate(rows):
+        draw = truncated_normal((2 if FLAGS.interpolate else columns, dim_z), (FLAGS.seed, row), FLAGS.truncation).numpy()
         if FLAGS.interpolate:
-            ends = truncated_normal(rng, (2, dim_z), FLAGS.truncation)
-            z = slerp(ends[0], ends[1], np.linspace(0.0, 1.0, columns)).astype(np.float32)
+            z = slerp(draw[0], draw[1], np.linspace(0.0, 1.0, columns)).astype(np.float32)
         else:
-            z = truncated_normal(rng, (columns, dim_z), FLAGS.truncation)
+            z = draw
         grid_rows.append(images(z, np.full([columns], label, np.int32)))
     names = [f"class {label}" if num_classes else "" for label in rows]
     grid = labelled_grid(np.concatenate(grid_rows), names, min_tile=FLAGS.min_tile)
