@@ -11,13 +11,13 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "sagan_tf"
 # Lowest first. A module may import modules of its own layer and of the layers above it in this list.
 LAYERS = [
     ("foundations", ["configurables", "config", "images", "machine", "progress", "losses", "distribute",
-                     "checkpointing", "records", "reports"]),
+                     "checkpointing", "records"]),
     ("layers", ["layers"]),
     ("models", ["models"]),
     ("data and evaluation", ["data", "eval", "serving", "attention_maps"]),
     ("run directory and loop parts", ["restore", "actions"]),
     ("training loop", ["trainer"]),
-    ("entry points", ["gin_registry", "experiments", "train", "evaluate", "export"]),
+    ("entry points", ["gin_registry", "train", "evaluate", "export"]),
 ]
 
 
