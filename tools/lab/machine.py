@@ -11,9 +11,12 @@ import re
 from sagan_tf import machine as library_machine
 
 
-def description():
-    """'AMD EPYC 7B13, AVX-512, 2 cores': CPU model, AVX-512 or not, core count."""
-    return library_machine.describe_machine()
+def description(isa_limit=False):
+    """'AMD EPYC 7B13, AVX-512, 2 cores': CPU model, AVX-512 or not, core count; with `isa_limit`, the
+    kernel level oneDNN is held to (ONEDNN_MAX_CPU_ISA) when one is set."""
+    text = library_machine.describe_machine()
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA") if isa_limit else None
+    return text + (f", oneDNN kernels limited to {limit} (ONEDNN_MAX_CPU_ISA)" if limit else "")
 
 
 def describe(matmul=False):
@@ -27,8 +30,8 @@ def describe(matmul=False):
 
 
 def slug(text=None):
-    """A file name for the machine: 'amd-epyc-7b13-avx-512-2-cores'."""
-    return re.sub(r"[^a-z0-9]+", "-", (text or description()).lower()).strip("-")
+    """A file name for the machine: 'amd_epyc_7b13_avx_512_2_cores' (the results/ records' names)."""
+    return re.sub(r"[^a-z0-9]+", "_", (text or description()).lower()).strip("_")
 
 
 def matmul_rate(size=4096, repeats=5):
