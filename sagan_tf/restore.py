@@ -13,6 +13,7 @@ import json
 import os
 
 from sagan_tf import checkpointing, config
+from sagan_tf.records import write_json
 from sagan_tf.models import factory
 from sagan_tf.models.factory import DataFacts
 
@@ -25,16 +26,10 @@ class RestoreError(checkpointing.CheckpointError):
     """A run directory or checkpoint that cannot be used."""
 
 
-def _write_json(path, value):
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(path + ".tmp", path)
-
-
 def write_model(model_dir, model, facts):
     """Writes the data facts and the model's Keras config into a run directory."""
-    _write_json(os.path.join(model_dir, MODEL_FACTS), dataclasses.asdict(facts))
-    _write_json(os.path.join(model_dir, MODEL_CONFIG), factory.model_config(model))
+    write_json(os.path.join(model_dir, MODEL_FACTS), dataclasses.asdict(facts))
+    write_json(os.path.join(model_dir, MODEL_CONFIG), factory.model_config(model))
 
 
 def read_facts(model_dir):

@@ -39,6 +39,18 @@ def error_reason(error):
     return lines[0] if lines else text.strip()
 
 
+def truncated_normal(shape, seed, truncation):
+    """Standard normal values truncated to [-truncation, truncation] (the truncation trick); truncation 0:
+    the plain normal. Stateless (`seed`: int [2]) and drawn by inverse CDF, u uniform in (Phi(-t), Phi(t)),
+    z = Phi^-1(u), so every value costs one draw and the same seed gives the same z at any truncation."""
+    truncation = tf.convert_to_tensor(truncation, tf.float32)
+    t = tf.where(truncation > 0.0, truncation, tf.constant(float("inf")))
+    low = 0.5 * tf.math.erfc(t / _SQRT2)
+    u = tf.random.stateless_uniform(shape, seed, minval=0.0, maxval=1.0)
+    u = tf.clip_by_value(low + u * (1.0 - 2.0 * low), 1e-7, 1.0 - 1e-7)
+    return tf.math.ndtri(u)
+
+
 def _check(condition, message):
     return tf.debugging.Assert(condition, [message])
 
@@ -108,12 +120,7 @@ class GeneratorModule(tf.Module):
             count = tf.identity(count)
         seeds = tf.random.experimental.stateless_split(tf.stack([seed, tf.constant(0, tf.int64)]), 2)
         shape = tf.stack([count, self.dim_z])
-        # Truncated normal by inverse CDF: u uniform in (Phi(-t), Phi(t)), z = Phi^-1(u); t = 0 -> plain normal.
-        t = tf.where(truncation > 0.0, truncation, tf.constant(float("inf")))
-        low = 0.5 * tf.math.erfc(t / _SQRT2)
-        u = tf.random.stateless_uniform(shape, seeds[0], minval=0.0, maxval=1.0)
-        u = tf.clip_by_value(low + u * (1.0 - 2.0 * low), 1e-7, 1.0 - 1e-7)
-        z = tf.math.ndtri(u)
+        z = truncated_normal(shape, seeds[0], truncation)
         if self.num_classes:
             drawn = tf.random.stateless_uniform([count], seeds[1], 0, self.num_classes, dtype=tf.int32)
             labels = tf.cond(tf.size(labels) > 0, lambda: labels, lambda: drawn)

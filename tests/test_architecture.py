@@ -11,13 +11,13 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "sagan_tf"
 # Lowest first. A module may import modules of its own layer and of the layers above it in this list.
 LAYERS = [
     ("foundations", ["configurables", "config", "images", "machine", "progress", "losses", "distribute",
-                     "checkpointing", "reports"]),
+                     "checkpointing", "records"]),
     ("layers", ["layers"]),
     ("models", ["models"]),
     ("data and evaluation", ["data", "eval", "serving", "attention_maps"]),
     ("run directory and loop parts", ["restore", "actions"]),
     ("training loop", ["trainer"]),
-    ("entry points", ["gin_registry", "experiments", "train", "evaluate", "export"]),
+    ("entry points", ["gin_registry", "train", "evaluate", "export"]),
 ]
 
 
@@ -103,3 +103,76 @@ def test_the_commands_import_no_tensorflow_before_their_flags_are_read():
             "from sagan_tf import SAGAN; assert SAGAN.__name__ == 'SAGAN' and 'tensorflow' in sys.modules")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# The line between the library and the lab (tools/): the library never imports, runs or path-walks the lab.
+TOOLS = PACKAGE.parent / "tools"
+
+
+def _code_strings(tree):
+    """String constants in executed code (docstrings left out: they may name the commands)."""
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def test_the_library_imports_nothing_from_the_lab():
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            wrong += [f"{path.name}: {name}" for name in names if name.split(".")[0] in ("lab", "tools", "tests")]
+    assert wrong == []
+
+
+def test_the_library_runs_no_tools_path():
+    """Messages may tell the user about a tool; no executed code builds a path into tools/ (os.path.join(..., 'tools'))."""
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and any(isinstance(a, ast.Constant) and a.value in ("tools", "tools/")
+                                                  for a in node.args):
+                wrong.append(f"{path.name}:{node.lineno}")
+        wrong += [f"{path.name}: {text!r}" for text in _code_strings(tree)
+                  if text.startswith("tools/") and text.endswith(".py")]
+    assert wrong == []
+
+
+def test_no_tool_puts_the_checkout_on_the_path():
+    """`python tools/x.py` puts tools/ on the path (the lab); sagan_tf comes from the installed package. Only
+    the reference's own sources (reference_biggan_step.py, --biggan_dir) may be added."""
+    wrong = []
+    for path in TOOLS.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("insert", "append")
+                    and ast.unparse(node.func.value) == "sys.path" and "biggan_dir" not in ast.unparse(node)):
+                wrong.append(f"{path.relative_to(TOOLS)}:{node.lineno}")
+    assert wrong == []
+
+
+# What the lab keeps in one place: a timing loop, the machine description, the record writer.
+SHARED_LOGIC = ("perf_counter", "/proc/cpuinfo", "json.dump(", "os.replace(", "getrusage")
+
+
+def test_the_tools_repeat_no_timing_loop_or_machine_description():
+    """`duplicates` lists code shared between places in tools/; none of it may be a timing loop, a machine
+    description or a record writer (flag definitions alike in shape are not logic)."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("duplicates") is None:
+        pytest.skip("the duplicates command is not installed here")
+    done = subprocess.run(["duplicates", "--repo", str(TOOLS), "--seconds", "60", "--most", "200"],
+                          capture_output=True, text=True, timeout=120)
+    copied = []
+    for row in done.stdout.splitlines():
+        for name, first, last in re.findall(r"(\S+\.py):(\d+)-(\d+)", row):
+            lines = (TOOLS / name).read_text().splitlines()[int(first) - 1:int(last)]
+            if any(marker in line for line in lines for marker in SHARED_LOGIC):
+                copied.append(row)
+    assert copied == [], done.stdout

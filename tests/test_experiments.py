@@ -1,4 +1,4 @@
-"""sagan_tf.experiments and tools/run_experiments.py: the experiment list, its resumable stages, the baselines
+"""lab.experiments (tools/lab/experiments) and tools/run_experiments.py: the experiment list, its resumable stages, the baselines
 and the report."""
 
 import json
@@ -11,11 +11,12 @@ import pytest
 from inception_weights import requires_weights
 from PIL import Image
 
-from sagan_tf import experiments as runner
-from sagan_tf.experiments import stages
-from sagan_tf.machine import describe_machine
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tools"))  # the lab, as `python tools/x.py` sees it
+
+from lab import experiments as runner  # noqa: E402
+from lab.experiments import stages  # noqa: E402
+from lab.machine import description as describe_machine  # noqa: E402
 
 
 def _write(path, value):

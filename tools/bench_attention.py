@@ -19,14 +19,14 @@ keys and values 2x2 (N x N/4) as the released code does.
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
+from lab import records
+from lab.timing import median_seconds
 
 flags.DEFINE_integer("feature_size", 64, "Feature-map side S (N = S^2 positions).")
 flags.DEFINE_integer("channels", 128, "Channels C of the feature map (the 128x128 G has 128 at 64x64).")
@@ -62,13 +62,8 @@ def trial(path, batch, style, feature_size, channels, block_size, steps):
             loss = tf.reduce_sum(tf.square(layer(x, training=True)))
         return tape.gradient(loss, [x, *layer.trainable_variables])
 
-    [g.numpy() for g in step(x)]  # warm-up: tracing
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        [g.numpy() for g in step(x)]
-        times.append(time.perf_counter() - start)
-    return {"path": path, "batch": batch, "ms": 1000 * statistics.median(times),
+    seconds = median_seconds(lambda: [g.numpy() for g in step(x)], steps)  # one warm-up call: tracing
+    return {"path": path, "batch": batch, "ms": 1000 * seconds,
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
 
 
@@ -153,8 +148,7 @@ def main(argv):
         report[f"{path}_at_largest_batch"] = figures
     print(json.dumps(report, indent=2))
     if FLAGS.json:
-        with open(FLAGS.json, "w") as f:
-            json.dump(report, f, indent=2)
+        records.write(FLAGS.json, report)
 
 
 if __name__ == "__main__":

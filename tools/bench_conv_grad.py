@@ -13,17 +13,15 @@ Run it with ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 machine to see the kernels of 
 follows the cap). oneDNN is switched on as the train command does (`--onednn`).
 """
 
-import json
 import os
-import statistics
 import sys
-import time
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
-
-from sagan_tf import machine  # noqa: E402  (no TensorFlow)
+from lab import records
+from lab import machine as lab_machine
+from lab.timing import median_seconds
+from sagan_tf import machine  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 DEFAULT_SHAPES = ";".join([
@@ -57,16 +55,6 @@ def parse_shapes(text):
     return shapes
 
 
-def _median_seconds(function, repeats):
-    function()  # traces
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function().numpy()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def measure(shape, repeats):
     import tensorflow as tf  # noqa: PLC0415
 
@@ -87,7 +75,8 @@ def measure(shape, repeats):
     gflop = 2 * batch * height * height * c_in * c_out * kernel * kernel / 1e9
     row = {"shape": list(shape), "gflop": gflop}
     for name, function in functions.items():
-        seconds = _median_seconds(tf.function(function), repeats)
+        compiled = tf.function(function)
+        seconds = median_seconds(lambda: compiled().numpy(), repeats)  # one warm-up call: tracing
         row[name] = {"ms": 1000 * seconds, "gflop_per_second": gflop / seconds}
     row["auto_picks"] = "matmul" if conv_grad.use_matmul_filter_gradient(height, height, c_in, c_out, kernel) else "onednn"
     faster = "matmul" if row["filter_gradient_matmul"]["ms"] < row["filter_gradient_onednn"]["ms"] else "onednn"
@@ -114,12 +103,6 @@ def markdown(rows, description):
     return "\n".join(lines) + "\n"
 
 
-def describe():
-    description = machine.describe_machine()
-    limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    return description + (f", oneDNN kernels limited to {limit} (ONEDNN_MAX_CPU_ISA)" if limit else "")
-
-
 def main(argv):
     del argv
     try:
@@ -129,16 +112,18 @@ def main(argv):
         sys.exit(2)
     machine.set_onednn(FLAGS.onednn)
     rows = []
+    described = lab_machine.description(isa_limit=True)
     for shape in shapes:
         rows.append(measure(shape, FLAGS.repeats))
-        print(markdown(rows[-1:], describe()).splitlines()[-3], flush=True)
-    table = markdown(rows, describe())
+        print(markdown(rows[-1:], described).splitlines()[-3], flush=True)
+    table = markdown(rows, described)
     print(table)
-    for path, text in ((FLAGS.markdown, table), (FLAGS.json, json.dumps({"machine": describe(), "rows": rows}, indent=2))):
-        if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(text)
+    if FLAGS.markdown:
+        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.markdown)), exist_ok=True)
+        with open(FLAGS.markdown, "w") as f:
+            f.write(table)
+    if FLAGS.json:
+        records.write(FLAGS.json, {"rows": rows}, machine=described)
 
 
 if __name__ == "__main__":

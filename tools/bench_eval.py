@@ -16,14 +16,12 @@ matmul rate measured in the same process, i.e. how close the port runs to what t
 
 import json
 import os
-import sys
 import time
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
-
-from sagan_tf import machine  # noqa: E402  (no TensorFlow)
+from lab import records
+from sagan_tf import machine  # (no TensorFlow)
 
 flags.DEFINE_integer("num_images", 10_000, "Images from each split.")
 flags.DEFINE_integer("batch_size", 100, "Classifier batch.")
@@ -69,19 +67,17 @@ def throughput(classifier, batch_size, batches):
     import numpy as np
     import tensorflow as tf
 
-    import bench_train  # tools/, beside this file
+    from lab import machine as lab_machine
+    from lab.flops import count_flops, matmul_conv_flops
+    from lab.timing import time_calls
 
     images = tf.constant(np.random.RandomState(0).uniform(-1, 1, (batch_size, 32, 32, 3)).astype(np.float32))
     classifier(images)  # traces and warms up
     graph = classifier._compiled.get_concrete_function(images).graph  # noqa: SLF001
-    flops = bench_train.matmul_conv_flops(bench_train.count_flops(graph))
-    seconds = []
-    for _ in range(batches):
-        start = time.perf_counter()
-        next(iter(classifier(images).values())).numpy()
-        seconds.append(time.perf_counter() - start)
+    flops = matmul_conv_flops(count_flops(graph))
+    seconds = time_calls(lambda: next(iter(classifier(images).values())).numpy(), batches, warmup=0)
     median = float(np.median(seconds))
-    peak = bench_train.matmul_rate()
+    peak = lab_machine.matmul_rate()
     return {
         "batch_size": batch_size, "seconds_per_batch": seconds, "median_seconds_per_batch": median,
         "images_per_second": batch_size / median, "gflop_per_image": flops / batch_size / 1e9,
@@ -106,15 +102,14 @@ def main(argv):
     else:
         report = fid_train_vs_test(classifier)
     report.update({
-        "classifier": classifier.name, "machine": machine.describe_machine(),
+        "classifier": classifier.name,
         "onednn": trainer.onednn_enabled(), "onednn_source": onednn_source,
         "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
     })
+    report = records.record(report)
     print(json.dumps(report, indent=2))
     if FLAGS.json:
-        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.json)), exist_ok=True)
-        with open(FLAGS.json, "w") as f:
-            json.dump(report, f, indent=2)
+        records.write(FLAGS.json, report)
 
 
 if __name__ == "__main__":

@@ -6,17 +6,14 @@ crop, resize, flip) and on the embedded synthetic dataset.
 Writes the JPEGs (random sizes around 500x375, like ImageNet's) to a temporary folder first.
 """
 
-import sys
 import os
 import tempfile
-import time
 
 import numpy as np
 from absl import app, flags
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
-
+from lab.timing import time_calls
 from sagan_tf.data import build_input, folder_source, synthetic_source
 
 FLAGS = flags.FLAGS
@@ -27,12 +24,8 @@ flags.DEFINE_integer("batches", 40, "Timed batches (after 5 warm-up batches).")
 
 def _rate(spec):
     iterator = iter(spec.input_fn())
-    for _ in range(5):
-        next(iterator)
-    start = time.perf_counter()
-    for _ in range(FLAGS.batches):
-        next(iterator)
-    return FLAGS.batches * FLAGS.batch / (time.perf_counter() - start)
+    seconds = time_calls(lambda: next(iterator), FLAGS.batches, warmup=5)
+    return FLAGS.batches * FLAGS.batch / sum(seconds)
 
 
 def main(argv):

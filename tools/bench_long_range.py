@@ -6,7 +6,8 @@ over several seeds, with a test of the difference.
 Trains `gin/long_range.gin` (the embedded synthetic data: a shape and its mirror image half an image
 apart) with the same budget once as is (attention at 16x16 in G and D) and once with
 `ablations/no_attention.gin`, for every seed (`--seed`: weights, z, data order), into
-OUT_DIR/<variant>/seed_<k> (a rerun resumes unfinished runs and reuses finished ones). Each run's
+OUT_DIR/<variant>/seed_<k> (trained by the experiment runner's stage, `lab.experiments.train_run`: a rerun resumes unfinished
+runs and reuses finished ones). Each run's
 `num_samples` generated images are scored with the exact mirrored-pair checker (`sagan_tf.eval.symmetry`)
 and the class-identity checker (`sagan_tf.eval.shapes`), next to real images (near 1) and real images
 with swapped right halves (chance). Per variant: mean and standard deviation over seeds; the difference
@@ -14,14 +15,11 @@ with swapped right halves (chance). Per variant: mean and standard deviation ove
 OUT_DIR/long_range.json and OUT_DIR/long_range.md, and grids OUT_DIR/<variant>_seed_<k>.png.
 """
 
-import json
 import os
-import subprocess
-import sys
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
+from lab import records
 
 FLAGS = flags.FLAGS
 
@@ -35,16 +33,16 @@ def define_flags():
     flags.DEFINE_multi_string("gin_param", [], "Extra bindings for every run.")
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {"attention": ["long_range.gin"], "no_attention": ["long_range.gin", "ablations/no_attention.gin"]}
 METRICS = ("pair_consistency", "class_identity")
 
 
 def train(model_dir, gin_files, num_steps, seed, params):
-    cmd = [sys.executable, "-m", "sagan_tf.train", f"--model_dir={model_dir}", f"--seed={seed}"]
-    cmd += [f"--gin_file={f}" for f in gin_files]
-    cmd += [f"--gin_param={p}" for p in [f"train.num_steps = {num_steps}", *params]]
-    subprocess.run(cmd, check=True, cwd=REPO)
+    """Trains (or resumes, or keeps) one run with the experiment runner's training stage."""
+    from lab.experiments import train_run  # noqa: PLC0415
+
+    spec = {"gin_files": [], "num_steps": num_steps, "gin_params": list(params)}
+    train_run(spec, {"name": os.path.basename(os.path.dirname(model_dir)), "gin_files": gin_files}, seed, model_dir)
 
 
 def compare(a, b, resamples=10_000, seed=0):
@@ -127,11 +125,11 @@ def main(argv):
     from sagan_tf.data import synthetic  # noqa: PLC0415
     from sagan_tf.eval import shapes, symmetry  # noqa: PLC0415
     from sagan_tf.images import image_grid  # noqa: PLC0415
-    from sagan_tf.machine import describe_machine  # noqa: PLC0415
+    from lab.machine import description  # noqa: PLC0415
 
     seeds = [int(seed) for seed in FLAGS.seeds]
     report = {"num_steps": FLAGS.num_steps, "num_samples": FLAGS.num_samples, "seeds": seeds,
-              "machine": describe_machine(), "gin_params": FLAGS.gin_param}
+              "machine": description(), "gin_params": FLAGS.gin_param}
     real, real_labels = zip(*[(image.numpy(), int(label)) for image, label in
                               (synthetic.example(i, 12345, 10, 32) for i in range(FLAGS.num_samples))])
     real = np.stack(real)
@@ -151,8 +149,7 @@ def main(argv):
             grid = image_grid(images[:64], rows=8)
             tf.io.write_file(os.path.join(FLAGS.out_dir, f"{name}_seed_{seed}.png"), tf.io.encode_png(grid))
     report["summary"], report["comparisons"] = summarise(report["per_seed"])
-    with open(os.path.join(FLAGS.out_dir, "long_range.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    report = records.write(os.path.join(FLAGS.out_dir, "long_range.json"), report, machine=report["machine"])
     table = markdown(report)
     with open(os.path.join(FLAGS.out_dir, "long_range.md"), "w") as f:
         f.write(table)

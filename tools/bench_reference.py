@@ -21,8 +21,6 @@ settings and the versions; docs/performance.md quotes OUT.md (tools/sync_docs.py
 
 import json
 import os
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -30,7 +28,8 @@ import time
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
+from lab import records
+from lab import machine as lab_machine
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name -> (sagan_tf gin files, global batch, resolution, classes, channel width ch); both sides get RGB.
@@ -219,10 +218,6 @@ def run_sagan_tf(name, warmup, iters, threads, output, max_isa=None):
             "onednn": figures.get("onednn")}
 
 
-def machine_slug(description):
-    return re.sub(r"[^a-z0-9]+", "_", description.lower()).strip("_")
-
-
 def main(argv):
     del argv
     FLAGS = flags.FLAGS
@@ -238,7 +233,6 @@ def main(argv):
         raise app.UsageError("--reference_python and --biggan_dir are required (or --render=OUT.json).", exitcode=2)
     import tensorflow as tf  # noqa: PLC0415
 
-    from sagan_tf.machine import cpu_features, describe_machine  # noqa: PLC0415
 
     unknown = [c for c in FLAGS.configs if c not in CONFIGS]
     if unknown:
@@ -247,13 +241,13 @@ def main(argv):
         raise app.UsageError(f"--biggan_dir {FLAGS.biggan_dir} has no BigGAN.py.", exitcode=2)
     if not os.access(FLAGS.reference_python, os.X_OK):
         raise app.UsageError(f"--reference_python {FLAGS.reference_python} is not an executable.", exitcode=2)
-    description = describe_machine()
-    output = FLAGS.output or os.path.join(REPO, "results", "bench_reference", machine_slug(description)
+    machine = lab_machine.describe()
+    output = FLAGS.output or os.path.join(REPO, "results", "bench_reference", lab_machine.slug(machine["description"])
                                           + (f"_max_isa_{FLAGS.max_isa}" if FLAGS.max_isa else ""))
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     torch_version = subprocess.run([FLAGS.reference_python, "-c", "import torch; print(torch.__version__)"],
                                    capture_output=True, text=True).stdout.strip()
-    report = {"machine": {"description": description, **cpu_features(), "platform": platform.platform()},
+    report = {"machine": machine,
               "threads": FLAGS.threads, "pairs": FLAGS.pairs, "warmup": FLAGS.warmup, "iters": FLAGS.iters,
               "idle_load": FLAGS.idle_load, "torch": torch_version, "tensorflow": tf.__version__,
               "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"), "max_isa": FLAGS.max_isa, "configs": [], "runs": []}
@@ -275,8 +269,7 @@ def main(argv):
             check_parameters(*(next(r for r in runs if r["side"] == s) for s in ("reference", "sagan_tf")), name)
         report["runs"] += runs
         report["configs"].append(summarise(name, runs))
-        with open(output + ".json", "w") as f:
-            json.dump(report, f, indent=2)
+        report = records.write(output + ".json", report, machine=machine)
     if os.path.exists(output + ".sagan_tf.json"):
         os.remove(output + ".sagan_tf.json")
     with open(output + ".md", "w") as f:

@@ -19,17 +19,15 @@ FLOP/s can be read against it. `--separate_d_calls` times the slower variant tha
 """
 
 import os
-import sys
-import json
 import resource
 import statistics
-import time
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
-
-from sagan_tf import machine  # noqa: E402  (no TensorFlow)
+from lab import records, timing
+from lab import machine as lab_machine
+from lab.flops import count_flops, matmul_conv_flops
+from sagan_tf import machine  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 
@@ -57,80 +55,6 @@ def define_flags():
                       + machine.FILTER_GRADIENT_HELP)
 
 
-def matmul_rate(size=4096, repeats=5):
-    """GFLOP/s of a float32 [size, size] x [size, size] product on this machine."""
-    import tensorflow as tf
-
-    a, b = tf.random.normal([size, size]), tf.random.normal([size, size])
-    product = tf.function(tf.matmul)
-    product(a, b).numpy()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        result = product(a, b)
-    result.numpy()
-    return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
-
-
-# The operations that the peer's figure counts ("convs + matmuls, forward and backward").
-MATMUL_CONV_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "DepthwiseConv2dNative", "MatMul",
-                   "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
-
-
-def matmul_conv_flops(counts):
-    """The FLOPs of `count_flops` that the figures use: convolutions and matrix products (MATMUL_CONV_OPS)."""
-    return sum(v for k, v in counts.items() if k in MATMUL_CONV_OPS)
-
-
-def live_ops(graph):
-    """The ops of a traced function that run: those its outputs or its stateful ops (variable updates,
-    random draws) depend on. TensorFlow prunes the rest when it instantiates the function; e.g. the
-    gradient of the G step also builds D's weight gradients (the Conv2D gradient always makes both),
-    which nothing uses and which never run (a profile of the step shows their kernels only in the D step)."""
-    kept = [t.op for t in getattr(graph, "outputs", []) if t is not None]
-    kept += [op for op in graph.get_operations() if op.op_def is not None and op.op_def.is_stateful]
-    live, stack = set(), list(kept)
-    while stack:
-        op = stack.pop()
-        if op in live:
-            continue
-        live.add(op)
-        stack.extend(t.op for t in op.inputs)
-        stack.extend(op.control_inputs)
-    return live
-
-
-def count_flops(graph):
-    """{op type: floating-point operations} of one call of a traced graph, nested functions included.
-
-    Uses the FLOP statistics TensorFlow registers per op type (2 per multiply-add for convolutions
-    and matrix products, their gradients included); ops without a registered count are skipped, and so
-    are the ops that never run (`live_ops`).
-    """
-    from tensorflow.python.framework import ops as tf_ops
-
-    counts = {}
-    live = live_ops(graph)
-    for op in graph.get_operations():
-        if op not in live:
-            continue
-        for attr in ("f", "then_branch", "else_branch", "body", "cond"):
-            try:
-                name = op.get_attr(attr).name
-            except (ValueError, AttributeError):
-                continue
-            function = graph._get_function(name)  # noqa: SLF001  (no public accessor)
-            if function is not None and hasattr(function, "graph"):
-                for key, value in count_flops(function.graph).items():
-                    counts[key] = counts.get(key, 0) + value
-        try:
-            value = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value
-        except ValueError:  # no statistics registered for this op type
-            continue
-        if value:
-            counts[op.type] = counts.get(op.type, 0) + int(value)
-    return counts
-
-
 def data_facts(batch, resolution, num_classes):
     """(global batch, resolution, num_classes, channels) from the flags, else from the gin config's data."""
     import gin
@@ -156,6 +80,18 @@ def _query(name):
     if isinstance(value, gin.config.ConfigurableReference) and value.evaluate:
         value = value.scoped_configurable_fn()
     return value
+
+
+PRINTED = ("resolution", "global_batch", "g_params", "d_params", "ms_per_iteration", "images_per_second",
+           "gflop_per_iteration", "gflop_executed_per_iteration", "gflop_per_iteration_all_ops", "gflop_per_second",
+           "gflop_executed_per_second", "matmul_gflop_per_second", "fraction_of_matmul_rate", "peak_host_rss_gib")
+
+
+def print_figures(figures):
+    for key in PRINTED:
+        if key in figures:
+            value = figures[key]
+            print(f"{key:<26} {value:,.3f}" if isinstance(value, float) else f"{key:<26} {value:,}")
 
 
 def main(argv):
@@ -200,14 +136,8 @@ def main(argv):
     flops = sum(counts.values())
     matmul_conv = matmul_conv_flops(model_counts)
     executed = matmul_conv_flops(counts)
-    for _ in range(FLAGS.warmup):
-        step((images, labels))["d_loss"].numpy()
-    times = []
-    for _ in range(FLAGS.steps):
-        start = time.perf_counter()
-        step((images, labels))["d_loss"].numpy()
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
+    seconds = statistics.median(timing.time_calls(lambda: step((images, labels))["d_loss"].numpy(), FLAGS.steps,
+                                                  FLAGS.warmup))
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB
     g_params = sum(int(np.prod(w.shape)) for w in model.generator.trainable_weights)
     d_params = sum(int(np.prod(w.shape)) for w in model.discriminator.trainable_weights)
@@ -231,18 +161,11 @@ def main(argv):
     if tf.config.list_physical_devices("GPU"):
         figures["peak_device_memory_gib"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 30
     if FLAGS.measure_peak:
-        figures["matmul_gflop_per_second"] = matmul_rate()
+        figures["matmul_gflop_per_second"] = lab_machine.matmul_rate()
         figures["fraction_of_matmul_rate"] = figures["gflop_per_second"] / figures["matmul_gflop_per_second"]
-    for key in ("resolution", "global_batch", "g_params", "d_params", "ms_per_iteration", "images_per_second",
-                "gflop_per_iteration", "gflop_executed_per_iteration", "gflop_per_iteration_all_ops",
-                "gflop_per_second", "gflop_executed_per_second", "matmul_gflop_per_second", "fraction_of_matmul_rate",
-                "peak_host_rss_gib"):
-        if key in figures:
-            value = figures[key]
-            print(f"{key:<26} {value:,.3f}" if isinstance(value, float) else f"{key:<26} {value:,}")
+    print_figures(figures)
     if FLAGS.json:
-        with open(FLAGS.json, "w") as f:
-            json.dump(figures, f, indent=2)
+        records.write(FLAGS.json, figures)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ the gin config given (default: the Fashion-MNIST quality runs), so the figures a
 runner's tables. Writes the metrics with the file's step and seed and the machine.
 """
 
-import sys
 import json
 import os
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
+from lab import records
+
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("npz", None, "A sample set: images uint8 [N, H, W(, C)], labels [N].")
@@ -35,7 +35,6 @@ def main(argv):
     from sagan_tf import config, gin_registry  # noqa: F401, PLC0415  (every configurable)
     from sagan_tf.eval.evaluator import Evaluator, format_table  # noqa: PLC0415
     from sagan_tf.eval.periodic import evaluation_input  # noqa: PLC0415
-    from sagan_tf.machine import describe_machine  # noqa: PLC0415
 
     if not os.path.isfile(FLAGS.npz):
         raise app.UsageError(f"--npz {FLAGS.npz} does not exist.", exitcode=2)
@@ -49,10 +48,8 @@ def main(argv):
     evaluator = Evaluator(num_samples=FLAGS.num_samples, classifier=FLAGS.classifier, intra_fid=FLAGS.intra_fid)
     input_spec = evaluation_input(evaluator.batch_size)
     results = evaluator.evaluate_images(images, labels, input_spec.num_classes, input_spec)
-    results.update(provenance, npz=os.path.basename(FLAGS.npz), key=FLAGS.key, machine=describe_machine())
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    with open(FLAGS.output, "w") as f:
-        json.dump(results, f, indent=2)
+    results.update(provenance, npz=os.path.basename(FLAGS.npz), key=FLAGS.key)
+    results = records.write(FLAGS.output, results)
     print(format_table(results))
     table = write_table(os.path.dirname(os.path.abspath(FLAGS.output)))
     print(f"Wrote {FLAGS.output} and {table}")

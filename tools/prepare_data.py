@@ -17,11 +17,7 @@ every shard mixes the classes (tfds shuffles its prepared datasets already). The
 `build_input.source = @tfrecord_source()` and `tfrecord_source.file_pattern = '/data/records/train-*'`.
 """
 
-import os
-import sys
 from absl import app, flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
 
 from sagan_tf.data import files, sources, tfrecords
 

@@ -10,7 +10,8 @@ concatenated [fake; real] batch; attention at 16x16 (32x32 input, CIFAR widths; 
 layer after its first block, as sagan_tf's), at 32x32 (64x64 input) and at 64x64 (128x128 input).
 One training iteration is one D step and one G step on random tensors. Prints `RESULT {json}`: the
 median seconds per iteration, the parameter counts, torch's version and threads, the peak memory.
-This file needs only torch and the reference's sources; sagan_tf never imports it.
+This file needs only torch, the reference's sources and the lab's timing loop (standard library); sagan_tf
+never imports it.
 """
 
 import argparse
@@ -19,7 +20,8 @@ import os
 import resource
 import statistics
 import sys
-import time
+
+from lab.timing import time_calls  # tools/lab: the standard library only
 
 # resolution -> (classes, G attention, D attention as BigGAN-PyTorch spells them)
 SETTINGS = {32: (10, "16", "0"), 64: (1000, "32", "32"), 128: (1000, "64", "64")}
@@ -109,13 +111,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     iteration, g_params, d_params = iteration_function(args.biggan_dir, args.resolution, args.batch, args.ch)
-    for _ in range(args.warmup):
-        iteration()
-    times = []
-    for _ in range(args.iters):
-        start = time.perf_counter()
-        iteration()
-        times.append(time.perf_counter() - start)
+    times = time_calls(iteration, args.iters, args.warmup)
     print("RESULT " + json.dumps({
         "implementation": "BigGAN-PyTorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
         "resolution": args.resolution, "batch": args.batch, "ch": args.ch, "g_params": g_params, "d_params": d_params,

@@ -1,4 +1,4 @@
-"""Runs an experiment list (see `sagan_tf.experiments`): trains, evaluates, draws and reports.
+"""Runs an experiment list (see `lab.experiments`): trains, evaluates, draws and reports.
 
     .venv/bin/python tools/run_experiments.py --spec=tools/experiments/fashion_mnist_ablations.json \
         --out_dir=results/fashion_mnist_ablations
@@ -12,8 +12,6 @@ import sys
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
-
 flags.DEFINE_string("spec", None, "The experiment list (JSON).")
 flags.DEFINE_string("out_dir", None, "Where the runs, evaluations, grids and the results go.")
 flags.DEFINE_bool("report_only", False, "Only rewrite results.md/json and the curve from finished stages.")
@@ -23,7 +21,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from sagan_tf import experiments  # noqa: PLC0415
+    from lab import experiments  # noqa: PLC0415
 
     try:
         spec = experiments.load_spec(FLAGS.spec)

@@ -3,123 +3,13 @@
     python tools/sample.py --model_dir=runs/default --output=grid.png [--classes=0,3] [--per_class=8]
     python tools/sample.py --saved_model=export/1500 --output=grid.png --interpolate --steps=8
 
-The generator comes from a run's checkpoint (`--model_dir`, `--checkpoint`; its EMA copy when
-training kept one) or from a SavedModel written by `python -m sagan_tf.export` (`--saved_model`,
-called through its `serving_default` signature). Conditional models: one row per class.
-`--interpolate`: each row walks from one z to another (spherical interpolation) in `--steps` columns,
-with the row's class fixed. `--truncation=T` redraws z entries with |z| > T (the truncation trick).
+The command over `lab.sampling` (see there, or `--helpfull`).
 """
 
-import sys
-import json
-import os
+from absl import app
 
-from absl import app, flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
-
-flags.DEFINE_string("model_dir", None, "A training directory.")
-flags.DEFINE_string("checkpoint", None, "With --model_dir: a step, 'best' or a path; default: the latest.")
-flags.DEFINE_string("saved_model", None, "An exported version directory (EXPORT_DIR/<version>).")
-flags.DEFINE_string("output", None, "The PNG to write (default: MODEL_DIR/grid.png, or grid-<version>.png beside a SavedModel).")
-flags.DEFINE_list("classes", None, "Class ids, one row each (default: every class; unconditional: 8 rows).")
-flags.DEFINE_integer("per_class", 8, "Images per row.")
-flags.DEFINE_bool("interpolate", False, "Rows interpolate between two z's instead of independent samples.")
-flags.DEFINE_integer("steps", 8, "Columns of an interpolation.")
-flags.DEFINE_float("truncation", 0.0, "Truncate z to [-T, T] by resampling; 0: no truncation.")
-flags.DEFINE_integer("seed", 0, "z seed.")
-flags.DEFINE_integer("min_tile", 96, "Enlarge small images (nearest neighbour) to at least this many pixels.")
-FLAGS = flags.FLAGS
-
-
-def truncated_normal(rng, shape, truncation):
-    """Standard normal values; with truncation > 0, those with |z| > truncation are redrawn."""
-    import numpy as np
-
-    z = rng.randn(*shape)
-    while truncation > 0 and np.any(np.abs(z) > truncation):
-        outside = np.abs(z) > truncation
-        z[outside] = rng.randn(int(outside.sum()))
-    return z.astype(np.float32)
-
-
-def slerp(a, b, t):
-    """Spherical interpolation between rows a and b [D] at fractions t [S] -> [S, D]."""
-    import numpy as np
-
-    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
-    omega = np.arccos(np.clip(cos, -1.0, 1.0))
-    if omega < 1e-6:
-        return np.outer(1 - t, a) + np.outer(t, b)
-    return (np.outer(np.sin((1 - t) * omega), a) + np.outer(np.sin(t * omega), b)) / np.sin(omega)
-
-
-def load_sampler(model_dir=None, checkpoint=None, saved_model=None):
-    """(images(z, labels) -> uint8 [N, H, W, 3], num_classes, dim_z) from a run or a SavedModel."""
-    import tensorflow as tf
-
-    if (model_dir is None) == (saved_model is None):
-        raise app.UsageError("Pass exactly one of --model_dir and --saved_model.")
-    if saved_model:
-        with open(os.path.join(saved_model, "assets", "sagan_tf_export.json")) as f:
-            description = json.load(f)
-        serve = tf.saved_model.load(saved_model).signatures["serving_default"]
-        num_classes, dim_z = description["num_classes"], description["dim_z"]
-    else:
-        from sagan_tf import restore, serving
-
-        run = restore.load_run(model_dir, checkpoint)
-        module = serving.GeneratorModule(run.model.sampling_generator, run.model.num_classes)
-        serve, num_classes, dim_z = module.serve, module.num_classes, module.dim_z
-
-    def images(z, labels):
-        inputs = {"z": tf.constant(z)}
-        if num_classes:
-            inputs["labels"] = tf.constant(labels, tf.int32)
-        try:
-            return serve(**inputs)["images"].numpy()
-        except tf.errors.InvalidArgumentError as error:  # the signature's own checks: say why first
-            from sagan_tf.serving import error_reason
-
-            print(f"sample.py: error: {error_reason(error)}", file=sys.stderr)
-            sys.exit(2)
-
-    return images, num_classes, dim_z
-
-
-def main(argv):
-    del argv
-    import numpy as np
-    import tensorflow as tf
-
-    from sagan_tf.images import labelled_grid
-
-    images, num_classes, dim_z = load_sampler(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.saved_model)
-    if FLAGS.classes:
-        rows = [int(c) for c in FLAGS.classes]
-        bad = [c for c in rows if not 0 <= c < max(num_classes, 1)]
-        if bad:
-            raise app.UsageError(f"--classes {bad} outside [0, {num_classes}).")
-    else:
-        rows = list(range(num_classes)) if num_classes else [0] * 8
-    rng = np.random.RandomState(FLAGS.seed)
-    columns = FLAGS.steps if FLAGS.interpolate else FLAGS.per_class
-    grid_rows = []
-    for label in rows:
-        if FLAGS.interpolate:
-            ends = truncated_normal(rng, (2, dim_z), FLAGS.truncation)
-            z = slerp(ends[0], ends[1], np.linspace(0.0, 1.0, columns)).astype(np.float32)
-        else:
-            z = truncated_normal(rng, (columns, dim_z), FLAGS.truncation)
-        grid_rows.append(images(z, np.full([columns], label, np.int32)))
-    names = [f"class {label}" if num_classes else "" for label in rows]
-    grid = labelled_grid(np.concatenate(grid_rows), names, min_tile=FLAGS.min_tile)
-    output = FLAGS.output or (os.path.join(FLAGS.model_dir, "grid.png") if FLAGS.model_dir else os.path.join(
-        os.path.dirname(os.path.normpath(FLAGS.saved_model)), f"grid-{os.path.basename(os.path.normpath(FLAGS.saved_model))}.png"))
-    tf.io.write_file(output, tf.io.encode_png(grid))
-    print(f"Wrote {output}: {len(rows)} rows x {columns} columns of {grid_rows[0].shape[1]}px images"
-          f" (shown at {grid.shape[0] // len(rows)}px, each row labelled with its class).")
-
+from lab import sampling
 
 if __name__ == "__main__":
-    app.run(main)
+    sampling.define_flags()
+    app.run(sampling.main)

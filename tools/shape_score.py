@@ -7,13 +7,13 @@ as many real images, and scores both with `sagan_tf.eval.shapes.class_identity`:
 that show their class's shape in its colour family. Prints one row per class.
 """
 
-import json
 import os
 import sys
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
+from lab import records
+
 
 
 def define_flags():
@@ -85,8 +85,8 @@ def main(argv):
           f"right colour family {generated['colour']:.3f}; worst class {min(generated['per_class']):.2f})")
     if FLAGS.json:
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.json)), exist_ok=True)
-        with open(FLAGS.json, "w") as f:
-            json.dump({"step": run.step, "checkpoint": run.checkpoint, "generator": which, "generated": generated, "real": data}, f, indent=2)
+        records.write(FLAGS.json, {"step": run.step, "checkpoint": run.checkpoint, "generator": which,
+                                   "generated": generated, "real": data})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Refills the generated blocks of the docs pages from the files they quote (see `sagan_tf.reports`).
+"""Refills the generated blocks of the docs pages from the files they quote (see `lab.docs`).
 
   .venv/bin/python tools/sync_docs.py [--check]
 
@@ -12,9 +12,7 @@ import sys
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
-
-from sagan_tf.reports import embed_generated
+from lab.docs import embed_generated
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("check", False, "Only report pages whose generated blocks are out of date.")

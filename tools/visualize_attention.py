@@ -12,10 +12,8 @@ the darkened image, with the query's dot. The figure is also written to TensorBo
 """
 
 import os
-import sys
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's sagan_tf
 
 flags.DEFINE_string("model_dir", None, "A training directory.")
 flags.DEFINE_string("checkpoint", None, "A step, 'best' or a path; default: the latest.")

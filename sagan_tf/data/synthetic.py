@@ -13,6 +13,7 @@ resolution (edges are anti-aliased by evaluating the shapes' signed distances).
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 SHAPES = ("disc", "square", "ring", "cross", "diamond")
@@ -26,19 +27,32 @@ def class_shape_and_palette(label):
     return label % len(SHAPES), label // len(SHAPES)
 
 
-def _signed_distance(shape, dx, dy, radius):
-    """Approximate signed distance (negative inside) of each shape, for all shapes at once."""
+def pixel_coordinates(resolution, dtype=np.float64):
+    """The centres of `resolution` pixels along an axis, in the renderer's [-1, 1] coordinates (numpy),
+    computed in `dtype` (float32 gives the renderer's exact values)."""
+    return (np.arange(resolution, dtype=dtype) + dtype(0.5)) / dtype(resolution) * dtype(2.0) - dtype(1.0)
+
+
+def shape_distances(dx, dy, radius, ops):
+    """Approximate signed distances (negative inside) of every shape in SHAPES' order, at offsets (dx, dy)
+    from the shape's centre. `ops` is the array module (`tf` or `np`): the renderer and the class-identity
+    checker (`sagan_tf.eval.shapes`) share this one geometry."""
     r = radius
-    disc = tf.sqrt(dx * dx + dy * dy) - r
-    square = tf.maximum(tf.abs(dx), tf.abs(dy)) - 0.85 * r
-    ring = tf.abs(tf.sqrt(dx * dx + dy * dy) - 0.75 * r) - 0.25 * r
+    centre = ops.sqrt(dx * dx + dy * dy)
     bar = 0.3 * r
-    cross = tf.minimum(
-        tf.maximum(tf.abs(dx) - bar, tf.abs(dy) - r), tf.maximum(tf.abs(dy) - bar, tf.abs(dx) - r)
-    )
-    diamond = (tf.abs(dx) + tf.abs(dy) - 1.2 * r) / math.sqrt(2.0)
-    stacked = tf.stack([disc, square, ring, cross, diamond], axis=0)
-    return tf.gather(stacked, shape)
+    return [
+        centre - r,  # disc
+        ops.maximum(ops.abs(dx), ops.abs(dy)) - 0.85 * r,  # square
+        ops.abs(centre - 0.75 * r) - 0.25 * r,  # ring
+        ops.minimum(ops.maximum(ops.abs(dx) - bar, ops.abs(dy) - r),
+                    ops.maximum(ops.abs(dy) - bar, ops.abs(dx) - r)),  # cross
+        (ops.abs(dx) + ops.abs(dy) - 1.2 * r) / math.sqrt(2.0),  # diamond
+    ]
+
+
+def _signed_distance(shape, dx, dy, radius):
+    """The signed distance of the shape with index `shape` (a tensor)."""
+    return tf.gather(tf.stack(shape_distances(dx, dy, radius, tf), axis=0), shape)
 
 
 MAX_SHAPE_SIZE = 1.5
@@ -72,7 +86,7 @@ def render(label, seed_pair, resolution, return_parameters=False, shape_size=1.0
     angle = 2 * math.pi * u[6]
     tint = 0.08 + 0.12 * u[7]
 
-    coords = (tf.range(resolution, dtype=tf.float32) + 0.5) / resolution * 2.0 - 1.0
+    coords = tf.constant(pixel_coordinates(resolution, np.float32))
     yy, xx = tf.meshgrid(coords, coords, indexing="ij")
     pixel = 2.0 / resolution  # one pixel in these coordinates, for anti-aliasing
     left = _signed_distance(shape, xx - cx, yy - cy, radius)

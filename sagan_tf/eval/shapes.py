@@ -12,7 +12,7 @@ whose labels are shuffled score near chance (0.1 for ten classes).
 
 import numpy as np
 
-from sagan_tf.data.synthetic import PALETTES, SHAPES
+from sagan_tf.data.synthetic import MAX_CLASSES, PALETTES, SHAPES, pixel_coordinates, shape_distances
 
 
 def _unit(images):
@@ -25,20 +25,10 @@ def _unit(images):
 def _shape_masks(resolution, cx, cy, radii):
     """[5, len(radii), R, R/2] boolean masks of every shape at (cx, cy) in the left half's pixel grid
     (coordinates in [-1, 1] as the renderer's)."""
-    coords = (np.arange(resolution) + 0.5) / resolution * 2.0 - 1.0
+    coords = pixel_coordinates(resolution)
     yy, xx = np.meshgrid(coords, coords[: resolution // 2], indexing="ij")
-    dx, dy = xx[None] - cx, yy[None] - cy
     r = np.asarray(radii, np.float64)[:, None, None]
-    distance = np.sqrt(dx * dx + dy * dy)
-    bar = 0.3 * r
-    signed = [
-        distance - r,
-        np.maximum(np.abs(dx), np.abs(dy)) - 0.85 * r,
-        np.abs(distance - 0.75 * r) - 0.25 * r,
-        np.minimum(np.maximum(np.abs(dx) - bar, np.abs(dy) - r), np.maximum(np.abs(dy) - bar, np.abs(dx) - r)),
-        (np.abs(dx) + np.abs(dy) - 1.2 * r) / np.sqrt(2.0),
-    ]
-    return np.stack(signed) < 0
+    return np.stack(shape_distances(xx[None] - cx, yy[None] - cy, r, np)) < 0
 
 
 def classify(images, threshold=0.45, radii=np.arange(0.12, 0.50, 0.01)):
@@ -50,7 +40,7 @@ def classify(images, threshold=0.45, radii=np.arange(0.12, 0.50, 0.01)):
     resolution = x.shape[1]
     left = x[:, :, : resolution // 2]
     masks = left.max(-1) > threshold
-    coords = (np.arange(resolution) + 0.5) / resolution * 2.0 - 1.0
+    coords = pixel_coordinates(resolution)
     palettes = np.asarray(PALETTES)
     shapes, families, ious = np.full(len(x), -1), np.full(len(x), -1), np.zeros(len(x))
     for i, mask in enumerate(masks):
@@ -72,7 +62,7 @@ def classify(images, threshold=0.45, radii=np.arange(0.12, 0.50, 0.01)):
     return shapes, families, ious
 
 
-def class_identity(images, labels, num_classes=len(SHAPES) * len(PALETTES), min_iou=0.5):
+def class_identity(images, labels, num_classes=MAX_CLASSES, min_iou=0.5):
     """{"score": fraction of images showing their class, "per_class": [fraction per class],
     "shape": fraction with the right shape, "colour": fraction with the right colour family}."""
     labels = np.asarray(labels).reshape(-1)

@@ -5,8 +5,8 @@ import json
 import os
 import statistics
 
-from sagan_tf.experiments.spec import METRICS, latest_step, model_dir, read_json, write_json
-from sagan_tf.machine import describe_machine
+from lab.experiments.spec import METRICS, latest_step, model_dir, read_json, write_json
+from lab.machine import description as describe_machine
 
 
 def _spread(values):

@@ -29,9 +29,9 @@ results/) resumes on another machine with those runs done, and trains only what 
 
 import os
 
-from sagan_tf.experiments.baselines import PixelGaussian, evaluate_baseline  # noqa: F401
-from sagan_tf.experiments.report import markdown, plot_curve, report, summarise  # noqa: F401
-from sagan_tf.experiments.spec import (  # noqa: F401
+from lab.experiments.baselines import PixelGaussian, evaluate_baseline  # noqa: F401
+from lab.experiments.report import markdown, plot_curve, report, summarise  # noqa: F401
+from lab.experiments.spec import (  # noqa: F401
     BASELINES,
     METRICS,
     SpecError,
@@ -39,7 +39,7 @@ from sagan_tf.experiments.spec import (  # noqa: F401
     load_spec,
     model_dir,
 )
-from sagan_tf.experiments.stages import (  # noqa: F401
+from lab.experiments.stages import (  # noqa: F401
     draw_grid,
     evaluate_run,
     run_baseline,

@@ -1,6 +1,6 @@
 """The no-training baselines of an experiment list, evaluated as the runs are: `untrained` (the first
 run's generator at initialisation) and `pixel_gaussian` (independent per-class per-pixel Gaussians
-fitted to the real images). `python -m sagan_tf.experiments.baselines --spec=... --out_dir=...
+fitted to the real images). `python -m lab.experiments.baselines --spec=... --out_dir=...
 --baseline=NAME` evaluates one in its own process (the runner calls it so)."""
 
 import os
@@ -8,7 +8,7 @@ import sys
 
 from absl import app, flags
 
-from sagan_tf.experiments.spec import SpecError, load_spec, write_json
+from lab.experiments.spec import SpecError, load_spec, write_json
 
 
 class PixelGaussian:
@@ -88,7 +88,7 @@ def main(argv):
     try:
         spec = load_spec(FLAGS.spec)
     except SpecError as error:
-        print(f"sagan_tf.experiments.baselines: error: {error}", file=sys.stderr)
+        print(f"lab.experiments.baselines: error: {error}", file=sys.stderr)
         sys.exit(2)
     os.environ.setdefault("SAGAN_TF_CACHE", os.path.join(os.path.abspath(FLAGS.out_dir), "cache"))
     os.makedirs(os.path.join(FLAGS.out_dir, "baselines"), exist_ok=True)

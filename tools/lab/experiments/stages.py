@@ -1,6 +1,7 @@
 """The stages of an experiment list, each in its own process and each skipped when its output exists:
 training (`python -m sagan_tf.train`), evaluation (`python -m sagan_tf.evaluate`), a grid
-(tools/sample.py) and the no-training baselines (`python -m sagan_tf.experiments.baselines`)."""
+(`python -m lab.sampling`) and the no-training baselines (`python -m lab.experiments.baselines`). The
+commands run in the checkout, with the lab's folder (tools/) on their path for the lab's own modules."""
 
 import os
 import signal
@@ -8,10 +9,17 @@ import subprocess
 import sys
 import time
 
-from sagan_tf.experiments.spec import latest_step, read_json, write_json
-from sagan_tf.machine import describe_machine
+from lab.experiments.spec import latest_step, read_json, write_json
+from lab.machine import description as describe_machine
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOLS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(TOOLS)
+
+
+def _environment():
+    """This environment with tools/ first on PYTHONPATH, so `python -m lab....` finds the lab."""
+    path = [TOOLS, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}
 
 
 def _process_cpu_seconds(pid):
@@ -36,7 +44,7 @@ def _run(cmd, log_path, on_tick=None, tick_seconds=30.0):
     with open(log_path, "a") as log:
         log.write(f"\n$ {' '.join(cmd)}\n")
         log.flush()
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=_environment())
         cpu = 0.0
         try:
             while True:
@@ -150,7 +158,7 @@ def draw_grid(directory, path):
         return  # a recorded run without its checkpoints: its grid stands
     if not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(evaluated):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        cmd = [sys.executable, os.path.join(REPO, "tools", "sample.py"), f"--model_dir={directory}",
+        cmd = [sys.executable, "-m", "lab.sampling", f"--model_dir={directory}",
                f"--output={path}", "--per_class=10"]
         code, _ = _run(cmd, os.path.join(directory, "eval.log"))
         if code != 0:
@@ -162,7 +170,7 @@ def run_baseline(spec, spec_path, out_dir, name):
     output = os.path.join(out_dir, "baselines", f"{name}.json")
     if not os.path.exists(output):
         os.makedirs(os.path.dirname(output), exist_ok=True)
-        cmd = [sys.executable, "-m", "sagan_tf.experiments.baselines", f"--spec={os.path.abspath(spec_path)}",
+        cmd = [sys.executable, "-m", "lab.experiments.baselines", f"--spec={os.path.abspath(spec_path)}",
                f"--out_dir={os.path.abspath(out_dir)}", f"--baseline={name}"]
         code, _ = _run(cmd, os.path.join(out_dir, "baselines", "baselines.log"))
         if code != 0:

@@ -3,6 +3,8 @@
 import json
 import os
 
+from sagan_tf.records import read_json, write_json  # noqa: F401  (the runner's records)
+
 BASELINES = ("untrained", "pixel_gaussian")
 METRICS = ("fid", "kid", "intra_fid")
 
@@ -51,16 +53,3 @@ def latest_step(directory):
     with open(state) as f:
         first = f.readline()  # model_checkpoint_path: "ckpt-<step>"
     return int(first.strip().rsplit("-", 1)[-1].rstrip('"'))
-
-
-def read_json(path, default=None):
-    if not os.path.exists(path):
-        return default
-    with open(path) as f:
-        return json.load(f)
-
-
-def write_json(path, value):
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(path + ".tmp", path)
