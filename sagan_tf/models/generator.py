@@ -51,6 +51,12 @@ class Generator(common.Network):
             statistics per update; PyTorch's momentum 0.1 is Keras's 0.9).
         bn_initialization: the conditional batch norms' starting gains and biases, "unit" (1 and 0)
             or "biggan" (BigGAN-PyTorch's; see `ConditionalBatchNorm`).
+        fused_resampling: the blocks' upsampling convolutions in their fused form (fewer products, the
+            same result; `sagan_tf.layers.resampling`); False: upsample, then convolve.
+        filter_gradient: how the convolutions take their filter gradients: "onednn" (TensorFlow's
+            kernels), "matmul" (matrix products) or a rule list of the shapes that take matrix products
+            (`sagan_tf.layers.conv_grad`). The train command binds the hardware policy's choice
+            (`sagan_tf.machine.network_settings`, `--filter_gradient`) unless the config binds one.
 
     Call arguments: `z` float [B, dim_z]; `labels` int [B] (required if conditional);
     `return_attention`: also return {layer name: attention map [B, N, N_key]}.
@@ -73,10 +79,13 @@ class Generator(common.Network):
         bn_momentum=0.99,
         bn_epsilon=1e-5,
         bn_initialization="unit",
+        fused_resampling=True,
+        filter_gradient="onednn",
         **kwargs,
     ):
         kwargs.setdefault("name", "generator")
         super().__init__(**kwargs)
+        hardware_settings = self._set_hardware_settings(fused_resampling, filter_gradient)
         num_blocks = common.check_resolution(resolution, GENERATOR_CHANNELS)
         multipliers = tuple(channel_multipliers or GENERATOR_CHANNELS.get(resolution, ()))
         if len(multipliers) != num_blocks + 1:
@@ -117,6 +126,7 @@ class Generator(common.Network):
                     bn_momentum=bn_momentum,
                     bn_epsilon=bn_epsilon,
                     bn_initialization=bn_initialization,
+                    **hardware_settings,
                     dtype=dtype,
                     name=f"block{i + 1}",
                 )
@@ -136,6 +146,7 @@ class Generator(common.Network):
                 name="output_conv",
             ),
             use_spectral_norm,
+            filter_gradient=self.filter_gradient,
         )
 
     def build(self, z_shape=None, labels_shape=None):
