@@ -161,5 +161,5 @@ def network_settings(hardware, filter_gradient="auto", fused_resampling=True):
     if not hardware.onednn:
         return NetworkSettings(fused_resampling, "onednn", "auto: oneDNN off")
     if hardware.avx512_kernels:
-        return NetworkSettings(fused_resampling, AVX512_RULES, "auto: where they beat oneDNN's AVX-512 kernels")
-    return NetworkSettings(fused_resampling, AVX2_RULES, "auto: where they beat oneDNN's AVX2 kernels")
+        return NetworkSettings(fused_resampling, AVX512_RULES, "auto: the rules of oneDNN's AVX-512 kernels")
+    return NetworkSettings(fused_resampling, AVX2_RULES, "auto: the rules of oneDNN's AVX2 kernels")
