@@ -133,19 +133,24 @@ class Generator(common.Network):
             )
             if size in self.attention_resolutions:
                 self._add_attention(i, size)
+        self._make_output_layers()
+
+    def _make_output_layers(self):
+        """The batch norm and the 3x3 convolution to `out_channels` after the blocks."""
         self.output_bn = keras.layers.BatchNormalization(
-            momentum=bn_momentum, epsilon=bn_epsilon, synchronized=True, dtype=dtype, name="output_bn"
+            momentum=self.bn_momentum, epsilon=self.bn_epsilon, synchronized=True, dtype=self.dtype_policy,
+            name="output_bn"
         )
         self.output_conv = maybe_spectral_norm(
             keras.layers.Conv2D(
-                out_channels,
+                self.out_channels,
                 3,
                 padding="same",
                 kernel_initializer=initializers.fresh(self.kernel_initializer),
-                dtype=dtype,
+                dtype=self.dtype_policy,
                 name="output_conv",
             ),
-            use_spectral_norm,
+            self.use_spectral_norm,
             filter_gradient=self.filter_gradient,
         )
 
