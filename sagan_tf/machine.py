@@ -1,7 +1,24 @@
-"""What machine a figure was measured on: the CPU model, AVX-512 or not, and the core count."""
+"""The machine: what a figure was measured on (the CPU model, AVX-512 or not, the core count), and the hardware
+policy, which settings of the networks suit it, decided once at the edge.
 
+Two of the networks' arguments are about speed, not results: `fused_resampling` (the blocks' resampling
+convolutions as smaller convolutions, `sagan_tf.layers.resampling`) and `filter_gradient` (convolution filter
+gradients by TensorFlow's kernels or by matrix products, `sagan_tf.layers.conv_grad`). The library's defaults
+do not depend on the machine (fused, TensorFlow's kernels); `network_settings(hardware, filter_gradient)`
+is the pure function that picks them for a `Hardware`, and `sagan_tf.trainer.detect_hardware()` describes
+the running one. The train command calls both once, binds the result to Generator and Discriminator before they are built
+(`sagan_tf.trainer.apply_hardware_policy`) and prints it; the networks' configs record it.
+
+The rule tables below are the data of the "auto" filter gradient: where `tools/bench_conv_grad.py` measured
+the matrix products faster than oneDNN's filter gradient, on a 2-core AMD EPYC at both kernel levels. A
+rule matches a stride-1 "same" convolution of kernel "1x1" or "kxk" (3x3 and larger) whose input has
+min_positions <= height * width <= max_positions and min(C_in, C_out) >= min_channels.
+"""
+
+import dataclasses
 import os
 import platform
+from typing import Any
 
 
 def describe_machine():
@@ -61,10 +78,12 @@ ONEDNN_HELP = ("TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS, read once wh
                "unless TF_ENABLE_ONEDNN_OPTS is set (TensorFlow leaves them off on CPUs without AVX-512, where they "
                "are faster); on / off: force.")
 
-FILTER_GRADIENT_MODES = ("auto", "onednn", "matmul")  # sagan_tf.layers.conv_grad.set_filter_gradient
-FILTER_GRADIENT_HELP = ("How convolution filter gradients are computed (sagan_tf.layers.conv_grad). auto: as matrix "
-                        "products for the shapes where they measured faster than oneDNN's kernel (most of them "
-                        "where its kernels stop at AVX2), else TensorFlow's; onednn / matmul: force one for all.")
+FILTER_GRADIENT_MODES = ("auto", "onednn", "matmul")  # the policy's choices: network_settings
+FILTER_GRADIENT_HELP = ("How the networks' convolutions take their filter gradients (sagan_tf.layers.conv_grad; "
+                        "Generator/Discriminator.filter_gradient). auto: the hardware policy's choice "
+                        "(sagan_tf.machine.network_settings): matrix products for the shapes where they measured faster than oneDNN's "
+                        "kernel (most of them where its kernels stop at AVX2), else TensorFlow's; a gin binding of "
+                        "the config wins. onednn / matmul: force one for all.")
 
 
 def set_onednn(mode):
@@ -77,3 +96,70 @@ def set_onednn(mode):
         return "--onednn=auto"
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if mode == "on" else "0"
     return f"--onednn={mode}"
+
+
+# oneDNN's kernels stop at AVX2: its filter gradient is a direct kernel, slower than its forward pass.
+AVX2_RULES = (
+    {"kernel": "1x1", "min_positions": 64 * 64},
+    {"kernel": "kxk", "min_positions": 64 * 64, "min_channels": 64},
+    {"kernel": "kxk", "min_positions": 32 * 32, "min_channels": 128},
+    {"kernel": "kxk", "max_positions": 8 * 8, "min_channels": 512},
+)
+# AVX-512 kernels: oneDNN's own filter gradient wins for the large 3x3 convolutions.
+AVX512_RULES = (
+    {"kernel": "1x1", "min_positions": 32 * 32},
+    {"kernel": "kxk", "max_positions": 8 * 8, "min_channels": 512},
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hardware:
+    """What the policy looks at. accelerator: a GPU or TPU runs the convolutions; onednn: TensorFlow runs its
+    oneDNN kernels on the CPU; avx512_kernels: those kernels are 512-bit (else they stop at AVX2)."""
+
+    accelerator: bool = False
+    onednn: bool = True
+    avx512_kernels: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkSettings:
+    """The networks' hardware arguments (`as_kwargs()` for Generator and Discriminator) and why."""
+
+    fused_resampling: bool
+    filter_gradient: Any  # "onednn", "matmul" or a tuple of rules (sagan_tf.layers.conv_grad)
+    reason: str
+
+    def as_kwargs(self):
+        return {"fused_resampling": self.fused_resampling, "filter_gradient": self.filter_gradient}
+
+    def describe(self):
+        """For the train command's start-up line."""
+        if self.filter_gradient == "matmul":
+            gradients = f"matrix products ({self.reason})"
+        elif self.filter_gradient == "onednn":
+            gradients = f"TensorFlow's kernels ({self.reason})"
+        else:
+            gradients = (f"matrix products for the shapes of {len(self.filter_gradient)} rules, else TensorFlow's "
+                         f"({self.reason})")
+        return (f"fused resampling convolutions {'on' if self.fused_resampling else 'off'}; "
+                f"convolution filter gradients: {gradients}")
+
+
+def network_settings(hardware, filter_gradient="auto", fused_resampling=True):
+    """The networks' hardware arguments for `hardware`: `filter_gradient` "onednn" or "matmul" forces that;
+    "auto" takes TensorFlow's kernels on a GPU/TPU or with oneDNN off (the rules were measured against oneDNN's
+    CPU kernels), else the rule table of oneDNN's kernel level. The resampling convolutions are fused
+    everywhere unless `fused_resampling` is False (fewer products at the same result)."""
+    if filter_gradient not in FILTER_GRADIENT_MODES:
+        raise ValueError(f"`filter_gradient` must be one of {FILTER_GRADIENT_MODES}. "
+                         f"Received: `filter_gradient={filter_gradient!r}`")
+    if filter_gradient != "auto":
+        return NetworkSettings(fused_resampling, filter_gradient, "forced")
+    if hardware.accelerator:
+        return NetworkSettings(fused_resampling, "onednn", "auto: GPU/TPU")
+    if not hardware.onednn:
+        return NetworkSettings(fused_resampling, "onednn", "auto: oneDNN off")
+    if hardware.avx512_kernels:
+        return NetworkSettings(fused_resampling, AVX512_RULES, "auto: the rules of oneDNN's AVX-512 kernels")
+    return NetworkSettings(fused_resampling, AVX2_RULES, "auto: the rules of oneDNN's AVX2 kernels")

@@ -41,7 +41,6 @@ def main(argv):
     onednn_source = machine.set_onednn(FLAGS.onednn)  # before TensorFlow is imported: it reads the variable once
     from sagan_tf import config, distribute, gin_registry, trainer  # noqa: F401  (after flag parsing: TF is slow)
     from sagan_tf.eval.periodic import PeriodicEvaluation
-    from sagan_tf.layers import conv_grad
 
     try:
         if os.path.exists(FLAGS.model_dir) and not os.path.isdir(FLAGS.model_dir):
@@ -54,9 +53,8 @@ def main(argv):
         print(f"sagan_tf.train: config {', '.join(paths) or '(none)'}"
               + (f" and {len(FLAGS.gin_param + seed)} binding(s)" if FLAGS.gin_param + seed else ""), flush=True)
         strategy = distribute.get_strategy(FLAGS.strategy, FLAGS.num_cpu_devices, FLAGS.tpu)
-        conv_grad.set_filter_gradient(FLAGS.filter_gradient)
-        print(f"sagan_tf.train: {trainer.hardware_line(onednn_source)}; convolution filter gradients: "
-              f"{conv_grad.describe()}", flush=True)
+        networks = trainer.apply_hardware_policy(strategy, FLAGS.filter_gradient)  # before the model is built
+        print(f"sagan_tf.train: {trainer.hardware_line(onednn_source)}; {networks.describe()}", flush=True)
         settings = trainer.TrainConfig()  # builds the input (data errors) before model_dir is made
         evaluation = PeriodicEvaluation.from_gin() if settings.eval_every else None
         trainer.train(FLAGS.model_dir, strategy, settings, evaluation)

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from sagan_tf import actions as actions_lib
-from sagan_tf import checkpointing, restore
+from sagan_tf import checkpointing, machine, restore
 from sagan_tf.machine import describe_machine, native_bf16
 from sagan_tf.actions import DivergedError, StepResult, scalar  # noqa: F401  (DivergedError: the CLI's)
 from sagan_tf.models.factory import DataFacts, build_model
@@ -46,12 +46,59 @@ def onednn_enabled():
     return conv_grad.onednn_enabled()
 
 
+def detect_hardware(strategy=None):
+    """The `machine.Hardware` this process runs on, for the hardware policy: a visible GPU or TPU, or a TPU
+    `strategy`, is an accelerator; oneDNN is the state TensorFlow started with; the kernel level follows the CPU
+    and ONEDNN_MAX_CPU_ISA."""
+    accelerator = bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU")
+                       or isinstance(strategy, tf.distribute.TPUStrategy))
+    return machine.Hardware(accelerator=accelerator, onednn=onednn_enabled(),
+                            avx512_kernels=machine.avx512_kernels())
+
+
 def hardware_line(onednn_source=None):
     """One line for the start of a run: the machine, its bf16 support and the oneDNN state TensorFlow runs with
     (fixed when TensorFlow started, whatever TF_ENABLE_ONEDNN_OPTS says now)."""
     state = "on" if onednn_enabled() else "off"
     return (f"machine {describe_machine()}, native bfloat16 {'yes' if native_bf16() else 'no'}; TensorFlow oneDNN "
             f"{state}" + (f" ({onednn_source})" if onednn_source else ""))
+
+
+def _gin_binding(key):
+    """The value gin binds to `key` ("Generator.filter_gradient"), or `_UNBOUND`."""
+    try:
+        return gin.query_parameter(key)
+    except ValueError:
+        return _UNBOUND
+
+
+_UNBOUND = object()
+NETWORKS = ("Generator", "Discriminator")
+
+
+def apply_hardware_policy(strategy, filter_gradient="auto", fused_resampling=None):
+    """Chooses the networks' hardware arguments once for this process (`sagan_tf.machine.network_settings` of
+    the detected hardware) and binds them in gin to Generator and Discriminator, before the model is built:
+    with "auto", a binding of the config wins over the policy, while a forced `filter_gradient` ("onednn",
+    "matmul") and a `fused_resampling` given here win over the config. Returns the `NetworkSettings` the
+    generator gets, for the start-up line (its reason says where a binding of the config came from)."""
+    chosen = machine.network_settings(detect_hardware(strategy), filter_gradient,
+                                       True if fused_resampling is None else fused_resampling)
+    forced = {"filter_gradient": filter_gradient != "auto", "fused_resampling": fused_resampling is not None}
+    effective = {}
+    for network in NETWORKS:
+        for name, value in chosen.as_kwargs().items():
+            key = f"{network}.{name}"
+            bound = _gin_binding(key)
+            if forced[name] or bound is _UNBOUND:
+                with gin.unlock_config():
+                    gin.bind_parameter(key, value)
+            elif network == "Generator":
+                effective[name] = bound
+    if not effective:
+        return chosen
+    return dataclasses.replace(chosen, **effective, reason="the config's binding" if "filter_gradient" in effective
+                               else chosen.reason)
 
 
 @gin.configurable("train", module="sagan_tf.trainer")

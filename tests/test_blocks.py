@@ -58,3 +58,69 @@ class BlocksTest(parameterized.TestCase, tf.test.TestCase):
             GeneratorBlock(0)
         with pytest.raises(ValueError, match="always downsamples"):
             DiscriminatorBlock(4, downsample=False, optimized=True)
+
+
+def _traced(block, x, *args):
+    """(convolutions with the matrix-product filter gradient, Conv2D ops, AvgPool ops) of a fresh trace of the
+    block's training call. tf.custom_gradient marks the first with an IdentityN op (batch norm has its own)."""
+    graph = tf.function(lambda a: block(a, *args, training=True)).get_concrete_function(tf.TensorSpec(x.shape)).graph
+    ops = graph.get_operations()
+    return (sum(op.type == "IdentityN" and "batch_norm" not in op.name for op in ops),
+            sum(op.type == "Conv2D" for op in ops), sum(op.type == "AvgPool" for op in ops))
+
+
+RULES = [{"kernel": "1x1", "min_positions": 16}, {"kernel": "kxk", "max_positions": 64, "min_channels": 4}]
+
+
+@pytest.mark.parametrize("make_block, input_shape, fused, plain", [
+    # upsampling: the 3x3 conv as 4 phase convolutions, the 1x1 shortcut at the low resolution (not fused: 1);
+    # downsampling: 3x3 conv and pool as one stride-2 conv, the 1x1 shortcut after pooling (not fused: 2 pools).
+    (lambda **kw: GeneratorBlock(4, num_classes=0, **kw), (2, 4, 4, 4), (2, 6, 0), (0, 3, 0)),
+    (lambda **kw: DiscriminatorBlock(4, **kw), (2, 8, 8, 4), (2, 3, 1), (0, 3, 2)),
+])
+def test_a_block_keeps_its_settings_whatever_is_built_after_it(make_block, input_shape, fused, plain):
+    """Settings are constructor arguments: a block traced after blocks with other settings were built and
+    traced computes as it was told (no process-wide switch)."""
+    x = tf.zeros(input_shape)
+    first = make_block(fused_resampling=True, filter_gradient="matmul")
+    first(x)
+    second = make_block(fused_resampling=False, filter_gradient="onednn")
+    second(x)
+    assert _traced(second, x) == plain
+    assert _traced(first, x) == fused
+    third = make_block(fused_resampling=True, filter_gradient="onednn")
+    third(x)
+    assert _traced(first, x) == fused and _traced(second, x) == plain
+    assert _traced(third, x) == (0, *fused[1:])
+    assert (first.fused_resampling, first.filter_gradient) == (True, "matmul")
+
+
+@pytest.mark.parametrize("block", [
+    GeneratorBlock(8, num_classes=3, fused_resampling=False, filter_gradient="matmul"),
+    DiscriminatorBlock(6, fused_resampling=False, filter_gradient=RULES),
+])
+def test_settings_round_trip_through_the_config(block):
+    config = keras.layers.serialize(block)
+    assert config["config"]["fused_resampling"] is False
+    restored = keras.layers.deserialize(config)
+    assert restored.fused_resampling is False and restored.filter_gradient == block.filter_gradient
+    assert restored.get_config() == block.get_config()
+    restored(tf.zeros((1, 8, 8, 3)), *([tf.constant([1])] if isinstance(block, GeneratorBlock) else []))
+    for conv in (restored.conv1, restored.conv2, restored.shortcut):
+        assert conv.filter_gradient == block.filter_gradient  # passed on to the spectrally normalised convs
+
+
+@pytest.mark.parametrize("cls", [GeneratorBlock, DiscriminatorBlock])
+def test_a_config_without_the_settings_restores_with_the_defaults(cls):
+    """Runs stored before the settings were arguments: fused resampling, TensorFlow's filter gradients."""
+    config = keras.layers.serialize(cls(4, fused_resampling=False, filter_gradient="matmul"))
+    del config["config"]["fused_resampling"], config["config"]["filter_gradient"]
+    restored = keras.layers.deserialize(config)
+    assert (restored.fused_resampling, restored.filter_gradient) == (True, "onednn")
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="fused_resampling='yes'"):
+        GeneratorBlock(4, fused_resampling="yes")
+    with pytest.raises(ValueError, match="filter_gradient='auto'"):
+        DiscriminatorBlock(4, filter_gradient="auto")

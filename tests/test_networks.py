@@ -1,5 +1,7 @@
 """Tests of the Generator and the projection Discriminator."""
 
+import json
+
 import gin
 import keras
 import numpy as np
@@ -155,3 +157,33 @@ def test_the_global_seed_fixes_the_initial_weights():
     other = [w.numpy() for w in sum(map(lambda m: m.weights, _small_pair()), [])]
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not all(np.array_equal(a, b) for a, b in zip(first, other) if a.std() > 0)
+
+
+def test_the_networks_pass_their_settings_to_every_block_and_record_them():
+    rules = [{"kernel": "1x1", "min_positions": 64}]
+    g = Generator(resolution=32, num_classes=0, base_channels=4, attention_resolutions=(),
+                  fused_resampling=False, filter_gradient=rules)
+    d = Discriminator(resolution=32, num_classes=0, base_channels=4, attention_resolutions=(), filter_gradient="matmul")
+    g.build()
+    d.build()
+    assert all(not b.fused_resampling and b.filter_gradient == tuple(rules) for b in g.blocks)
+    assert g.output_conv.filter_gradient == tuple(rules)
+    assert all(b.fused_resampling and b.filter_gradient == "matmul" for b in d.blocks)
+    for network in (g, d):
+        config = json.loads(json.dumps(keras.saving.serialize_keras_object(network)))
+        restored = keras.saving.deserialize_keras_object(config)
+        assert (restored.fused_resampling, restored.filter_gradient) == (network.fused_resampling,
+                                                                         network.filter_gradient)
+        del config["config"]["fused_resampling"], config["config"]["filter_gradient"]
+        legacy = keras.saving.deserialize_keras_object(config)  # a run stored before the settings existed
+        assert (legacy.fused_resampling, legacy.filter_gradient) == (True, "onednn")
+        assert all((b.fused_resampling, b.filter_gradient) == (True, "onednn") for b in legacy.blocks)
+
+
+def test_gin_binds_the_settings():
+    gin.parse_config(["Generator.fused_resampling = False", "Discriminator.filter_gradient = 'matmul'"])
+    assert Generator(resolution=32, num_classes=0, base_channels=4).fused_resampling is False
+    assert Discriminator(resolution=32, num_classes=0, base_channels=4,
+                         attention_resolutions=()).filter_gradient == "matmul"
+    with pytest.raises(ValueError, match="filter_gradient='auto'"):
+        Generator(resolution=32, num_classes=0, base_channels=4, filter_gradient="auto")

@@ -58,6 +58,7 @@ def parse_shapes(text):
 def measure(shape, repeats):
     import tensorflow as tf  # noqa: PLC0415
 
+    from sagan_tf import trainer  # noqa: PLC0415
     from sagan_tf.layers import conv_grad  # noqa: PLC0415
 
     batch, height, c_in, c_out, kernel = shape
@@ -78,7 +79,8 @@ def measure(shape, repeats):
         compiled = tf.function(function)
         seconds = median_seconds(lambda: compiled().numpy(), repeats)  # one warm-up call: tracing
         row[name] = {"ms": 1000 * seconds, "gflop_per_second": gflop / seconds}
-    row["auto_picks"] = "matmul" if conv_grad.use_matmul_filter_gradient(height, height, c_in, c_out, kernel) else "onednn"
+    rules = machine.network_settings(trainer.detect_hardware()).filter_gradient  # what "auto" takes here
+    row["auto_picks"] = "matmul" if conv_grad.use_matmul_filter_gradient(rules, height, height, c_in, c_out, kernel) else "onednn"
     faster = "matmul" if row["filter_gradient_matmul"]["ms"] < row["filter_gradient_onednn"]["ms"] else "onednn"
     row["faster"] = faster
     return row
@@ -87,7 +89,7 @@ def measure(shape, repeats):
 def markdown(rows, description):
     lines = [f"Machine: {description}. Milliseconds (GFLOP/s), median of {FLAGS.repeats} calls; "
              "filter gradient by TensorFlow's kernel (oneDNN) and by conv_grad's matrix products; \"auto\" is the "
-             "rule of sagan_tf.layers.conv_grad on this machine.", "",
+             "rule of sagan_tf.machine.network_settings on this machine.", "",
              "| batch, HxW, C_in -> C_out, k | GFLOP | forward | input gradient | filter gradient, oneDNN | "
              "filter gradient, matmul | auto picks | faster |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:

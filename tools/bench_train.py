@@ -104,7 +104,6 @@ def main(argv):
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     from sagan_tf import config, gin_registry, trainer  # noqa: F401  (gin_registry: every configurable)
-    from sagan_tf.layers import conv_grad, resampling
     from sagan_tf.models.factory import DataFacts, build_model
 
     params = list(FLAGS.gin_param)
@@ -114,7 +113,7 @@ def main(argv):
         params += [f"Generator.attention_block_size = {FLAGS.attention_block_size}",
                    f"Discriminator.attention_block_size = {FLAGS.attention_block_size}"]
     config.parse(FLAGS.gin_file, params)
-    conv_grad.set_filter_gradient(FLAGS.filter_gradient)
+    trainer.apply_hardware_policy(tf.distribute.get_strategy(), FLAGS.filter_gradient, FLAGS.fused_resampling)
     batch, resolution, num_classes, channels = data_facts(FLAGS.batch, FLAGS.resolution, FLAGS.num_classes)
     channels = FLAGS.channels or channels
     keras.mixed_precision.set_dtype_policy(FLAGS.mixed_precision or "float32")
@@ -123,16 +122,16 @@ def main(argv):
     rng = np.random.RandomState(0)
     images = tf.constant(rng.uniform(-1, 1, (batch, resolution, resolution, channels)).astype(np.float32))
     labels = tf.constant(rng.randint(0, max(num_classes, 1), batch).astype(np.int32))
-    resampling.set_fused(FLAGS.fused_resampling)
     step = tf.function(model.train_step, jit_compile=FLAGS.xla)
     counts = count_flops(step.get_concrete_function((images, labels)).graph)
     model_counts = counts
     if FLAGS.fused_resampling:
         # The model's FLOPs, as the reference counts them: the train step traced (never run) with the plain
         # compositions (upsample then convolve, convolve then pool), which --nofused_resampling already runs.
-        resampling.set_fused(False)
-        model_counts = count_flops(tf.function(model.train_step).get_concrete_function((images, labels)).graph)
-        resampling.set_fused(True)
+        trainer.apply_hardware_policy(tf.distribute.get_strategy(), FLAGS.filter_gradient, fused_resampling=False)
+        plain = build_model(DataFacts(num_classes, resolution, channels))
+        plain.compile(keras.optimizers.Adam(1e-4, 0.0, 0.9), keras.optimizers.Adam(4e-4, 0.0, 0.9))
+        model_counts = count_flops(tf.function(plain.train_step).get_concrete_function((images, labels)).graph)
     flops = sum(counts.values())
     matmul_conv = matmul_conv_flops(model_counts)
     executed = matmul_conv_flops(counts)

@@ -4,29 +4,44 @@ The block structure is that of the SN-GAN projection networks (Miyato & Koyama, 
 builds on, as in the authors' released code and BigGAN-PyTorch.
 """
 
+import functools
+
 import keras
 from keras import ops
 
 from sagan_tf.layers.normalization import ConditionalBatchNorm
-from sagan_tf.layers import initializers, resampling
+from sagan_tf.layers import conv_grad, initializers, resampling
 from sagan_tf.layers.resampling import downsample_average, upsample_nearest  # noqa: F401  (public here too)
 from sagan_tf.layers.spectral_norm import convolve, maybe_spectral_norm
 
 
 class _ConvBlock(keras.layers.Layer):
-    """Shared constructor arguments and the spectrally normalised convolution factory."""
+    """Shared constructor arguments, the spectrally normalised convolution factory and the resampling
+    convolutions as the arguments `fused_resampling` and `filter_gradient` fix them."""
 
     def __init__(
-        self, out_channels, use_spectral_norm=True, kernel_initializer="glorot_uniform", **kwargs
+        self, out_channels, use_spectral_norm=True, kernel_initializer="glorot_uniform", fused_resampling=True,
+        filter_gradient="onednn", **kwargs
     ):
-        super().__init__(**kwargs)
         if not isinstance(out_channels, int) or out_channels < 1:
             raise ValueError(
                 f"`out_channels` must be a positive int. Received: `out_channels={out_channels}`"
             )
+        if not isinstance(fused_resampling, bool):
+            raise ValueError(
+                f"`fused_resampling` must be True or False. Received: `fused_resampling={fused_resampling!r}`"
+            )
+        filter_gradient = conv_grad.check_filter_gradient(filter_gradient)
+        super().__init__(**kwargs)
         self.out_channels = out_channels
         self.use_spectral_norm = use_spectral_norm
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.fused_resampling = fused_resampling
+        self.filter_gradient = filter_gradient
+        # the block's resampling convolutions, fixed here (sagan_tf.layers.resampling)
+        settings = dict(fused=fused_resampling, filter_gradient=filter_gradient)
+        self._upsample_conv2d = functools.partial(resampling.upsample_conv2d, **settings)
+        self._conv2d_downsample = functools.partial(resampling.conv2d_downsample, **settings)
 
     def _conv(self, kernel_size, name):
         conv = keras.layers.Conv2D(
@@ -37,7 +52,7 @@ class _ConvBlock(keras.layers.Layer):
             dtype=self.dtype_policy,
             name=name,
         )
-        return maybe_spectral_norm(conv, self.use_spectral_norm)
+        return maybe_spectral_norm(conv, self.use_spectral_norm, filter_gradient=self.filter_gradient)
 
     def _output_shape(self, input_shape, factor):
         return (
@@ -54,6 +69,8 @@ class _ConvBlock(keras.layers.Layer):
                 "out_channels": self.out_channels,
                 "use_spectral_norm": self.use_spectral_norm,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "fused_resampling": self.fused_resampling,
+                "filter_gradient": conv_grad.serialize_filter_gradient(self.filter_gradient),
             }
         )
         return config
@@ -64,8 +81,8 @@ class GeneratorBlock(_ConvBlock):
     """cBN, ReLU, (2x nearest upsample), 3x3 conv, cBN, ReLU, 3x3 conv, plus a shortcut.
 
     The shortcut is (upsample, then) a 1x1 convolution when the channels change or the block
-    upsamples, else the identity. Upsampling and the convolution after it run as one smaller
-    convolution with the same result (`sagan_tf.layers.resampling`).
+    upsamples, else the identity. With `fused_resampling`, upsampling and the convolution after it
+    run as one smaller convolution with the same result (`sagan_tf.layers.resampling`).
 
     Args:
         out_channels: output channels.
@@ -76,6 +93,10 @@ class GeneratorBlock(_ConvBlock):
         bn_momentum, bn_epsilon: batch-norm settings.
         bn_initialization: the conditional batch norms' gains and biases at the start, "unit" or
             "biggan" (see `ConditionalBatchNorm`).
+        fused_resampling: compute the resampling convolutions in their fused form (fewer products,
+            the same result); False: the plain compositions.
+        filter_gradient: "onednn", "matmul" or a rule list: how the convolutions take their filter
+            gradients (`sagan_tf.layers.conv_grad`; the hardware policy `sagan_tf.machine.network_settings` picks one).
 
     Call arguments: `inputs` [B, H, W, C_in], `labels` int [B] (ignored if unconditional).
     Output shape: [B, 2H, 2W, out_channels] (or [B, H, W, out_channels] without upsampling).
@@ -91,9 +112,12 @@ class GeneratorBlock(_ConvBlock):
         bn_momentum=0.99,
         bn_epsilon=1e-5,
         bn_initialization="unit",
+        fused_resampling=True,
+        filter_gradient="onednn",
         **kwargs,
     ):
-        super().__init__(out_channels, use_spectral_norm, kernel_initializer, **kwargs)
+        super().__init__(out_channels, use_spectral_norm, kernel_initializer, fused_resampling, filter_gradient,
+                         **kwargs)
         self.num_classes = num_classes
         self.upsample = upsample
         self.bn_momentum = bn_momentum
@@ -125,14 +149,14 @@ class GeneratorBlock(_ConvBlock):
     def call(self, inputs, labels=None, training=None):
         x = ops.relu(self.bn1(inputs, labels, training=training))
         if self.upsample:  # upsampling and convolution in one (sagan_tf.layers.resampling)
-            x = convolve(self.conv1, x, resampling.upsample_conv2d, training=training)
+            x = convolve(self.conv1, x, self._upsample_conv2d, training=training)
         else:
             x = self.conv1(x, training=training)
         x = ops.relu(self.bn2(x, labels, training=training))
         x = self.conv2(x, training=training)
         shortcut = inputs
         if self.upsample:  # (an upsampling block always has a shortcut convolution)
-            shortcut = convolve(self.shortcut, inputs, resampling.upsample_conv2d, training=training)
+            shortcut = convolve(self.shortcut, inputs, self._upsample_conv2d, training=training)
         elif self.shortcut is not None:
             shortcut = self.shortcut(inputs, training=training)
         return x + shortcut
@@ -161,8 +185,9 @@ class DiscriminatorBlock(_ConvBlock):
     Standard: ReLU, 3x3 conv, ReLU, 3x3 conv, (2x2 average pool); shortcut 1x1 conv then pool
     when the channels change or the block downsamples, else the identity.
     Optimised (the first block, on images): 3x3 conv, ReLU, 3x3 conv, average pool; shortcut
-    average pool then 1x1 conv. It always downsamples. The pooling and the convolution before it run
-    as one smaller convolution with the same result (`sagan_tf.layers.resampling`).
+    average pool then 1x1 conv. It always downsamples. With `fused_resampling`, the pooling and the
+    convolution before it run as one smaller convolution with the same result
+    (`sagan_tf.layers.resampling`).
 
     Args:
         out_channels: output channels.
@@ -170,6 +195,7 @@ class DiscriminatorBlock(_ConvBlock):
         optimized: build the optimised first block.
         use_spectral_norm: spectrally normalise the convolutions.
         kernel_initializer: convolution initializer.
+        fused_resampling, filter_gradient: as for `GeneratorBlock`.
 
     Input shape: [B, H, W, C_in]. Output shape: [B, H/2, W/2, out_channels] (or [B, H, W, ...]).
     """
@@ -181,9 +207,12 @@ class DiscriminatorBlock(_ConvBlock):
         optimized=False,
         use_spectral_norm=True,
         kernel_initializer="glorot_uniform",
+        fused_resampling=True,
+        filter_gradient="onednn",
         **kwargs,
     ):
-        super().__init__(out_channels, use_spectral_norm, kernel_initializer, **kwargs)
+        super().__init__(out_channels, use_spectral_norm, kernel_initializer, fused_resampling, filter_gradient,
+                         **kwargs)
         if optimized and not downsample:
             raise ValueError(
                 "The optimised first discriminator block always downsamples. "
@@ -213,14 +242,14 @@ class DiscriminatorBlock(_ConvBlock):
         x = inputs if self.optimized else ops.relu(inputs)
         x = self.conv1(x, training=training)
         if self.downsample:  # convolution and pooling in one (sagan_tf.layers.resampling)
-            x = convolve(self.conv2, ops.relu(x), resampling.conv2d_downsample, training=training)
+            x = convolve(self.conv2, ops.relu(x), self._conv2d_downsample, training=training)
         else:
             x = self.conv2(ops.relu(x), training=training)
         shortcut = inputs
         if self.downsample:  # (a downsampling block always has a shortcut convolution)
             # pooled first, as the optimised block specifies; for the standard block, which convolves
             # first, that is the same (both are linear and the bias passes the average unchanged)
-            shortcut = convolve(self.shortcut, inputs, resampling.conv2d_downsample, training=training)
+            shortcut = convolve(self.shortcut, inputs, self._conv2d_downsample, training=training)
         elif self.shortcut is not None:
             shortcut = self.shortcut(inputs, training=training)
         return x + shortcut

@@ -10,34 +10,23 @@ convolutions ran at 0.4-0.8 of the forward pass's FLOP rate (`tools/bench_conv_g
 
 which run at the matmul rate. The shifted inputs are row ranges of one padded [H, N, W, C] transpose
 (TensorFlow slices the outermost axis without a copy), with zero columns in the output gradient so that
-column shifts need no copy either (`FLAT_MIN_WIDTH`). `conv2d` uses it for the shapes where it measured
-faster (`use_matmul_filter_gradient`) and leaves the rest, the forward pass and the input gradient to
-TensorFlow. The result equals TensorFlow's gradient up to float rounding.
+column shifts need no copy either (`FLAT_MIN_WIDTH`). `conv2d` uses it for the shapes its `filter_gradient`
+argument names and leaves the rest, the forward pass and the input gradient to TensorFlow. The result equals
+TensorFlow's gradient up to float rounding.
 
-`set_filter_gradient("auto" | "onednn" | "matmul")` chooses for the whole process (the train command's
-`--filter_gradient`); "auto" applies the measured rules for the kernels oneDNN runs on this machine.
+Which convolutions take it is the `filter_gradient` argument of the layers that convolve (`conv2d`,
+`SpectralNormalization`, the residual blocks, Generator and Discriminator), fixed when they are built:
+"onednn" (TensorFlow's kernel for all), "matmul" (matrix products for all), or a rule list, matrix products
+for the shapes that match one of its rules (`use_matmul_filter_gradient`). Which rule list fits a machine is
+the hardware policy's choice (`sagan_tf.machine.network_settings`), made once by the train command.
 """
 
 import functools
 
 import tensorflow as tf
 
-from sagan_tf import machine
-
-_mode = "auto"
-
-
-def set_filter_gradient(mode):
-    """Chooses how convolution filter gradients are computed from now on (traced functions keep theirs)."""
-    global _mode
-    if mode not in machine.FILTER_GRADIENT_MODES:
-        raise ValueError(f"filter gradient must be one of {machine.FILTER_GRADIENT_MODES}. Received: {mode!r}")
-    _mode = mode
-
-
-@functools.lru_cache(maxsize=None)
-def _accelerators():
-    return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
+FILTER_GRADIENTS = ("onednn", "matmul")  # besides a rule list
+RULE_KEYS = ("kernel", "min_positions", "max_positions", "min_channels")
 
 
 @functools.lru_cache(maxsize=None)
@@ -48,44 +37,41 @@ def onednn_enabled():
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
-def on_accelerator():
-    """Whether the convolutions run on a GPU or TPU (a visible GPU, or a TPU strategy): "auto" then leaves
-    the filter gradient to their own kernels, which the CPU measurements say nothing about."""
-    return _accelerators() or isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy)
+def _check_rule(rule, filter_gradient):
+    if not isinstance(rule, dict) or set(rule) - set(RULE_KEYS) or rule.get("kernel") not in ("1x1", "kxk"):
+        raise ValueError(
+            '`filter_gradient` must be "onednn", "matmul" or a list of rules, dicts with a "kernel" ("1x1" or '
+            f'"kxk") and optionally {", ".join(RULE_KEYS[1:])} ("auto" is resolved by the hardware policy, '
+            f"sagan_tf.machine.network_settings). Received: `filter_gradient={filter_gradient!r}`")
+    return dict(rule)
 
 
-def describe():
-    """The mode in words, for the train command's start-up line."""
-    if _mode != "auto":
-        return {"matmul": "matrix products (forced)", "onednn": "TensorFlow's kernels (forced)"}[_mode]
-    if on_accelerator():
-        return "TensorFlow's kernels (auto: GPU/TPU)"
-    if not onednn_enabled():
-        return "TensorFlow's kernels (auto: oneDNN off)"
-    level = "AVX-512" if machine.avx512_kernels() else "AVX2"
-    return f"auto: matrix products for the shapes where they beat oneDNN's {level} kernel, else TensorFlow's"
+def check_filter_gradient(filter_gradient):
+    """The `filter_gradient` argument validated: "onednn", "matmul", or its rules as a tuple of dicts."""
+    if isinstance(filter_gradient, str) and filter_gradient in FILTER_GRADIENTS:
+        return filter_gradient
+    if isinstance(filter_gradient, (str, dict)) or not isinstance(filter_gradient, (list, tuple)):
+        _check_rule(None, filter_gradient)  # raises
+    return tuple(_check_rule(rule, filter_gradient) for rule in filter_gradient)
 
 
-def use_matmul_filter_gradient(height, width, in_channels, out_channels, kernel_size, avx2=None):
-    """The rule of "auto", from `tools/bench_conv_grad.py` on a 2-core AMD EPYC (both kernel levels): where
-    the matrix products beat oneDNN's filter gradient. With AVX2 kernels: 1x1 convolutions at 64x64 and
-    more; k x k ones at 64x64 and more with 64+ channels, at 32x32 with 128+, and at 8x8 and less with
-    512+ channels. With AVX-512 kernels: 1x1 convolutions at 32x32 and more; k x k ones at 8x8 and less
-    with 512+ channels. Never on a GPU or TPU (`on_accelerator`), nor with oneDNN off (TensorFlow's default
-    on CPUs without AVX-512 when not started by the train command, which turns it on: Eigen's kernels were
-    not measured). `avx2` overrides the detected kernel level (for tests)."""
-    if _mode != "auto":
-        return _mode == "matmul"
-    if avx2 is None:
-        if on_accelerator() or not onednn_enabled():
-            return False
-        avx2 = not machine.avx512_kernels()
+def serialize_filter_gradient(filter_gradient):
+    """The argument for `get_config`: the string, or the rules as a list of dicts (JSON and gin literals)."""
+    return filter_gradient if isinstance(filter_gradient, str) else [dict(rule) for rule in filter_gradient]
+
+
+def use_matmul_filter_gradient(filter_gradient, height, width, in_channels, out_channels, kernel_size):
+    """Whether a stride-1 "same" convolution of [N, height, width, in_channels] by a kernel_size^2 kernel
+    takes the matrix products: always for "matmul", never for "onednn"; for a rule list where a rule of its
+    kernel ("1x1", or "kxk" for larger kernels) has min_positions <= height * width <= max_positions and
+    min_channels <= min(in_channels, out_channels) (bounds left out do not limit)."""
+    if isinstance(filter_gradient, str):
+        return filter_gradient == "matmul"
     positions, channels = height * width, min(in_channels, out_channels)
-    if kernel_size == 1:
-        return positions >= (64 * 64 if avx2 else 32 * 32)
-    small_and_wide = positions <= 8 * 8 and channels >= 512
-    large = positions >= 64 * 64 and channels >= 64 or positions >= 32 * 32 and channels >= 128
-    return small_and_wide or (avx2 and large)
+    kernel = "1x1" if kernel_size == 1 else "kxk"
+    return any(rule["kernel"] == kernel and positions >= rule.get("min_positions", 0)
+               and (rule.get("max_positions") is None or positions <= rule["max_positions"])
+               and channels >= rule.get("min_channels", 0) for rule in filter_gradient)
 
 
 # From this width on, matmul_filter_gradient reads its shifted inputs as row ranges of one padded copy (at
@@ -129,13 +115,13 @@ def matmul_filter_gradient(inputs, output_gradient, kernel_size):
     return tf.stack([tf.stack(row) for row in taps])
 
 
-def conv2d(inputs, kernel):
+def conv2d(inputs, kernel, filter_gradient="onednn"):
     """tf.nn.conv2d(inputs, kernel, 1, "SAME") for NHWC inputs and a square odd kernel, with the filter
-    gradient of `matmul_filter_gradient` where `use_matmul_filter_gradient` says so."""
+    gradient of `matmul_filter_gradient` where `use_matmul_filter_gradient(filter_gradient, ...)` says so."""
     kernel_size, _, in_channels, out_channels = kernel.shape
     height, width = inputs.shape[1], inputs.shape[2]
     if height is None or width is None or kernel_size % 2 == 0 or kernel.shape[1] != kernel_size or not (
-            use_matmul_filter_gradient(height, width, in_channels, out_channels, kernel_size)):
+            use_matmul_filter_gradient(filter_gradient, height, width, in_channels, out_channels, kernel_size)):
         return tf.nn.conv2d(inputs, kernel, 1, "SAME")
 
     @tf.custom_gradient

@@ -18,22 +18,14 @@ kernel's taps:
 The results equal the plain compositions up to float rounding, with the same weights, so checkpoints and
 spectral norm are unchanged, and gradients reach the 3x3 kernel through the tap sums. The functions take
 the kernel in float32 and compute in the inputs' dtype (under mixed precision the taps are summed before
-the cast to bfloat16 or float16). `set_fused(False)` computes the plain compositions instead (tests, and
-the benchmark's count of the model's nominal FLOPs).
+the cast to bfloat16 or float16). With `fused=False` they compute the plain compositions instead (the blocks'
+`fused_resampling=False`: tests, and the benchmark's count of the model's nominal FLOPs). `filter_gradient`
+is passed to the convolutions that remain plain 1-stride ones (`sagan_tf.layers.conv_grad.conv2d`).
 """
 
 import tensorflow as tf
 
 from sagan_tf.layers import conv_grad
-
-_fused = True
-
-
-def set_fused(enabled):
-    """Chooses, for functions traced from now on, between the fused forms (True) and the plain compositions."""
-    global _fused
-    _fused = bool(enabled)
-
 
 def upsample_nearest(x):
     """[B, H, W, C] -> [B, 2H, 2W, C], nearest neighbour."""
@@ -55,13 +47,13 @@ def _as(dtype, kernel):
     return tf.cast(kernel, dtype)
 
 
-def upsample_conv2d(inputs, kernel):
+def upsample_conv2d(inputs, kernel, fused=True, filter_gradient="onednn"):
     """conv2d(upsample_nearest(inputs), kernel, stride 1, "SAME") for a [k, k, C_in, C_out] kernel."""
     size = _kernel_size(kernel)
-    if not _fused or size is None or None in inputs.shape[1:3]:
-        return conv_grad.conv2d(upsample_nearest(inputs), _as(inputs.dtype, kernel))
+    if not fused or size is None or None in inputs.shape[1:3]:
+        return conv_grad.conv2d(upsample_nearest(inputs), _as(inputs.dtype, kernel), filter_gradient)
     if size == 1:
-        return upsample_nearest(conv_grad.conv2d(inputs, _as(inputs.dtype, kernel)))
+        return upsample_nearest(conv_grad.conv2d(inputs, _as(inputs.dtype, kernel), filter_gradient))
     # The 2 taps of each phase along one axis: phase 0 reads pixels i - 1 and i, phase 1 reads i and i + 1.
     rows = (tf.stack([kernel[0], kernel[1] + kernel[2]]), tf.stack([kernel[0] + kernel[1], kernel[2]]))
     phases = []
@@ -78,13 +70,13 @@ def upsample_conv2d(inputs, kernel):
     return tf.reshape(interleaved, [-1, 2 * height, 2 * width, kernel.shape[-1]])
 
 
-def conv2d_downsample(inputs, kernel):
+def conv2d_downsample(inputs, kernel, fused=True, filter_gradient="onednn"):
     """downsample_average(conv2d(inputs, kernel, stride 1, "SAME")) for a [k, k, C_in, C_out] kernel."""
     size = _kernel_size(kernel)
-    if not _fused or size is None:
-        return downsample_average(conv_grad.conv2d(inputs, _as(inputs.dtype, kernel)))
+    if not fused or size is None:
+        return downsample_average(conv_grad.conv2d(inputs, _as(inputs.dtype, kernel), filter_gradient))
     if size == 1:
-        return conv_grad.conv2d(downsample_average(inputs), _as(inputs.dtype, kernel))
+        return conv_grad.conv2d(downsample_average(inputs), _as(inputs.dtype, kernel), filter_gradient)
     # Output pixel i reads padded rows 2i .. 2i + 3: tap t collects the 3x3 taps d with d + offset = t.
     zero_row = tf.zeros_like(kernel[:1])
     rows = tf.concat([kernel, zero_row], 0) + tf.concat([zero_row, kernel], 0)  # [4, 3, C_in, C_out]

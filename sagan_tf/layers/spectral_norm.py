@@ -22,14 +22,14 @@ def _l2_normalize(x, epsilon=1e-12):
     return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x)), epsilon))
 
 
-def _dense_forward(layer, inputs, kernel):
+def _dense_forward(layer, inputs, kernel, filter_gradient=None):
     outputs = ops.matmul(inputs, kernel)
     return _bias_and_activation(layer, outputs)
 
 
-def _conv_forward(layer, inputs, kernel):
-    if _plain_conv2d(layer):  # the filter gradient as matrix products where that is faster (conv_grad)
-        outputs = conv_grad.conv2d(inputs, kernel)
+def _conv_forward(layer, inputs, kernel, filter_gradient="onednn"):
+    if _plain_conv2d(layer):  # the filter gradient as matrix products where `filter_gradient` says (conv_grad)
+        outputs = conv_grad.conv2d(inputs, kernel, filter_gradient)
     else:
         outputs = layer.convolution_op(inputs, kernel)
     return _bias_and_activation(layer, outputs)
@@ -42,7 +42,7 @@ def _plain_conv2d(layer):
             and layer.padding == "same" and layer.data_format == "channels_last")
 
 
-def _conv_transpose_forward(layer, inputs, kernel):
+def _conv_transpose_forward(layer, inputs, kernel, filter_gradient=None):
     outputs = ops.conv_transpose(
         inputs,
         kernel,
@@ -55,7 +55,7 @@ def _conv_transpose_forward(layer, inputs, kernel):
     return _bias_and_activation(layer, outputs)
 
 
-def _embedding_forward(layer, inputs, kernel):
+def _embedding_forward(layer, inputs, kernel, filter_gradient=None):
     if keras.backend.standardize_dtype(inputs.dtype) not in ("int32", "int64"):
         inputs = ops.cast(inputs, "int32")
     return ops.take(kernel, inputs, axis=0)
@@ -117,11 +117,14 @@ class SpectralNormalization(keras.layers.Wrapper):
             `Embedding`.
         power_iterations: int >= 1, power-method steps per training call.
         epsilon: small float guarding the normalisation of u and v.
+        filter_gradient: how a wrapped stride-1 "same" Conv2D takes its filter gradient: "onednn"
+            (TensorFlow's kernel), "matmul" (matrix products) or a rule list of the shapes that take matrix
+            products (`sagan_tf.layers.conv_grad`; the hardware policy `sagan_tf.machine.network_settings` picks one).
 
     Input and output shapes are those of the wrapped layer.
     """
 
-    def __init__(self, layer, power_iterations=1, epsilon=1e-12, **kwargs):
+    def __init__(self, layer, power_iterations=1, epsilon=1e-12, filter_gradient="onednn", **kwargs):
         super().__init__(layer, **kwargs)
         if not isinstance(power_iterations, int) or power_iterations < 1:
             raise ValueError(
@@ -130,6 +133,7 @@ class SpectralNormalization(keras.layers.Wrapper):
             )
         if epsilon <= 0:
             raise ValueError(f"`epsilon` must be positive. Received: `epsilon={epsilon}`")
+        self.filter_gradient = conv_grad.check_filter_gradient(filter_gradient)  # raises before any state
         self._attribute, self._forward, self._out_axis = _lookup(layer)
         self.power_iterations = power_iterations
         self.epsilon = epsilon
@@ -211,14 +215,15 @@ class SpectralNormalization(keras.layers.Wrapper):
         kernel = self.normalized_kernel(training=bool(training))
         if convolution is not None:
             return _bias_and_activation(self.layer, convolution(inputs, kernel))
-        return self._forward(self.layer, inputs, ops.cast(kernel, self.compute_dtype))
+        return self._forward(self.layer, inputs, ops.cast(kernel, self.compute_dtype), self.filter_gradient)
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"power_iterations": self.power_iterations, "epsilon": self.epsilon})
+        config.update({"power_iterations": self.power_iterations, "epsilon": self.epsilon,
+                       "filter_gradient": conv_grad.serialize_filter_gradient(self.filter_gradient)})
         return config
 
 

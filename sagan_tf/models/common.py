@@ -4,6 +4,7 @@ import math
 
 import keras
 
+from sagan_tf.layers import conv_grad
 from sagan_tf.layers.attention import SelfAttention, attention_style_kwargs
 
 
@@ -87,6 +88,16 @@ class Network(keras.Model):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self._attention_after = ()
 
+    def _set_hardware_settings(self, fused_resampling, filter_gradient):
+        """Checks and stores the blocks' `fused_resampling` and `filter_gradient` (the hardware policy's
+        arguments, `sagan_tf.machine.network_settings`); returns them as the blocks' keyword arguments."""
+        if not isinstance(fused_resampling, bool):
+            raise ValueError(
+                f"`fused_resampling` must be True or False. Received: `fused_resampling={fused_resampling!r}`")
+        self.fused_resampling = fused_resampling
+        self.filter_gradient = conv_grad.check_filter_gradient(filter_gradient)
+        return dict(fused_resampling=fused_resampling, filter_gradient=self.filter_gradient)
+
     def _add_attention(self, after_block, size):
         """Places a self-attention layer after block `after_block` (0-based), on `size`x`size` features."""
         self.attention_layers.append(make_attention(
@@ -118,4 +129,6 @@ class Network(keras.Model):
             "attention_block_size": self.attention_block_size,
             "use_spectral_norm": self.use_spectral_norm,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "fused_resampling": self.fused_resampling,
+            "filter_gradient": conv_grad.serialize_filter_gradient(self.filter_gradient),
         }

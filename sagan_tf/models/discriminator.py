@@ -44,6 +44,7 @@ class Discriminator(common.Network):
         attention_style, attention_block_size: as for the generator.
         use_spectral_norm: spectral norm on every weight.
         kernel_initializer: weight initializer.
+        fused_resampling, filter_gradient: as for the generator (fused: convolve and pool in one).
 
     Call arguments: `images` float [B, resolution, resolution, C]; `labels` int [B] (required if
     conditional); `return_attention` as for the generator.
@@ -62,10 +63,13 @@ class Discriminator(common.Network):
         attention_block_size=None,
         use_spectral_norm=True,
         kernel_initializer="glorot_uniform",
+        fused_resampling=True,
+        filter_gradient="onednn",
         **kwargs,
     ):
         kwargs.setdefault("name", "discriminator")
         super().__init__(**kwargs)
+        hardware_settings = self._set_hardware_settings(fused_resampling, filter_gradient)
         common.check_resolution(resolution, DISCRIMINATOR_CHANNELS)
         default_multipliers, default_final = DISCRIMINATOR_CHANNELS.get(resolution, ((), 4))
         multipliers = tuple(channel_multipliers or default_multipliers)
@@ -96,6 +100,7 @@ class Discriminator(common.Network):
                     optimized=i == 0,
                     use_spectral_norm=use_spectral_norm,
                     kernel_initializer=self.kernel_initializer,
+                    **hardware_settings,
                     dtype=dtype,
                     name=f"block{i + 1}",
                 )

@@ -51,6 +51,12 @@ class Generator(common.Network):
             statistics per update; PyTorch's momentum 0.1 is Keras's 0.9).
         bn_initialization: the conditional batch norms' starting gains and biases, "unit" (1 and 0)
             or "biggan" (BigGAN-PyTorch's; see `ConditionalBatchNorm`).
+        fused_resampling: the blocks' upsampling convolutions in their fused form (fewer products, the
+            same result; `sagan_tf.layers.resampling`); False: upsample, then convolve.
+        filter_gradient: how the convolutions take their filter gradients: "onednn" (TensorFlow's
+            kernels), "matmul" (matrix products) or a rule list of the shapes that take matrix products
+            (`sagan_tf.layers.conv_grad`). The train command binds the hardware policy's choice
+            (`sagan_tf.machine.network_settings`, `--filter_gradient`) unless the config binds one.
 
     Call arguments: `z` float [B, dim_z]; `labels` int [B] (required if conditional);
     `return_attention`: also return {layer name: attention map [B, N, N_key]}.
@@ -73,10 +79,13 @@ class Generator(common.Network):
         bn_momentum=0.99,
         bn_epsilon=1e-5,
         bn_initialization="unit",
+        fused_resampling=True,
+        filter_gradient="onednn",
         **kwargs,
     ):
         kwargs.setdefault("name", "generator")
         super().__init__(**kwargs)
+        hardware_settings = self._set_hardware_settings(fused_resampling, filter_gradient)
         num_blocks = common.check_resolution(resolution, GENERATOR_CHANNELS)
         multipliers = tuple(channel_multipliers or GENERATOR_CHANNELS.get(resolution, ()))
         if len(multipliers) != num_blocks + 1:
@@ -117,25 +126,32 @@ class Generator(common.Network):
                     bn_momentum=bn_momentum,
                     bn_epsilon=bn_epsilon,
                     bn_initialization=bn_initialization,
+                    **hardware_settings,
                     dtype=dtype,
                     name=f"block{i + 1}",
                 )
             )
             if size in self.attention_resolutions:
                 self._add_attention(i, size)
+        self._make_output_layers()
+
+    def _make_output_layers(self):
+        """The batch norm and the 3x3 convolution to `out_channels` after the blocks."""
         self.output_bn = keras.layers.BatchNormalization(
-            momentum=bn_momentum, epsilon=bn_epsilon, synchronized=True, dtype=dtype, name="output_bn"
+            momentum=self.bn_momentum, epsilon=self.bn_epsilon, synchronized=True, dtype=self.dtype_policy,
+            name="output_bn"
         )
         self.output_conv = maybe_spectral_norm(
             keras.layers.Conv2D(
-                out_channels,
+                self.out_channels,
                 3,
                 padding="same",
                 kernel_initializer=initializers.fresh(self.kernel_initializer),
-                dtype=dtype,
+                dtype=self.dtype_policy,
                 name="output_conv",
             ),
-            use_spectral_norm,
+            self.use_spectral_norm,
+            filter_gradient=self.filter_gradient,
         )
 
     def build(self, z_shape=None, labels_shape=None):
