@@ -43,14 +43,21 @@ def test_missing_gin_file_names_it():
 
 
 def test_imagenet_gin_is_the_paper_setup():
+    """imagenet.gin is the paper's headline model (IS 52.52, FID 18.65): Table 1's "SAGAN, feat64" row,
+    attention at the 64x64 feature map of G and D; imagenet_feat32.gin is the released code's 32x32 placement."""
     config.parse(["imagenet.gin"])
     g, d = Generator(), Discriminator()
-    assert (g.resolution, g.num_classes, g.base_channels, g.attention_resolutions) == (128, 1000, 64, (32,))
+    assert (g.resolution, g.num_classes, g.base_channels, g.attention_resolutions) == (128, 1000, 64, (64,))
     assert g.channel_multipliers == (16, 16, 8, 4, 2, 1)
     assert d.channel_multipliers == (1, 2, 4, 8, 16, 16)
-    assert [layer.name for layer in d.attention_layers] == ["attention32"]
-    assert d._attention_after == (1,)  # after the second down-block
-    assert g._attention_after == (2,)  # after the third up-block
+    assert [layer.name for layer in d.attention_layers] == ["attention64"]
+    assert d._attention_after == (0,)  # after the first down-block
+    assert g._attention_after == (3,)  # after the fourth up-block
+    gin.clear_config()
+    config.parse(["imagenet_feat32.gin"])
+    g, d = Generator(), Discriminator()
+    assert g.attention_resolutions == d.attention_resolutions == (32,)
+    assert (d._attention_after, g._attention_after) == ((1,), (2,))
 
 
 @pytest.mark.parametrize("files, num_classes, g_params, d_params", [
