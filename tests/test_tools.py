@@ -208,20 +208,15 @@ def test_flop_count_leaves_out_the_gradients_that_never_run():
     from sagan_tf import config, gin_registry  # noqa: F401
     from sagan_tf.models.factory import DataFacts, build_model
 
-    from sagan_tf.layers import conv_grad
-
     sys.path.insert(0, os.path.join(REPO, "tools"))  # the lab, as `python tools/x.py` sees it
     from lab import flops as bench
 
     config.parse(["synthetic.gin"], ["Generator.base_channels = 4", "Discriminator.base_channels = 4"])
-    conv_grad.set_filter_gradient("onednn")  # every filter gradient a Conv2DBackpropFilter op, on any machine
-    try:
-        model = build_model(DataFacts(10, 32, 3))
-        model.compile(keras.optimizers.Adam(), keras.optimizers.Adam())
-        graph = tf.function(model.train_step).get_concrete_function(
-            (tf.zeros((4, 32, 32, 3)), tf.zeros((4,), tf.int32))).graph
-    finally:
-        conv_grad.set_filter_gradient("auto")
+    # The networks' default filter gradient is TensorFlow's: every one a Conv2DBackpropFilter op.
+    model = build_model(DataFacts(10, 32, 3))
+    model.compile(keras.optimizers.Adam(), keras.optimizers.Adam())
+    graph = tf.function(model.train_step).get_concrete_function(
+        (tf.zeros((4, 32, 32, 3)), tf.zeros((4,), tf.int32))).graph
     live = bench.live_ops(graph)
     ops = graph.get_operations()
     forward = sum(op.type == "Conv2D" for op in ops)  # G and D, each in the D step and in the G step
