@@ -24,6 +24,7 @@ from sagan_tf import actions as actions_lib
 from sagan_tf import checkpointing, machine, restore
 from sagan_tf.machine import describe_machine, native_bf16
 from sagan_tf.actions import DivergedError, StepResult, scalar  # noqa: F401  (DivergedError: the CLI's)
+from sagan_tf.data import feeding
 from sagan_tf.models.factory import DataFacts, build_model
 from sagan_tf.progress import Progress, format_duration
 
@@ -315,8 +316,14 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
         model = build_model(spec)
         model.compile(_optimizer(config.generator_optimizer, config.mixed_precision),
                       _optimizer(config.discriminator_optimizer, config.mixed_precision))
-        iterator = iter(spec.distribute(strategy, config.seed, config.deterministic))
-        checkpoint = checkpointing.training_checkpoint(model, iterator if config.checkpoint_input else None)
+        if feeding.feeds_from_host(strategy):
+            feed = feeding.ReplicaFeed(spec, strategy, config.seed, config.deterministic)
+            iterator, next_batch = feed.iterator, feed.next
+        else:  # a TPU's infeed: its position is not checkpointed
+            iterator = iter(spec.distribute(strategy, config.seed, config.deterministic))
+            next_batch = lambda: next(iterator)  # noqa: E731
+        saved = iterator if config.checkpoint_input and feeding.feeds_from_host(strategy) else None
+        checkpoint = checkpointing.training_checkpoint(model, saved)
     chief = is_chief(strategy)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     latest = tf.train.latest_checkpoint(checkpoint_dir)
@@ -338,12 +345,12 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
         return model.train_step(data)
 
     @tf.function
-    def train_steps(iterator):
+    def train_steps():
         # With several local replicas `strategy.run` returns PerReplica values, which a tf.range loop
         # cannot carry: the loop runs all steps but the last, whose outputs are returned.
         for _ in tf.range(config.steps_per_execution - 1):
-            strategy.run(one_step, args=(next(iterator),))
-        return strategy.run(one_step, args=(next(iterator),))
+            strategy.run(one_step, args=(next_batch(),))
+        return strategy.run(one_step, args=(next_batch(),))
 
     def step():
         return int(scalar(model.g_optimizer.iterations))
@@ -359,7 +366,7 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
           f"{config.num_steps}; {type(strategy).__name__.lstrip('_')} with {replicas_text(strategy)}, global batch "
           f"{spec.global_batch_size}; data {spec.source_name}; seed {config.seed}; precision "
           f"{config.mixed_precision or 'float32'}.", flush=True)
-    loop = TrainingLoop(lambda: train_steps(iterator), step,
+    loop = TrainingLoop(train_steps, step,
                         lambda value: float(strategy.reduce("MEAN", value, axis=None)),
                         config.num_steps, config.steps_per_execution,
                         [*default_actions(session, evaluation), *extra_actions])
