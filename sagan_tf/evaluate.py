@@ -14,7 +14,7 @@ import sys
 
 from absl import app, flags
 
-from sagan_tf import machine  # no TensorFlow
+from sagan_tf import logs, machine  # no TensorFlow
 
 FLAGS = flags.FLAGS
 
@@ -65,6 +65,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     machine.set_onednn(FLAGS.onednn)  # before TensorFlow starts
+    logs.quiet_libraries()
     from sagan_tf import config  # noqa: PLC0415
     from sagan_tf.checkpointing import CheckpointError  # noqa: PLC0415
     from sagan_tf.data import DataError  # noqa: PLC0415

@@ -13,6 +13,8 @@ import sys
 
 from absl import app, flags
 
+from sagan_tf import logs  # no TensorFlow
+
 FLAGS = flags.FLAGS
 
 
@@ -51,6 +53,7 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logs.quiet_libraries()
     from sagan_tf import config  # noqa: PLC0415
     from sagan_tf.checkpointing import CheckpointError  # noqa: PLC0415
     from sagan_tf.data import DataError  # noqa: PLC0415

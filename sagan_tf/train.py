@@ -9,7 +9,7 @@ import sys
 
 from absl import app, flags
 
-from sagan_tf import machine  # no TensorFlow: set_onednn must run before TensorFlow starts
+from sagan_tf import logs, machine  # no TensorFlow: set_onednn must run before TensorFlow starts
 
 FLAGS = flags.FLAGS
 
@@ -40,6 +40,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     onednn_source = machine.set_onednn(FLAGS.onednn)  # before TensorFlow is imported: it reads the variable once
+    logs.quiet_libraries()
     from sagan_tf import config, distribute, gin_registry, trainer  # noqa: F401  (after flag parsing: TF is slow)
     from sagan_tf.data import DataError
     from sagan_tf.eval.periodic import PeriodicEvaluation
