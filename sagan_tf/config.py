@@ -1,7 +1,10 @@
 """Finding and parsing gin files, with errors that name the file or binding at fault.
 
-This module parses; it registers nothing but the Keras optimizers. A caller parsing a whole run's
-config first imports the modules whose configurables it names (`sagan_tf.gin_registry` imports all).
+This module parses; it registers nothing but the Keras optimizers and a gin file reader for the
+configs shipped in the package `sagan_tf.gin` (the top-level gin/ folder, read with importlib.resources:
+`imagenet.gin`, `ablations/equal_lr.gin` and their `include` lines resolve in a checkout, an editable
+install and a wheel alike). A caller parsing a whole run's config first imports the modules whose
+configurables it names (`sagan_tf.gin_registry` imports all).
 
 gin checks the parameters of configurable functions, but not of classes whose constructor takes
 `**kwargs` (every Keras layer and model): a misspelt `Generator.base_chanels` would pass gin and fail

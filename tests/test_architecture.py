@@ -10,7 +10,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "sagan_tf"
 
 # Lowest first. A module may import modules of its own layer and of the layers above it in this list.
 LAYERS = [
-    ("foundations", ["configurables", "config", "images", "machine", "progress", "losses", "distribute",
+    ("foundations", ["compat", "logs", "configurables", "config", "images", "machine", "progress", "losses", "distribute",
                      "checkpointing", "reports"]),
     ("layers", ["layers"]),
     ("models", ["models"]),
