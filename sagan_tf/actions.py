@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
+from sagan_tf import compat
 from sagan_tf.images import labelled_grid
 from sagan_tf.layers import SelfAttention, SpectralNormalization
 
@@ -109,7 +110,7 @@ class NonFiniteGuard(Action):
 
 
 def _layers_of_type(model, cls):
-    return [layer for layer in model._flatten_layers() if isinstance(layer, cls)]
+    return [layer for layer in compat.sublayers(model) if isinstance(layer, cls)]
 
 
 def diagnostics(model):

@@ -1,7 +1,10 @@
 """Finding and parsing gin files, with errors that name the file or binding at fault.
 
-This module parses; it registers nothing but the Keras optimizers. A caller parsing a whole run's
-config first imports the modules whose configurables it names (`sagan_tf.gin_registry` imports all).
+This module parses; it registers nothing but the Keras optimizers and a gin file reader for the
+configs shipped in the package `sagan_tf.gin` (the top-level gin/ folder, read with importlib.resources:
+`imagenet.gin`, `ablations/equal_lr.gin` and their `include` lines resolve in a checkout, an editable
+install and a wheel alike). A caller parsing a whole run's config first imports the modules whose
+configurables it names (`sagan_tf.gin_registry` imports all).
 
 gin checks the parameters of configurable functions, but not of classes whose constructor takes
 `**kwargs` (every Keras layer and model): a misspelt `Generator.base_chanels` would pass gin and fail
@@ -10,41 +13,82 @@ signatures (a Keras class's own and its bases' named arguments) and says what wa
 """
 
 import contextlib
-import copy
 import difflib
+import importlib.resources
 import inspect
 import logging
 import os
 
 import gin
-import gin.config as gin_config
+import gin.config_parser
 import keras
 
 import sagan_tf.configurables  # noqa: F401  (registers the Keras optimizers)
+from sagan_tf import compat
 from sagan_tf.commands import UserError
 
-GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
+GIN_PACKAGE = "sagan_tf.gin"  # the top-level gin/ folder, installed as package data
 
 
 class ConfigError(UserError):
     """A gin file or binding that cannot be used."""
 
 
+def packaged_gin_file(name):
+    """The gin file `name` ("imagenet.gin", "ablations/equal_lr.gin") shipped with sagan_tf, as an
+    importlib.resources Traversable, or None."""
+    if not name or os.path.isabs(name) or ".." in name.split("/"):
+        return None
+    resource = importlib.resources.files(GIN_PACKAGE)
+    for part in name.split("/"):
+        resource = resource.joinpath(part)
+    return resource if resource.is_file() else None
+
+
+def packaged_gin_names():
+    """The names of the shipped gin files, e.g. ["ablations/equal_lr.gin", "base.gin", ...]."""
+    names, folders = [], [("", importlib.resources.files(GIN_PACKAGE))]
+    while folders:
+        prefix, folder = folders.pop()
+        for entry in folder.iterdir():
+            if entry.is_dir() and not entry.name.startswith("__"):
+                folders.append((f"{prefix}{entry.name}/", entry))
+            elif entry.name.endswith(".gin"):
+                names.append(prefix + entry.name)
+    return sorted(names)
+
+
 def resolve_gin_file(name):
-    """A path as given if it exists, else `name` (with .gin added if missing) in the gin/ folder."""
-    candidates = [name, os.path.join(GIN_DIR, name)]
-    if not name.endswith(".gin"):
-        candidates += [name + ".gin", os.path.join(GIN_DIR, name + ".gin")]
-    for path in candidates:
-        if os.path.isfile(path):
-            return path
-    available = sorted(f for f in os.listdir(GIN_DIR) if f.endswith(".gin")) if os.path.isdir(GIN_DIR) else []
-    raise ConfigError(f"gin file {name!r} not found (looked in . and {GIN_DIR}; there: {', '.join(available)}).")
+    """A path as given if it exists, else the shipped gin file `name` (with .gin added if missing).
+
+    Returns a path for gin to open: the file's own path where the package is on disk, else its name
+    (read through the reader registered below)."""
+    names = [name] if name.endswith(".gin") else [name, name + ".gin"]
+    for candidate in names:
+        if os.path.isfile(candidate):
+            return candidate
+        resource = packaged_gin_file(candidate)
+        if resource is not None:
+            return str(resource) if os.path.isfile(str(resource)) else candidate
+    raise ConfigError(f"gin file {name!r} not found (looked in . and the shipped configs: "
+                      f"{', '.join(packaged_gin_names())}).")
+
+
+def _open_packaged(name):
+    return packaged_gin_file(name).open("r", encoding="utf-8")
+
+
+def _is_packaged(name):
+    return packaged_gin_file(name) is not None
+
+
+# `include 'base.gin'` lines name shipped files; gin reads them through this reader.
+gin.config.register_file_reader(_open_packaged, _is_packaged)
 
 
 class _QuietSearchPath(logging.Filter):
-    """Drops gin's "Path not found: base.gin" error, logged for every include before the gin/ folder
-    (a search path) is tried; a file missing everywhere still fails with an error naming it."""
+    """Drops gin's "Path not found: base.gin" error, logged for every include before gin tries the
+    reader of the shipped files; a file missing everywhere still fails with an error naming it."""
 
     def filter(self, record):
         return record.msg != "Path not found: %s"
@@ -80,21 +124,43 @@ def _suggest(name, candidates):
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+class _Placeholders(gin.config_parser.ParserDelegate):
+    """Reads references and macros as plain strings: only the binding keys are looked at."""
+
+    def configurable_reference(self, scoped_configurable_name, evaluate):
+        return scoped_configurable_name
+
+    def macro(self, macro_name):
+        return macro_name
+
+
+def current_bindings():
+    """(scope, selector, parameter) of every binding gin holds, read from `gin.config_str()`."""
+    parser = gin.config_parser.ConfigParser(gin.config_str(), _Placeholders())
+    return [(statement.scope, statement.selector, statement.arg_name) for statement in parser
+            if isinstance(statement, gin.config_parser.BindingStatement)]
+
+
+def _configurable(selector):
+    """The function or class gin registered under `selector`, or None."""
+    try:
+        return gin.get_configurable(selector)
+    except ValueError:
+        return None
+
+
 def check_bindings():
     """Raises ConfigError for the first binding of a parameter its configurable does not take."""
-    for (scope, selector), bindings in gin_config._CONFIG.items():
-        info = gin_config._REGISTRY.get_match(selector)
-        if info is None or selector == "gin.macro":
+    for scope, selector, parameter in current_bindings():
+        target = _configurable(selector) if selector and parameter else None
+        if target is None:  # a macro, or a configurable of a module not imported here (skip_unknown)
             continue
-        names, any_name = accepted_parameters(info.wrapped)
-        if any_name:
-            continue
-        short = selector.rsplit(".", 1)[-1]
-        for parameter in bindings:
-            if parameter not in names:
-                where = f"{scope}/{short}" if scope else short
-                raise ConfigError(f"Unknown gin binding {where}.{parameter}: {short} takes no parameter "
-                                  f"{parameter!r}{_suggest(parameter, names)}.")
+        names, any_name = accepted_parameters(target)
+        if not any_name and parameter not in names:
+            short = selector.rsplit(".", 1)[-1]
+            where = f"{scope}/{short}" if scope else short
+            raise ConfigError(f"Unknown gin binding {where}.{parameter}: {short} takes no parameter "
+                              f"{parameter!r}{_suggest(parameter, names)}.")
 
 
 def _one_line(error):
@@ -106,12 +172,12 @@ def _one_line(error):
     if message.startswith(prefix) and "doesn't have a parameter named '" in message:
         configurable = message[len(prefix):message.index("'", len(prefix))]
         parameter = message.rsplit("'", 2)[-2]
-        info = gin_config._REGISTRY.get_match(configurable)
-        if info is not None:
-            suggestion = _suggest(parameter, accepted_parameters(info.wrapped)[0])
+        target = _configurable(configurable)
+        if target is not None:
+            suggestion = _suggest(parameter, accepted_parameters(target)[0])
     elif message.startswith("No configurable matching '"):
         name = message.split("'")[1]
-        suggestion = _suggest(name, {selector.rsplit(".", 1)[-1] for selector, _ in gin_config._REGISTRY.items()})
+        suggestion = _suggest(name, {selector.rsplit(".", 1)[-1] for selector in compat.registered_configurables()})
     return message.rstrip(".") + suggestion + "".join(f"; {line}" for line in lines[1:])
 
 
@@ -121,7 +187,6 @@ def parse(gin_files, gin_params=(), skip_unknown=False):
     `skip_unknown`: ignore bindings of configurables not registered in this process (for reading a run's
     own operative config where only some of its parts are needed)."""
     paths = [resolve_gin_file(name) for name in gin_files]
-    gin.add_config_file_search_path(GIN_DIR)
     try:
         gin.parse_config_files_and_bindings(paths, list(gin_params), finalize_config=False,
                                             skip_unknown=skip_unknown)
@@ -143,10 +208,11 @@ def is_bound(name):
 @contextlib.contextmanager
 def isolated():
     """Runs its body on an empty gin config and puts the caller's bindings back afterwards."""
-    saved = copy.deepcopy(gin_config._CONFIG)
+    saved = gin.config_str()
     try:
         gin.clear_config()
         yield
     finally:
         gin.clear_config()
-        gin_config._CONFIG.update(saved)
+        with gin.unlock_config():
+            gin.parse_config(saved)

@@ -13,7 +13,7 @@ import os
 
 from absl import flags
 
-from sagan_tf import commands, machine  # no TensorFlow
+from sagan_tf import commands, logs, machine  # no TensorFlow
 
 FLAGS = flags.FLAGS
 
@@ -64,6 +64,7 @@ def evaluate_model_dir(model_dir, checkpoint=None, gin_files=(), gin_params=(), 
 def main(argv):
     del argv  # commands.run rejects stray arguments
     machine.set_onednn(FLAGS.onednn)  # before TensorFlow starts
+    logs.quiet_libraries()
     from sagan_tf.eval.evaluator import format_table  # noqa: PLC0415
 
     if not os.path.isdir(FLAGS.model_dir):

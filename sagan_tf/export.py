@@ -12,7 +12,7 @@ import os
 
 from absl import flags
 
-from sagan_tf import commands
+from sagan_tf import commands, logs  # no TensorFlow
 
 FLAGS = flags.FLAGS
 
@@ -56,6 +56,7 @@ def main(argv):
                                  "pass a folder for TF Serving's model base path")
     if not os.path.isdir(FLAGS.model_dir):
         raise commands.UserError(f"--model_dir {FLAGS.model_dir} is not a folder", "pass the folder a training run wrote")
+    logs.quiet_libraries()
     try:
         path, description = export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.checkpoint, FLAGS.version)
     except FileExistsError as error:

@@ -1,4 +1,4 @@
-"""Training progress as people read it: a Keras bar on a terminal, plain log lines anywhere else.
+"""Training progress as people read it: a bar on a terminal, plain log lines anywhere else.
 
 With stdout redirected (nohup, a cluster job, CI), a progress bar is one long line of carriage returns
 and colour codes; there, every `log_every` steps gives one line of step, losses, images/s, seconds per
@@ -7,8 +7,6 @@ step and ETA instead. Rates count only this process's steps, so a resumed run re
 
 import sys
 import time
-
-import keras
 
 SHOWN = ("d_loss", "g_loss", "d_real", "d_fake", "d_gap", "g_grad_norm", "img/s")
 
@@ -23,43 +21,38 @@ def format_duration(seconds):
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-class _ResumedProgbar(keras.utils.Progbar):
-    """A Progbar whose time per step divides by the steps this process ran, not by the absolute step
-    (after a resume at step 300, Keras's own bar divided the first minutes by 300)."""
-
-    def __init__(self, target, first_step, **kwargs):
-        super().__init__(target, **kwargs)
-        self._first_step = first_step
-
-    def _estimate_step_duration(self, current, now):
-        done = current - self._first_step
-        return (now - self._start) / done if done > 0 else 0.0
-
-
 class Progress:
-    """Reports training progress; `plain=None` chooses lines unless `stream` is a terminal."""
+    """Reports training progress; `plain=None` chooses lines unless `stream` is a terminal, where one
+    line with a bar is rewritten in place."""
+
+    BAR_WIDTH = 24
 
     def __init__(self, num_steps, first_step, stream=None, plain=None):
         self.stream = stream or sys.stdout
         self.plain = (not self.stream.isatty()) if plain is None else plain
         self.num_steps, self.first_step = num_steps, first_step
         self.start = time.time()
-        self.bar = None if self.plain else _ResumedProgbar(num_steps, first_step, stateful_metrics=list(SHOWN))
+        self.line_open = False  # a bar line waits for its newline
 
     def seconds_per_step(self, step):
         done = step - self.first_step
         return (time.time() - self.start) / done if done > 0 else float("nan")
 
     def update(self, step, values):
-        if self.bar is not None:
-            self.bar.update(step, [(k, values[k]) for k in SHOWN if k in values])
-            return
         per_step = self.seconds_per_step(step)
         fields = "  ".join(f"{k} {values[k]:.4f}" for k in SHOWN if k in values and k != "img/s")
-        print(f"step {step}/{self.num_steps}  {fields}  {values.get('img/s', float('nan')):.1f} images/s  "
-              f"{per_step:.3f} s/step  ETA {format_duration(per_step * (self.num_steps - step))}",
-              file=self.stream, flush=True)
+        line = (f"step {step}/{self.num_steps}  {fields}  {values.get('img/s', float('nan')):.1f} images/s  "
+                f"{per_step:.3f} s/step  ETA {format_duration(per_step * (self.num_steps - step))}")
+        if self.plain:
+            print(line, file=self.stream, flush=True)
+            return
+        filled = min(self.BAR_WIDTH, self.BAR_WIDTH * step // max(self.num_steps, 1))
+        bar = "[" + "=" * filled + "." * (self.BAR_WIDTH - filled) + "]"
+        self.stream.write(f"\r{bar} {line}\x1b[K")  # \x1b[K: clear what a longer line left
+        self.stream.flush()
+        self.line_open = True
 
     def message(self, text):
         """A line of its own (a warning, the summary), also below a bar."""
-        print(("\n" if self.bar is not None else "") + text, file=self.stream, flush=True)
+        print(("\n" if self.line_open else "") + text, file=self.stream, flush=True)
+        self.line_open = False

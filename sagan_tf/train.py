@@ -9,7 +9,7 @@ import sys
 
 from absl import flags
 
-from sagan_tf import commands, machine  # no TensorFlow: set_onednn must run before TensorFlow starts
+from sagan_tf import commands, logs, machine  # no TensorFlow: set_onednn must run before TensorFlow starts
 
 FLAGS = flags.FLAGS
 
@@ -39,6 +39,7 @@ PRECISION_BINDINGS = {"auto": "'auto'", "float32": "None", "bfloat16": "'mixed_b
 def main(argv):
     del argv  # commands.run rejects stray arguments
     onednn_source = machine.set_onednn(FLAGS.onednn)  # before TensorFlow is imported: it reads the variable once
+    logs.quiet_libraries()
     from sagan_tf import config, distribute, gin_registry, trainer  # noqa: F401  (after flag parsing: TF is slow)
     from sagan_tf.eval.periodic import PeriodicEvaluation
 

@@ -96,3 +96,37 @@ def test_keras_base_arguments_and_ablations_still_parse():
     for ablation in sorted((GIN_DIR / "ablations").glob("*.gin")):
         gin.clear_config()
         config.parse(["synthetic.gin", str(ablation)])
+
+
+def test_the_package_ships_every_file_of_the_gin_folder():
+    shipped = config.packaged_gin_names()
+    assert shipped == sorted(str(p.relative_to(GIN_DIR)) for p in GIN_DIR.rglob("*.gin"))
+    assert config.resolve_gin_file("imagenet").endswith("imagenet.gin")
+    assert config.resolve_gin_file("ablations/equal_lr.gin").endswith("equal_lr.gin")
+    assert config.packaged_gin_file("../pyproject.toml") is None and config.packaged_gin_file("/etc/passwd") is None
+
+
+def test_a_users_gin_file_includes_a_shipped_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no gin/ folder here: base.gin comes from the package
+    (tmp_path / "mine.gin").write_text("include 'synthetic.gin'\nGenerator.base_channels = 8\n")
+    assert config.parse(["mine.gin"]) == ["mine.gin"]
+    assert gin.query_parameter("Generator.base_channels") == 8
+    assert gin.query_parameter("%RESOLUTION") == 32
+
+
+def test_isolated_runs_on_an_empty_config_and_restores_the_callers():
+    config.parse(["experiments/fashion_mnist_quality.gin"], ["Generator.base_channels = 8"])
+    before = gin.config_str()
+    with config.isolated():
+        assert not config.is_bound("Generator.base_channels")
+        config.parse(["synthetic.gin"], ["Generator.base_channels = 4"])
+    assert gin.config_str() == before
+    assert gin.query_parameter("Generator.base_channels") == 8
+
+
+def test_bindings_are_read_from_the_config_string():
+    config.parse(["cifar10.gin"])
+    bindings = config.current_bindings()
+    assert any(scope == "discriminator" and selector.endswith("Adam") and parameter == "learning_rate"
+               for scope, selector, parameter in bindings)
+    assert any(selector.endswith("Generator") and parameter == "base_channels" for _, selector, parameter in bindings)

@@ -321,8 +321,24 @@ def test_progress_is_plain_lines_off_a_terminal_and_rates_count_this_process_onl
     # 10 steps of this process in 10 s: 1 s/step and 90 steps left (not 10 s / 310 steps).
     assert line.startswith("step 310/400  d_loss 1.5000  g_loss 0.2500  32.0 images/s  1.000 s/step  ETA 1m30s"), line
     assert "\r" not in line and "\x1b" not in line and "\b" not in line
-    bar = progress_lib._ResumedProgbar(400, 300)
-    assert bar._estimate_step_duration(310, bar._start + 10.0) == pytest.approx(1.0)
+
+
+def test_progress_on_a_terminal_rewrites_one_line_with_a_bar(monkeypatch):
+    import io
+
+    from sagan_tf import progress as progress_lib
+
+    clock = iter([1000.0, 1010.0, 1020.0])
+    monkeypatch.setattr(progress_lib.time, "time", lambda: next(clock))
+    stream = io.StringIO()
+    progress = progress_lib.Progress(400, first_step=300, stream=stream, plain=False)
+    progress.update(310, {"d_loss": 1.5, "img/s": 32.0})
+    progress.update(320, {"d_loss": 1.25, "img/s": 32.0})
+    progress.message("done")
+    text = stream.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\ndone\n"), repr(text)
+    # the bar is 320/400 full; the rate counts this process's 20 steps in 20 s
+    assert "\r[===================.....] step 320/400  d_loss 1.2500  32.0 images/s  1.000 s/step  ETA 1m20s" in text
 
 
 def test_fit_trains_with_keras_callbacks():

@@ -12,7 +12,8 @@ import dataclasses
 
 import gin
 import tensorflow as tf
-from tensorflow.python.eager import context as tf_context
+
+from sagan_tf import compat
 
 # TensorFlow's own global seed when none is set (random_seed.DEFAULT_GRAPH_SEED).
 _PIPELINE_GLOBAL_SEED = 87654321
@@ -25,7 +26,7 @@ def seeded_by_arguments_only():
     in an evaluation process than in the training process, and real statistics of another sample.
     While a pipeline is built the global part is pinned to TensorFlow's default, so its order depends
     on its `seed` argument only; the caller's global seed is put back after."""
-    previous = tf_context.global_seed()
+    previous = compat.global_seed()
     tf.random.set_seed(_PIPELINE_GLOBAL_SEED)
     try:
         yield

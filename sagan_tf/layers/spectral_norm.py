@@ -10,12 +10,8 @@ code do.
 import keras
 from keras import ops
 
+from sagan_tf import compat
 from sagan_tf.layers import conv_grad
-
-try:  # Reading a float32 variable without the mixed-precision autocast.
-    from keras.src.backend.common.variables import AutocastScope as _AutocastScope
-except ImportError:  # pragma: no cover - future Keras layout
-    _AutocastScope = None
 
 
 def _l2_normalize(x, epsilon=1e-12):
@@ -170,9 +166,7 @@ class SpectralNormalization(keras.layers.Wrapper):
         return getattr(self.layer, self._attribute)
 
     def _kernel_float32(self):
-        if _AutocastScope is None:
-            return ops.cast(self.kernel, "float32")
-        with _AutocastScope(None):
+        with compat.no_autocast():  # the float32 weight itself, not its compute-dtype copy
             return ops.cast(ops.convert_to_tensor(self.kernel), "float32")
 
     def _as_matrix(self, w):
