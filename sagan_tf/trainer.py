@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from sagan_tf import actions as actions_lib
-from sagan_tf import checkpointing, machine, restore
+from sagan_tf import checkpointing, compat, machine, restore
 from sagan_tf.machine import describe_machine, native_bf16
 from sagan_tf.actions import DivergedError, StepResult, scalar  # noqa: F401  (DivergedError: the CLI's)
 from sagan_tf.data import feeding
@@ -42,9 +42,7 @@ def resolve_precision(mixed_precision):
 
 def onednn_enabled():
     """Whether this TensorFlow process uses its oneDNN kernels."""
-    from sagan_tf.layers import conv_grad  # noqa: PLC0415
-
-    return conv_grad.onednn_enabled()
+    return compat.onednn_enabled()
 
 
 def detect_hardware(strategy=None):

@@ -21,20 +21,11 @@ for the shapes that match one of its rules (`use_matmul_filter_gradient`). Which
 the hardware policy's choice (`sagan_tf.machine.network_settings`), made once by the train command.
 """
 
-import functools
 
 import tensorflow as tf
 
 FILTER_GRADIENTS = ("onednn", "matmul")  # besides a rule list
 RULE_KEYS = ("kernel", "min_positions", "max_positions", "min_channels")
-
-
-@functools.lru_cache(maxsize=None)
-def onednn_enabled():
-    """Whether TensorFlow runs its oneDNN kernels (the rules were measured against them, not Eigen's)."""
-    from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415  (no public API for it)
-
-    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def _check_rule(rule, filter_gradient):
