@@ -65,3 +65,25 @@ def integers(flag, values, fix):
         return [int(value) for value in values]
     except ValueError:
         raise UserError(f"--{flag}={','.join(values)} holds a value that is not an integer", fix) from None
+
+
+def gin_files(flag, names):
+    """Each of `names` must be a gin file: a path, or a name in sagan_tf's gin/ folder (as sagan_tf.config
+    resolves them, without importing it: it starts TensorFlow)."""
+    import importlib.util  # noqa: PLC0415
+
+    gin_dir = os.path.join(os.path.dirname(os.path.dirname(importlib.util.find_spec("sagan_tf").origin)), "gin")
+    for name in names:
+        candidates = [name, os.path.join(gin_dir, name)]
+        if not name.endswith(".gin"):
+            candidates += [name + ".gin", os.path.join(gin_dir, name + ".gin")]
+        if not any(os.path.isfile(path) for path in candidates):
+            raise UserError(f"--{flag} gin file {name!r} not found (looked in . and {gin_dir})",
+                            "pass a path, or a name such as synthetic.gin from that folder")
+
+
+def executable(flag, path, fix):
+    """`path` must be a file this user may run."""
+    file(flag, path, fix)
+    if not os.access(path, os.X_OK):
+        raise UserError(f"--{flag} {path} is not an executable", fix)
