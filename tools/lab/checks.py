@@ -78,7 +78,7 @@ def gin_files(flag, names):
         if not name.endswith(".gin"):
             candidates += [name + ".gin", os.path.join(gin_dir, name + ".gin")]
         if not any(os.path.isfile(path) for path in candidates):
-            raise UserError(f"--{flag} gin file {name!r} not found (looked in . and {gin_dir})",
+            raise UserError(f"gin file {name!r} not found in . or {gin_dir} (--{flag})",
                             "pass a path, or a name such as synthetic.gin from that folder")
 
 
