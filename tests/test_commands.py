@@ -43,13 +43,120 @@ TABLE = [
     (EXPORT, ["--model_dir={run}", "--export_dir={tmp}/e", "--checkpoint=999"], "999", ["{tmp}/e"]),
 ]
 
+# The tools, run as users type them: `python tools/<name>.py` from the checkout.
+SAMPLE, PREPARE, ATTENTION = "tools/sample.py", "tools/prepare_data.py", "tools/visualize_attention.py"
+SHAPE_SCORE, SHAPE_CURVE, EVAL_REFERENCE = "tools/shape_score.py", "tools/shape_curve.py", "tools/eval_reference.py"
+VERIFY, TIME_TO_QUALITY, SYNC_DOCS = "tools/verify_inception.py", "tools/time_to_quality.py", "tools/sync_docs.py"
+RUN_EXPERIMENTS, BENCH_TRAIN, BENCH_EVAL = "tools/run_experiments.py", "tools/bench_train.py", "tools/bench_eval.py"
+BENCH_INPUT, BENCH_ATTENTION, BENCH_CONV_GRAD = "tools/bench_input.py", "tools/bench_attention.py", "tools/bench_conv_grad.py"
+BENCH_REFERENCE, BENCH_LONG_RANGE = "tools/bench_reference.py", "tools/bench_long_range.py"
+TOOLS = [SAMPLE, PREPARE, ATTENTION, SHAPE_SCORE, SHAPE_CURVE, EVAL_REFERENCE, VERIFY, TIME_TO_QUALITY, SYNC_DOCS,
+         RUN_EXPERIMENTS, BENCH_TRAIN, BENCH_EVAL, BENCH_INPUT, BENCH_ATTENTION, BENCH_CONV_GRAD, BENCH_REFERENCE,
+         BENCH_LONG_RANGE]
+SPEC = "tools/experiments/fashion_mnist_ablations.json"
+
+TABLE += [
+    (SAMPLE, ["--output={tmp}/g.png"], "pass exactly one of --model_dir and --saved_model", ["{tmp}/g.png"]),
+    (SAMPLE, ["--model_dir={empty}", "--output={tmp}/g.png"], "is {empty} a sagan_tf training directory?",
+     ["{tmp}/g.png"]),
+    (SAMPLE, ["--saved_model={empty}"], "holds no assets/sagan_tf_export.json", ["{empty}/grid.png"]),
+    (SAMPLE, ["--model_dir={run}", "--classes=0,42", "--output={tmp}/g.png"], "--classes 42: the model has classes 0-9",
+     ["{tmp}/g.png"]),
+    (SAMPLE, ["--model_dir={run}", "--classes=cat", "--output={tmp}/g.png"], "is not an integer", ["{tmp}/g.png"]),
+    (SAMPLE, ["--model_dir={run}", "--per_class=0", "--output={tmp}/g.png"], "flag --per_class=0", ["{tmp}/g.png"]),
+    (PREPARE, ["--output_dir={tmp}/r"], "give exactly one of --folder and --tfds", ["{tmp}/r"]),
+    (PREPARE, ["--folder={tmp}/none", "--output_dir={tmp}/r"], "--folder {tmp}/none does not exist", ["{tmp}/r"]),
+    (PREPARE, ["--folder={empty}", "--output_dir={tmp}/r"], "has no class sub-folders", ["{tmp}/r"]),
+    (PREPARE, ["--folder={empty}", "--noconditional"], "--output_dir is required", []),
+    (PREPARE, ["--folder={empty}", "--output_dir={file}"], "is a file, not a folder", []),
+    (PREPARE, ["--folder={empty}", "--manual_dir={empty}", "--output_dir={tmp}/r"], "--manual_dir goes with --tfds",
+     ["{tmp}/r"]),
+    (PREPARE, ["--folder={empty}", "--output_dir={tmp}/r", "--num_shards=0"], "flag --num_shards=0", ["{tmp}/r"]),
+    (ATTENTION, [], "--model_dir is required", []),
+    (ATTENTION, ["--model_dir={empty}"], "is {empty} a sagan_tf training directory?", ["{empty}/attention.png"]),
+    (ATTENTION, ["--model_dir={run}", "--queries=0.5;0.2"], "is not a point 'y,x'", []),
+    (ATTENTION, ["--model_dir={run}", "--queries=1.5,0.5"], "lies outside the image", []),
+    (ATTENTION, ["--model_dir={run}", "--network=critic"], "flag --network=critic", []),
+    (SHAPE_SCORE, [], "--model_dir is required", []),
+    (SHAPE_SCORE, ["--model_dir={empty}", "--json={tmp}/s.json"], "is {empty} a sagan_tf training directory?",
+     ["{tmp}/s.json"]),
+    (SHAPE_SCORE, ["--model_dir={run}", "--per_class=0"], "flag --per_class=0", []),
+    (SHAPE_SCORE, ["--model_dir={run}", "--json={empty}"], "--json {empty} is a folder", []),
+    (SHAPE_CURVE, [], "--runs is required", []),
+    (SHAPE_CURVE, ["--runs={empty}", "--output={tmp}/t.md"], "holds no run.json", ["{tmp}/t.md"]),
+    (SHAPE_CURVE, ["--runs={tmp}/none"], "--runs {tmp}/none does not exist", []),
+    (SHAPE_CURVE, ["--runs={file}"], "is a file, not a folder", []),
+    (EVAL_REFERENCE, ["--output={tmp}/m.json"], "--npz is required", ["{tmp}/m.json"]),
+    (EVAL_REFERENCE, ["--npz={tmp}/none.npz", "--output={tmp}/m.json"], "--npz {tmp}/none.npz does not exist",
+     ["{tmp}/m.json"]),
+    (EVAL_REFERENCE, ["--npz={file}", "--output={tmp}/m.json"], "is not a .npz file", ["{tmp}/m.json"]),
+    (EVAL_REFERENCE, ["--npz={file}", "--output={empty}"], "--output {empty} is a folder", []),
+    (EVAL_REFERENCE, ["--npz={file}", "--output={tmp}/m.json", "--gin_file=nope.gin"], "gin file 'nope.gin' not found",
+     ["{tmp}/m.json"]),
+    (VERIFY, ["--torch_python={file}"], "is not an executable", []),
+    (VERIFY, ["--torch_python={tmp}/none"], "--torch_python {tmp}/none does not exist", []),
+    (VERIFY, ["--weights={tmp}/none.pth"], "--weights {tmp}/none.pth does not exist", []),
+    (VERIFY, ["--num_images=0"], "flag --num_images=0", []),
+    (VERIFY, ["--fingerprint_out={empty}"], "--fingerprint_out {empty} is a folder", []),
+    (TIME_TO_QUALITY, ["--output={tmp}/t"], "--bench is required", ["{tmp}/t.md"]),
+    (TIME_TO_QUALITY, ["--bench={tmp}/none.json", "--output={tmp}/t"], "--bench {tmp}/none.json does not exist",
+     ["{tmp}/t.md"]),
+    (TIME_TO_QUALITY, ["--bench={file}", "--output={tmp}/t"], "is not JSON", ["{tmp}/t.md", "{tmp}/t.png"]),
+    (TIME_TO_QUALITY, ["--bench={file}", "--runs={tmp}/none", "--output={tmp}/t"], "--runs {tmp}/none does not exist",
+     ["{tmp}/t.md"]),
+    (SYNC_DOCS, ["extra"], "unexpected arguments ['extra']", []),
+    (SYNC_DOCS, ["--check=maybe"], "flag --check=maybe", []),
+    (SYNC_DOCS, ["--chek"], "Unknown command line flag 'chek'", []),
+    (RUN_EXPERIMENTS, ["--out_dir={tmp}/o"], "--spec is required", ["{tmp}/o"]),
+    (RUN_EXPERIMENTS, ["--spec={tmp}/none.json", "--out_dir={tmp}/o"], "--spec {tmp}/none.json does not exist",
+     ["{tmp}/o"]),
+    (RUN_EXPERIMENTS, ["--spec={file}", "--out_dir={tmp}/o"], "is not JSON", ["{tmp}/o"]),
+    (RUN_EXPERIMENTS, [f"--spec={SPEC}", "--out_dir={file}"], "is a file, not a folder", []),
+    (BENCH_TRAIN, ["--gin_file=nope.gin"], "gin file 'nope.gin' not found", []),
+    (BENCH_TRAIN, ["--mixed_precision=fp16"], "flag --mixed_precision=fp16", []),
+    (BENCH_TRAIN, ["--steps=0"], "flag --steps=0", []),
+    (BENCH_TRAIN, ["--json={empty}"], "--json {empty} is a folder", []),
+    (BENCH_EVAL, ["--batch_size=0"], "flag --batch_size=0", []),
+    (BENCH_EVAL, ["--json={empty}"], "--json {empty} is a folder", []),
+    (BENCH_EVAL, ["--onednn=maybe"], "flag --onednn=maybe", []),
+    (BENCH_INPUT, ["--batch=0"], "flag --batch=0", []),
+    (BENCH_INPUT, ["--num_images=10"], "--num_images=10 is fewer than one --batch=64", []),
+    (BENCH_INPUT, ["--batches=-1"], "flag --batches=-1", []),
+    (BENCH_ATTENTION, ["--feature_size=0"], "flag --feature_size=0", []),
+    (BENCH_ATTENTION, ["--style=bad"], "flag --style=bad", []),
+    (BENCH_ATTENTION, ["--json={empty}"], "--json {empty} is a folder", []),
+    (BENCH_ATTENTION, ["--batch=64", "--max_batch=32"], "--batch=64 is above --max_batch=32", []),
+    (BENCH_CONV_GRAD, ["--shapes=2,8,8"], "five positive integers", []),
+    (BENCH_CONV_GRAD, ["--shapes=2,8,8,8,2"], "the kernel size must be odd", []),
+    (BENCH_CONV_GRAD, ["--json={empty}"], "--json {empty} is a folder", []),
+    (BENCH_CONV_GRAD, ["--repeats=0"], "flag --repeats=0", []),
+    (BENCH_REFERENCE, [], "--reference_python is required", []),
+    (BENCH_REFERENCE, ["--render={tmp}/none.json"], "--render {tmp}/none.json does not exist", ["{tmp}/none.md"]),
+    (BENCH_REFERENCE, ["--render={file}"], "is not JSON", []),
+    (BENCH_REFERENCE, ["--reference_python={file}", "--biggan_dir={empty}"], "has no BigGAN.py", []),
+    (BENCH_REFERENCE, ["--reference_python={file}", "--biggan_dir={empty}", "--configs=256"],
+     "unknown configs ['256']", []),
+    (BENCH_LONG_RANGE, ["--seeds=a,b", "--out_dir={tmp}/o"], "is not an integer", ["{tmp}/o"]),
+    (BENCH_LONG_RANGE, ["--out_dir={file}"], "is a file, not a folder", []),
+    (BENCH_LONG_RANGE, ["--num_steps=0", "--out_dir={tmp}/o"], "flag --num_steps=0", ["{tmp}/o"]),
+    (BENCH_LONG_RANGE, ["--seeds=1,1", "--out_dir={tmp}/o"], "needs distinct seeds", ["{tmp}/o"]),
+]
+
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # any control character but tab and newline
+
+
+def _argv(name):
+    """A tool (`tools/x.py`) runs as a script from the checkout, a package command as a module."""
+    return [sys.executable, name] if name.endswith(".py") else [sys.executable, "-m", name]
+
+
+def _id(command):
+    return os.path.basename(command).removesuffix(".py").split(".")[-1]
 
 
 def _command(name, args):
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}  # multi_worker must find none
-    return subprocess.run([sys.executable, "-m", name, *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=600, env=env)
+    return subprocess.run([*_argv(name), *args], capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +168,7 @@ def places(tmp_path_factory, tiny_run):
 
 
 @pytest.mark.parametrize("command, args, fragment, absent", TABLE,
-                         ids=[f"{row[0].split('.')[-1]}-{i}" for i, row in enumerate(TABLE)])
+                         ids=[f"{_id(row[0])}-{i}" for i, row in enumerate(TABLE)])
 def test_bad_input_is_one_line_and_exit_2(command, args, fragment, absent, places, tmp_path):
     values = {**places, "tmp": str(tmp_path)}
     run_files = sorted(os.listdir(places["run"]))
@@ -76,16 +183,29 @@ def test_bad_input_is_one_line_and_exit_2(command, args, fragment, absent, place
     assert sorted(os.listdir(places["run"])) == run_files  # the run is left as it was
 
 
-@pytest.mark.parametrize("command", [TRAIN, EVALUATE, EXPORT])
-def test_help_exits_0_and_names_the_flags(command):
+HELP = {TRAIN: "--model_dir", EVALUATE: "--model_dir", EXPORT: "--model_dir", SAMPLE: "--saved_model",
+        PREPARE: "--output_dir", ATTENTION: "--queries", SHAPE_SCORE: "--per_class", SHAPE_CURVE: "--runs",
+        EVAL_REFERENCE: "--npz", VERIFY: "--torch_python", TIME_TO_QUALITY: "--bench", SYNC_DOCS: "--check",
+        RUN_EXPERIMENTS: "--spec", BENCH_TRAIN: "--gin_file", BENCH_EVAL: "--throughput", BENCH_INPUT: "--num_images",
+        BENCH_ATTENTION: "--feature_size", BENCH_CONV_GRAD: "--shapes", BENCH_REFERENCE: "--biggan_dir",
+        BENCH_LONG_RANGE: "--seeds"}
+
+
+def test_every_tool_has_rows_and_help():
+    assert set(HELP) == {TRAIN, EVALUATE, EXPORT, *TOOLS}
+    for command in HELP:
+        assert sum(row[0] == command for row in TABLE) >= 3, command
+
+
+@pytest.mark.parametrize("command, flag", HELP.items(), ids=[_id(c) for c in HELP])
+def test_help_exits_0_and_names_the_flags(command, flag):
     result = _command(command, ["--help"])
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "--model_dir" in result.stdout
+    assert flag in result.stdout
 
 
 def test_redirected_output_has_no_control_characters_and_ends_naming_what_was_written(places, tmp_path):
     """Train, evaluate and export with stdout and stderr going to files, as in a job or CI log."""
-    outputs = {}
     runs = {
         TRAIN: ["--gin_file=synthetic.gin", f"--model_dir={tmp_path / 'run'}", "--gin_param=train.num_steps = 2",
                 *TINY],
@@ -93,18 +213,39 @@ def test_redirected_output_has_no_control_characters_and_ends_naming_what_was_wr
                    f"--output={tmp_path / 'metrics.json'}"],
         EXPORT: [f"--model_dir={places['run']}", f"--export_dir={tmp_path / 'export'}"],
     }
-    for command, args in runs.items():
-        with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
-            code = subprocess.run([sys.executable, "-m", command, *args], stdout=out, stderr=err, cwd=REPO,
-                                  timeout=600).returncode
-        text = (tmp_path / "out.txt").read_text() + (tmp_path / "err.txt").read_text()
-        assert code == 0, text[-3000:]
-        assert not CONTROL.search(text), (command, CONTROL.search(text).group())
-        outputs[command] = (tmp_path / "out.txt").read_text().strip().splitlines()
+    outputs = _redirected(runs, tmp_path)
     assert any(line.startswith("Done: steps 0-2") for line in outputs[TRAIN])
     assert outputs[EVALUATE][-1] == f"Wrote {tmp_path / 'metrics.json'}"
     assert "Classifier: the offline Inception port (--classifier=port)" in "\n".join(outputs[EVALUATE])
     assert outputs[EXPORT][-1].startswith(f"Exported {tmp_path / 'export'}")
+
+
+def _redirected(runs, tmp_path):
+    """{command: stdout lines} of each command run with stdout and stderr going to files."""
+    outputs = {}
+    for command, args in runs.items():
+        with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+            code = subprocess.run([*_argv(command), *args], stdout=out, stderr=err, cwd=REPO, timeout=600).returncode
+        text = (tmp_path / "out.txt").read_text() + (tmp_path / "err.txt").read_text()
+        assert code == 0, text[-3000:]
+        assert not CONTROL.search(text), (command, CONTROL.search(text).group())
+        outputs[command] = (tmp_path / "out.txt").read_text().strip().splitlines()
+    return outputs
+
+
+def test_tools_redirected_output_has_no_control_characters_and_ends_naming_what_was_written(places, tmp_path):
+    """sample.py and shape_score.py on the tiny run (trained on the synthetic data), output to files."""
+    run_files = sorted(os.listdir(places["run"]))
+    outputs = _redirected({
+        SAMPLE: [f"--model_dir={places['run']}", f"--output={tmp_path / 'grid.png'}", "--per_class=2",
+                 "--classes=0,9"],
+        SHAPE_SCORE: [f"--model_dir={places['run']}", "--per_class=2", f"--json={tmp_path / 'shapes.json'}"],
+    }, tmp_path)
+    assert outputs[SAMPLE][-1].startswith(f"Wrote {tmp_path / 'grid.png'}: 2 rows x 2 columns")
+    assert (tmp_path / "grid.png").stat().st_size > 0
+    assert outputs[SHAPE_SCORE][-1] == f"Wrote {tmp_path / 'shapes.json'}"
+    assert (tmp_path / "shapes.json").exists()
+    assert sorted(os.listdir(places["run"])) == run_files
 
 
 def test_docs_commands_section_lists_every_error_of_the_table():

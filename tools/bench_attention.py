@@ -23,20 +23,23 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
-from lab import records
+from lab import checks, records
 from lab.timing import median_seconds
+from sagan_tf import commands  # (no TensorFlow)
 
-flags.DEFINE_integer("feature_size", 64, "Feature-map side S (N = S^2 positions).")
-flags.DEFINE_integer("channels", 128, "Channels C of the feature map (the 128x128 G has 128 at 64x64).")
+flags.DEFINE_integer("feature_size", 64, "Feature-map side S (N = S^2 positions).", lower_bound=2)
+flags.DEFINE_integer("channels", 128, "Channels C of the feature map (the 128x128 G has 128 at 64x64).",
+                     lower_bound=8)
 flags.DEFINE_enum("style", "paper", ["paper", "official"], "Attention style (keys unpooled or pooled 2x2).")
-flags.DEFINE_integer("batch", 32, "Batch of the equal-batch comparison, and the search's start.")
-flags.DEFINE_integer("block_size", 512, "Query block size of the blocked path.")
-flags.DEFINE_float("memory_limit_gib", 16.0, "Peak RSS budget of the largest-batch search.")
-flags.DEFINE_integer("max_batch", 1024, "Stop the doubling here.")
-flags.DEFINE_integer("precision", 16, "Bisection stops when the fit/no-fit bracket is this narrow.")
-flags.DEFINE_integer("steps", 3, "Timed iterations (median) after one warm-up.")
+flags.DEFINE_integer("batch", 32, "Batch of the equal-batch comparison, and the search's start.", lower_bound=1)
+flags.DEFINE_integer("block_size", 512, "Query block size of the blocked path.", lower_bound=1)
+flags.DEFINE_float("memory_limit_gib", 16.0, "Peak RSS budget of the largest-batch search.", lower_bound=0.1)
+flags.DEFINE_integer("max_batch", 1024, "Stop the doubling here.", lower_bound=1)
+flags.DEFINE_integer("precision", 16, "Bisection stops when the fit/no-fit bracket is this narrow.",
+                     lower_bound=1)
+flags.DEFINE_integer("steps", 3, "Timed iterations (median) after one warm-up.", lower_bound=1)
 flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
 flags.DEFINE_string("trial", None, "Internal: run one trial, 'full:B' or 'blocked:B', and print its JSON.")
 FLAGS = flags.FLAGS
@@ -125,13 +128,27 @@ def largest_batch(path, limit_gib):
     return fits, {**best, "bracket": [fits, fails]}
 
 
+def parse_trial(text):
+    """('full' or 'blocked', batch) of --trial=PATH:BATCH."""
+    path, _, batch = text.partition(":")
+    if path not in ("full", "blocked") or not batch.isdigit() or int(batch) < 1:
+        raise commands.UserError(f"--trial={text} is not 'full:B' or 'blocked:B'",
+                                 "leave --trial out: the tool passes it to its own trial processes")
+    return path, int(batch)
+
+
 def main(argv):
     del argv
     if FLAGS.trial:
-        path, batch = FLAGS.trial.split(":")
-        print(json.dumps(trial(path, int(batch), FLAGS.style, FLAGS.feature_size, FLAGS.channels,
+        path, batch = parse_trial(FLAGS.trial)
+        print(json.dumps(trial(path, batch, FLAGS.style, FLAGS.feature_size, FLAGS.channels,
                                FLAGS.block_size, FLAGS.steps)))
         return
+    if FLAGS.json:
+        checks.output_file("json", FLAGS.json, "pass a .json file path")
+    if FLAGS.batch > FLAGS.max_batch:
+        raise commands.UserError(f"--batch={FLAGS.batch} is above --max_batch={FLAGS.max_batch}",
+                                 "pass a --batch at most --max_batch")
     n = FLAGS.feature_size ** 2
     keys = n if FLAGS.style == "paper" else n // 4
     print(f"SelfAttention {FLAGS.style}: S = {FLAGS.feature_size} (N = {n} queries, {keys} keys), C = "
@@ -149,7 +166,8 @@ def main(argv):
     print(json.dumps(report, indent=2))
     if FLAGS.json:
         records.write(FLAGS.json, report)
+        print(f"Wrote {FLAGS.json}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    commands.run("tools/bench_attention.py", main, __doc__)

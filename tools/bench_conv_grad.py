@@ -14,14 +14,13 @@ follows the cap). oneDNN is switched on as the train command does (`--onednn`).
 """
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 
-from lab import records
+from lab import checks, records
 from lab import machine as lab_machine
 from lab.timing import median_seconds
-from sagan_tf import machine  # (no TensorFlow)
+from sagan_tf import commands, machine  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 DEFAULT_SHAPES = ";".join([
@@ -34,24 +33,28 @@ DEFAULT_SHAPES = ";".join([
 
 def define_flags():
     flags.DEFINE_string("shapes", DEFAULT_SHAPES, "Semicolon-separated batch,height,c_in,c_out,kernel.")
-    flags.DEFINE_integer("repeats", 7, "Timed calls per measurement (median).")
+    flags.DEFINE_integer("repeats", 7, "Timed calls per measurement (median).", lower_bound=1)
     flags.DEFINE_string("markdown", None, "Also write the table to this file.")
     flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
     flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], machine.ONEDNN_HELP)
 
 
 def parse_shapes(text):
+    """[(batch, height, c_in, c_out, kernel)] of --shapes; raises UserError on a malformed shape."""
+    fix = "pass --shapes such as \"8,128,64,64,3;32,16,256,256,3\""
     shapes = []
     for item in filter(None, (part.strip() for part in text.split(";"))):
         values = item.split(",")
         if len(values) != 5 or not all(v.strip().isdigit() and int(v) > 0 for v in values):
-            raise ValueError(f"A shape is five positive integers batch,height,c_in,c_out,kernel. Received: {item!r}")
+            raise commands.UserError(f"--shapes: a shape is five positive integers batch,height,c_in,c_out,kernel. "
+                                     f"Received: {item!r}", fix)
         batch, height, c_in, c_out, kernel = (int(v) for v in values)
         if kernel % 2 == 0:
-            raise ValueError(f"The kernel size must be odd (a \"same\" convolution). Received: {item!r}")
+            raise commands.UserError(f"--shapes: the kernel size must be odd (a \"same\" convolution). "
+                                     f"Received: {item!r}", fix)
         shapes.append((batch, height, c_in, c_out, kernel))
     if not shapes:
-        raise ValueError("No shapes given.")
+        raise commands.UserError("--shapes holds no shape", fix)
     return shapes
 
 
@@ -107,11 +110,10 @@ def markdown(rows, description):
 
 def main(argv):
     del argv
-    try:
-        shapes = parse_shapes(FLAGS.shapes)
-    except ValueError as error:
-        print(f"bench_conv_grad: error: --shapes: {error}", file=sys.stderr)
-        sys.exit(2)
+    shapes = parse_shapes(FLAGS.shapes)
+    for flag in ("markdown", "json"):
+        if FLAGS[flag].value:
+            checks.output_file(flag, FLAGS[flag].value, f"pass a .{'md' if flag == 'markdown' else 'json'} file path")
     machine.set_onednn(FLAGS.onednn)
     rows = []
     described = lab_machine.description(isa_limit=True)
@@ -126,8 +128,11 @@ def main(argv):
             f.write(table)
     if FLAGS.json:
         records.write(FLAGS.json, {"rows": rows}, machine=described)
+    written = [path for path in (FLAGS.markdown, FLAGS.json) if path]
+    if written:
+        print(f"Wrote {' and '.join(written)}")
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    commands.run("tools/bench_conv_grad.py", main, __doc__)

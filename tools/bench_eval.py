@@ -18,17 +18,17 @@ import json
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 
-from lab import records
-from sagan_tf import machine  # (no TensorFlow)
+from lab import checks, records
+from sagan_tf import commands, machine  # (no TensorFlow)
 
-flags.DEFINE_integer("num_images", 10_000, "Images from each split.")
-flags.DEFINE_integer("batch_size", 100, "Classifier batch.")
+flags.DEFINE_integer("num_images", 10_000, "Images from each split.", lower_bound=2)
+flags.DEFINE_integer("batch_size", 100, "Classifier batch.", lower_bound=1)
 flags.DEFINE_string("classifier", "port", "'port', 'tfgan', 'auto', a TF-Hub handle or SavedModel dir.")
 flags.DEFINE_bool("throughput", False, "Time the classifier alone on random images (no data needed).")
-flags.DEFINE_integer("batches", 5, "Timed batches of --throughput.")
-flags.DEFINE_integer("threads", None, "TensorFlow intra-op threads (default: all cores).")
+flags.DEFINE_integer("batches", 5, "Timed batches of --throughput.", lower_bound=1)
+flags.DEFINE_integer("threads", None, "TensorFlow intra-op threads (default: all cores).", lower_bound=1)
 flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], "As the evaluate command's flag. " + machine.ONEDNN_HELP)
 flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
 FLAGS = flags.FLAGS
@@ -88,6 +88,8 @@ def throughput(classifier, batch_size, batches):
 
 def main(argv):
     del argv
+    if FLAGS.json:
+        checks.output_file("json", FLAGS.json, "pass a .json file path")
     onednn_source = machine.set_onednn(FLAGS.onednn)  # as the evaluate command does, before TensorFlow starts
     import tensorflow as tf
 
@@ -110,7 +112,8 @@ def main(argv):
     print(json.dumps(report, indent=2))
     if FLAGS.json:
         records.write(FLAGS.json, report)
+        print(f"Wrote {FLAGS.json}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    commands.run("tools/bench_eval.py", main, __doc__)

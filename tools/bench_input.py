@@ -9,20 +9,19 @@ Writes the JPEGs (random sizes around 500x375, like ImageNet's) to a temporary f
 import os
 import tempfile
 
-import numpy as np
-from absl import app, flags
-from PIL import Image
+from absl import flags
 
-from lab.timing import time_calls
-from sagan_tf.data import build_input, folder_source, synthetic_source
+from sagan_tf import commands  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("num_images", 512, "JPEG files to write.")
-flags.DEFINE_integer("batch", 64, "Batch size.")
-flags.DEFINE_integer("batches", 40, "Timed batches (after 5 warm-up batches).")
+flags.DEFINE_integer("num_images", 512, "JPEG files to write.", lower_bound=1)
+flags.DEFINE_integer("batch", 64, "Batch size.", lower_bound=1)
+flags.DEFINE_integer("batches", 40, "Timed batches (after 5 warm-up batches).", lower_bound=1)
 
 
 def _rate(spec):
+    from lab.timing import time_calls  # noqa: PLC0415
+
     iterator = iter(spec.input_fn())
     seconds = time_calls(lambda: next(iterator), FLAGS.batches, warmup=5)
     return FLAGS.batches * FLAGS.batch / sum(seconds)
@@ -30,6 +29,14 @@ def _rate(spec):
 
 def main(argv):
     del argv
+    if FLAGS.num_images < FLAGS.batch:
+        raise commands.UserError(f"--num_images={FLAGS.num_images} is fewer than one --batch={FLAGS.batch}",
+                                 "pass --num_images at least --batch")
+    import numpy as np  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+
+    from sagan_tf.data import build_input, folder_source, synthetic_source  # noqa: PLC0415  (TensorFlow)
+
     rng = np.random.RandomState(0)
     with tempfile.TemporaryDirectory() as root:
         os.makedirs(os.path.join(root, "class0"))
@@ -47,4 +54,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    commands.run("tools/bench_input.py", main, __doc__)

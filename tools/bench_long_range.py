@@ -17,17 +17,18 @@ OUT_DIR/long_range.json and OUT_DIR/long_range.md, and grids OUT_DIR/<variant>_s
 
 import os
 
-from absl import app, flags
+from absl import flags
 
-from lab import records
+from lab import checks, records
+from sagan_tf import commands  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
     flags.DEFINE_string("out_dir", "runs/long_range", "Where the runs and the report go.")
-    flags.DEFINE_integer("num_steps", 1500, "Generator steps of each run.")
-    flags.DEFINE_integer("num_samples", 500, "Generated (and real) images scored per run.")
+    flags.DEFINE_integer("num_steps", 1500, "Generator steps of each run.", lower_bound=1)
+    flags.DEFINE_integer("num_samples", 500, "Generated (and real) images scored per run.", lower_bound=2)
     flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Run seeds (each variant is trained once per seed).")
     flags.DEFINE_integer("sample_seed", 0, "Seed of the scored samples.")
     flags.DEFINE_multi_string("gin_param", [], "Extra bindings for every run.")
@@ -117,8 +118,18 @@ def generated_images(model_dir, count, seed):
     return outputs["images"].numpy(), outputs["labels"].numpy(), run.step
 
 
+def check_flags():
+    """The flags' checks, before TensorFlow starts; returns the seeds as ints."""
+    seeds = checks.integers("seeds", FLAGS.seeds, "pass seeds such as --seeds=0,1,2")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise commands.UserError(f"--seeds={','.join(FLAGS.seeds)} needs distinct seeds", "pass e.g. --seeds=0,1,2")
+    checks.output_folder("out_dir", FLAGS.out_dir, "pass a folder for the runs and the report")
+    return seeds
+
+
 def main(argv):
     del argv
+    seeds = check_flags()
     import numpy as np  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
@@ -127,7 +138,6 @@ def main(argv):
     from sagan_tf.images import image_grid  # noqa: PLC0415
     from lab.machine import description  # noqa: PLC0415
 
-    seeds = [int(seed) for seed in FLAGS.seeds]
     report = {"num_steps": FLAGS.num_steps, "num_samples": FLAGS.num_samples, "seeds": seeds,
               "machine": description(), "gin_params": FLAGS.gin_param}
     real, real_labels = zip(*[(image.numpy(), int(label)) for image, label in
@@ -154,8 +164,9 @@ def main(argv):
     with open(os.path.join(FLAGS.out_dir, "long_range.md"), "w") as f:
         f.write(table)
     print(table)
+    print(f"Wrote {os.path.join(FLAGS.out_dir, 'long_range.json')} and long_range.md there")
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    commands.run("tools/bench_long_range.py", main, __doc__)

@@ -26,10 +26,11 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
-from lab import records
+from lab import checks, records
 from lab import machine as lab_machine
+from sagan_tf import commands  # (no TensorFlow)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name -> (sagan_tf gin files, global batch, resolution, classes, channel width ch); both sides get RGB.
@@ -50,10 +51,11 @@ def define_flags():
     flags.DEFINE_string("reference_python", None, "A Python with torch (the reference's own venv).")
     flags.DEFINE_string("biggan_dir", None, "BigGAN-PyTorch's sources (BigGAN.py, layers.py, ...).")
     flags.DEFINE_list("configs", ["32", "64", "128"], f"Configurations among {sorted(CONFIGS)}.")
-    flags.DEFINE_integer("pairs", 3, "Pairs of runs per configuration (alternating order).")
-    flags.DEFINE_integer("warmup", 1, "Untimed iterations per run.")
-    flags.DEFINE_integer("iters", 3, "Timed iterations per run (median).")
-    flags.DEFINE_integer("threads", 2, "Threads of each side (torch.set_num_threads; TensorFlow intra-op).")
+    flags.DEFINE_integer("pairs", 3, "Pairs of runs per configuration (alternating order).", lower_bound=1)
+    flags.DEFINE_integer("warmup", 1, "Untimed iterations per run.", lower_bound=0)
+    flags.DEFINE_integer("iters", 3, "Timed iterations per run (median).", lower_bound=1)
+    flags.DEFINE_integer("threads", 2, "Threads of each side (torch.set_num_threads; TensorFlow intra-op).",
+                         lower_bound=1)
     flags.DEFINE_float("idle_load", 0.3, "Start a run only below this 1-minute load average...")
     flags.DEFINE_integer("max_wait", 900, "...waiting at most this many seconds (then run, and say so).")
     flags.DEFINE_enum("max_isa", None, ["avx2"],
@@ -218,32 +220,54 @@ def run_sagan_tf(name, warmup, iters, threads, output, max_isa=None):
             "onednn": figures.get("onednn")}
 
 
+def read_report(path):
+    """The OUT.json of an earlier run, for --render."""
+    fix = "pass the OUT.json a run of tools/bench_reference.py wrote"
+    checks.file("render", path, fix)
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise commands.UserError(f"--render {path} is not JSON ({error})", fix) from None
+    if not isinstance(report, dict) or not {"machine", "configs", "runs"} <= set(report):
+        raise commands.UserError(f"--render {path} is not a tools/bench_reference.py report", fix)
+    return report
+
+
+def check_flags(FLAGS):  # noqa: N803
+    """The checks of a measuring run, before TensorFlow starts."""
+    for flag, fix in (("reference_python", "pass the python of a venv with torch"),
+                      ("biggan_dir", "pass a checkout of ajbrock/BigGAN-PyTorch")):
+        checks.required(flag, FLAGS[flag].value, f"{fix}, or --render=OUT.json to rewrite a table")
+    unknown = [c for c in FLAGS.configs if c not in CONFIGS]
+    if unknown:
+        raise commands.UserError(f"--configs: unknown configs {unknown}", f"pass some of {','.join(CONFIGS)}")
+    checks.folder("biggan_dir", FLAGS.biggan_dir, "pass a checkout of ajbrock/BigGAN-PyTorch")
+    if not os.path.isfile(os.path.join(FLAGS.biggan_dir, "BigGAN.py")):
+        raise commands.UserError(f"--biggan_dir {FLAGS.biggan_dir} has no BigGAN.py",
+                                 "pass a checkout of ajbrock/BigGAN-PyTorch")
+    checks.executable("reference_python", FLAGS.reference_python, "pass the python of a venv with torch")
+    if FLAGS.output:
+        checks.output_file("output", FLAGS.output + ".json", "pass a path without extension: OUT.json and OUT.md")
+
+
 def main(argv):
     del argv
     FLAGS = flags.FLAGS
     if FLAGS.render:
-        with open(FLAGS.render) as f:
-            report = json.load(f)
+        report = read_report(FLAGS.render)
         path = os.path.splitext(FLAGS.render)[0] + ".md"
         with open(path, "w") as f:
             f.write(markdown(report))
         print(f"Wrote {path}")
         return
-    if not FLAGS.reference_python or not FLAGS.biggan_dir:
-        raise app.UsageError("--reference_python and --biggan_dir are required (or --render=OUT.json).", exitcode=2)
+    check_flags(FLAGS)
     import tensorflow as tf  # noqa: PLC0415
 
-
-    unknown = [c for c in FLAGS.configs if c not in CONFIGS]
-    if unknown:
-        raise app.UsageError(f"Unknown configs {unknown}; expected some of {sorted(CONFIGS)}.", exitcode=2)
-    if not os.path.isfile(os.path.join(FLAGS.biggan_dir, "BigGAN.py")):
-        raise app.UsageError(f"--biggan_dir {FLAGS.biggan_dir} has no BigGAN.py.", exitcode=2)
-    if not os.access(FLAGS.reference_python, os.X_OK):
-        raise app.UsageError(f"--reference_python {FLAGS.reference_python} is not an executable.", exitcode=2)
     machine = lab_machine.describe()
     output = FLAGS.output or os.path.join(REPO, "results", "bench_reference", lab_machine.slug(machine["description"])
                                           + (f"_max_isa_{FLAGS.max_isa}" if FLAGS.max_isa else ""))
+    checks.output_file("output", output + ".json", "pass a path without extension: OUT.json and OUT.md")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     torch_version = subprocess.run([FLAGS.reference_python, "-c", "import torch; print(torch.__version__)"],
                                    capture_output=True, text=True).stdout.strip()
@@ -280,4 +304,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    commands.run("tools/bench_reference.py", main, __doc__)

@@ -22,12 +22,12 @@ import os
 import resource
 import statistics
 
-from absl import app, flags
+from absl import flags
 
-from lab import records, timing
+from lab import checks, records, timing
 from lab import machine as lab_machine
 from lab.flops import count_flops, matmul_conv_flops
-from sagan_tf import machine  # (no TensorFlow)
+from sagan_tf import commands, machine  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 
@@ -35,17 +35,21 @@ FLAGS = flags.FLAGS
 def define_flags():
     flags.DEFINE_multi_string("gin_file", ["synthetic.gin"], "gin files (names in gin/ or paths).")
     flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings.")
-    flags.DEFINE_integer("batch", None, "Global batch (default: the config's build_input.global_batch_size).")
-    flags.DEFINE_integer("resolution", None, "Resolution (default: the config's data).")
-    flags.DEFINE_integer("num_classes", None, "Classes (default: the config's data).")
-    flags.DEFINE_integer("channels", None, "Image channels (default: the config's data; 3 with --resolution and --num_classes).")
-    flags.DEFINE_integer("steps", 4, "Timed iterations.")
-    flags.DEFINE_integer("warmup", 1, "Untimed iterations first.")
+    flags.DEFINE_integer("batch", None, "Global batch (default: the config's build_input.global_batch_size).",
+                         lower_bound=1)
+    flags.DEFINE_integer("resolution", None, "Resolution (default: the config's data).", lower_bound=1)
+    flags.DEFINE_integer("num_classes", None, "Classes (default: the config's data).", lower_bound=0)
+    flags.DEFINE_integer("channels", None, "Image channels (default: the config's data; 3 with --resolution and --num_classes).",
+                         lower_bound=1)
+    flags.DEFINE_integer("steps", 4, "Timed iterations.", lower_bound=1)
+    flags.DEFINE_integer("warmup", 1, "Untimed iterations first.", lower_bound=0)
     flags.DEFINE_bool("xla", False, "jit_compile the train step.")
-    flags.DEFINE_string("mixed_precision", None, "None, 'mixed_bfloat16' or 'mixed_float16'.")
-    flags.DEFINE_integer("attention_block_size", None, "Query block size of the blocked attention path (G and D).")
+    flags.DEFINE_enum("mixed_precision", None, ["mixed_bfloat16", "mixed_float16"], "None (float32), "
+                      "'mixed_bfloat16' or 'mixed_float16'.")
+    flags.DEFINE_integer("attention_block_size", None, "Query block size of the blocked attention path (G and D).",
+                         lower_bound=1)
     flags.DEFINE_bool("separate_d_calls", False, "D on real and fake in two calls (default: one concatenated call).")
-    flags.DEFINE_integer("threads", None, "TensorFlow intra-op threads (default: all cores).")
+    flags.DEFINE_integer("threads", None, "TensorFlow intra-op threads (default: all cores).", lower_bound=1)
     flags.DEFINE_bool("fused_resampling", True, "The blocks' resampling convolutions in their fused form "
                       "(sagan_tf.layers.resampling); --nofused_resampling times the plain compositions.")
     flags.DEFINE_bool("measure_peak", True, "Also time a 4096^3 float32 matmul (the machine's ceiling).")
@@ -96,6 +100,9 @@ def print_figures(figures):
 
 def main(argv):
     del argv
+    checks.gin_files("gin_file", FLAGS.gin_file)
+    if FLAGS.json:
+        checks.output_file("json", FLAGS.json, "pass a .json file path")
     onednn_source = machine.set_onednn(FLAGS.onednn)  # as `sagan_tf.train` does, before TensorFlow starts
     import keras
     import numpy as np
@@ -165,8 +172,9 @@ def main(argv):
     print_figures(figures)
     if FLAGS.json:
         records.write(FLAGS.json, figures)
+        print(f"Wrote {FLAGS.json}")
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    commands.run("tools/bench_train.py", main, __doc__)

@@ -12,9 +12,10 @@ runner's tables. Writes the metrics with the file's step and seed and the machin
 import json
 import os
 
-from absl import app, flags
+from absl import flags
 
-from lab import records
+from lab import checks, records
+from sagan_tf import commands  # (no TensorFlow)
 
 
 FLAGS = flags.FLAGS
@@ -22,28 +23,43 @@ flags.DEFINE_string("npz", None, "A sample set: images uint8 [N, H, W(, C)], lab
 flags.DEFINE_string("key", "images", "The array of images to evaluate (e.g. images_ema).")
 flags.DEFINE_string("output", None, "JSON file to write.")
 flags.DEFINE_multi_string("gin_file", ["experiments/fashion_mnist_quality.gin"], "The config whose data is the reference.")
-flags.DEFINE_integer("num_samples", 10_000, "Images evaluated (and real images).")
+flags.DEFINE_integer("num_samples", 10_000, "Images evaluated (and real images).", lower_bound=2)
 flags.DEFINE_string("classifier", "port", "As for sagan_tf.evaluate.")
 flags.DEFINE_bool("intra_fid", True, "Also FID per class and their mean.")
 flags.mark_flags_as_required(["npz", "output"])
 
 
-def main(argv):
-    del argv
+def read_npz(path, key):
+    """(images, labels, {"step", "seed"} when stored) of a sample set; UserError when it is not one."""
+    import zipfile  # noqa: PLC0415
+
     import numpy as np  # noqa: PLC0415
 
+    checks.file("npz", path, "pass a .npz sample set with `images` and `labels`")
+    try:
+        arrays = np.load(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise commands.UserError(f"--npz {path} is not a .npz file ({type(error).__name__})",
+                                 "pass a file written by numpy.savez with images and labels") from None
+    if not hasattr(arrays, "files"):  # a single .npy array
+        raise commands.UserError(f"--npz {path} is a .npy array, not a .npz file",
+                                 "pass a file written by numpy.savez with images and labels")
+    with arrays:
+        for name, fix in ((key, "pass --key= one of them"), ("labels", "store the labels as `labels`")):
+            if name not in arrays:
+                raise commands.UserError(f"{path} has no array {name!r} (it has {', '.join(arrays.files)})", fix)
+        return arrays[key], arrays["labels"], {k: int(arrays[k]) for k in ("step", "seed") if k in arrays}
+
+
+def main(argv):
+    del argv
+    checks.output_file("output", FLAGS.output, "pass a .json file path")
+    checks.gin_files("gin_file", FLAGS.gin_file)
+    images, labels, provenance = read_npz(FLAGS.npz, FLAGS.key)
     from sagan_tf import config, gin_registry  # noqa: F401, PLC0415  (every configurable)
     from sagan_tf.eval.evaluator import Evaluator, format_table  # noqa: PLC0415
     from sagan_tf.eval.periodic import evaluation_input  # noqa: PLC0415
 
-    if not os.path.isfile(FLAGS.npz):
-        raise app.UsageError(f"--npz {FLAGS.npz} does not exist.", exitcode=2)
-    with np.load(FLAGS.npz) as arrays:
-        if FLAGS.key not in arrays:
-            raise app.UsageError(f"{FLAGS.npz} has no array {FLAGS.key!r} (it has {', '.join(arrays.files)}).",
-                                 exitcode=2)
-        images, labels = arrays[FLAGS.key], arrays["labels"]
-        provenance = {k: int(arrays[k]) for k in ("step", "seed") if k in arrays}
     config.parse(FLAGS.gin_file)
     evaluator = Evaluator(num_samples=FLAGS.num_samples, classifier=FLAGS.classifier, intra_fid=FLAGS.intra_fid)
     input_spec = evaluation_input(evaluator.batch_size)
@@ -77,4 +93,4 @@ def write_table(directory):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    commands.run("tools/eval_reference.py", main, __doc__)

@@ -17,9 +17,12 @@ every shard mixes the classes (tfds shuffles its prepared datasets already). The
 `build_input.source = @tfrecord_source()` and `tfrecord_source.file_pattern = '/data/records/train-*'`.
 """
 
-from absl import app, flags
+import os
 
-from sagan_tf.data import files, sources, tfrecords
+from absl import flags
+
+from lab import checks
+from sagan_tf import commands  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("folder", None, "Image folder (class sub-folders, or flat with --noconditional).")
@@ -29,24 +32,40 @@ flags.DEFINE_string("split", "train", "tfds split; also the shard file prefix.")
 flags.DEFINE_string("data_dir", None, "tfds data_dir.")
 flags.DEFINE_string("manual_dir", None, "With --tfds: build the dataset from the archives in this folder first.")
 flags.DEFINE_string("output_dir", None, "Where to write the shards.")
-flags.DEFINE_integer("num_shards", 8, "Number of TFRecord files.")
+flags.DEFINE_integer("num_shards", 8, "Number of TFRecord files.", lower_bound=1)
 flags.DEFINE_boolean("skip_corrupt", False, "Leave unreadable images out instead of stopping.")
 flags.DEFINE_integer("seed", 0, "Seed of the order in which folder images are written.")
 
 
+def check_flags():
+    """The checks that need no TensorFlow: which source, and that its folders exist."""
+    if bool(FLAGS.folder) == bool(FLAGS.tfds):
+        raise commands.UserError("give exactly one of --folder and --tfds",
+                                 "--folder=IMAGES for an image folder, --tfds=NAME for a tensorflow-datasets dataset")
+    if FLAGS.manual_dir and not FLAGS.tfds:
+        raise commands.UserError("--manual_dir goes with --tfds", "pass --tfds=NAME, or leave --manual_dir out")
+    if not FLAGS.output_dir and not FLAGS.manual_dir:
+        raise commands.UserError("--output_dir is required",
+                                 "pass --output_dir=DIR for the records, or --tfds with --manual_dir to prepare it")
+    if FLAGS.output_dir:
+        checks.output_folder("output_dir", FLAGS.output_dir, "pass a folder for the shards")
+    if FLAGS.manual_dir:
+        checks.folder("manual_dir", FLAGS.manual_dir, "pass the folder that holds the dataset's archives")
+    if FLAGS.folder:
+        checks.folder("folder", FLAGS.folder, "pass a folder of images")
+        if FLAGS.conditional and not any(entry.is_dir() for entry in os.scandir(FLAGS.folder)):
+            raise commands.UserError(f"--folder {FLAGS.folder} has no class sub-folders",
+                                     "put each class's images in its own sub-folder, or pass --noconditional "
+                                     "for a flat folder")
+
+
 def main(argv):
     del argv
-    if bool(FLAGS.folder) == bool(FLAGS.tfds):
-        raise app.UsageError("Give exactly one of --folder and --tfds.", exitcode=2)
-    if FLAGS.manual_dir and not FLAGS.tfds:
-        raise app.UsageError("--manual_dir goes with --tfds.", exitcode=2)
-    if not FLAGS.output_dir and not FLAGS.manual_dir:
-        raise app.UsageError("Give --output_dir (records), or --tfds with --manual_dir (prepare the tfds dataset).", exitcode=2)
+    check_flags()
+    from sagan_tf.data import files, sources, tfrecords  # noqa: PLC0415  (TensorFlow starts here)
+
     if FLAGS.manual_dir:
-        try:
-            info = sources.prepare_tfds(FLAGS.tfds, FLAGS.manual_dir, FLAGS.data_dir)
-        except sources.DataError as error:
-            raise app.UsageError(str(error)) from None
+        info = sources.prepare_tfds(FLAGS.tfds, FLAGS.manual_dir, FLAGS.data_dir)
         print(f"Prepared {FLAGS.tfds} in {info.data_dir}: "
               + ", ".join(f"{name} {split.num_examples}" for name, split in info.splits.items()))
         if not FLAGS.output_dir:
@@ -55,8 +74,9 @@ def main(argv):
         listing = files.list_image_folder(FLAGS.folder, FLAGS.conditional)
         corrupt = files.find_corrupt(listing.paths)
         if corrupt and not FLAGS.skip_corrupt:
-            names = "\n  ".join(f"{p}: {r}" for p, r in corrupt[:20])
-            raise app.UsageError(f"{len(corrupt)} unreadable image(s):\n  {names}\n(--skip_corrupt leaves them out)", exitcode=2)
+            names = "; ".join(f"{p}: {r}" for p, r in corrupt[:3]) + ("; ..." if len(corrupt) > 3 else "")
+            raise commands.UserError(f"{len(corrupt)} unreadable image(s) in --folder: {names}",
+                                     "--skip_corrupt leaves them out")
         examples = tfrecords.folder_examples(listing, skip=[p for p, _ in corrupt], seed=FLAGS.seed)
         total, num_classes = len(listing.paths) - len(corrupt), listing.num_classes
         if corrupt:
@@ -72,4 +92,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    commands.run("tools/prepare_data.py", main, __doc__)

@@ -7,10 +7,13 @@ Resumable: every stage is skipped when its output exists; stop it with SIGTERM o
 saves a checkpoint first). `--report_only` rewrites results.md/json and the curve from what exists.
 """
 
+import json
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from lab import checks
+from sagan_tf import commands  # (no TensorFlow)
 
 flags.DEFINE_string("spec", None, "The experiment list (JSON).")
 flags.DEFINE_string("out_dir", None, "Where the runs, evaluations, grids and the results go.")
@@ -21,13 +24,20 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from lab import experiments  # noqa: PLC0415
+    fix = "pass an experiment list such as tools/experiments/fashion_mnist_ablations.json"
+    checks.file("spec", FLAGS.spec, fix)
+    try:
+        with open(FLAGS.spec) as f:
+            json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise commands.UserError(f"--spec {FLAGS.spec} is not JSON ({error})", fix) from None
+    checks.output_folder("out_dir", FLAGS.out_dir, "pass a folder for the runs and the results")
+    from lab import experiments  # noqa: PLC0415  (TensorFlow starts here)
 
     try:
         spec = experiments.load_spec(FLAGS.spec)
     except experiments.SpecError as error:
-        print(f"run_experiments: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        raise commands.UserError(str(error), "see tools/experiments/*.json for the format") from None
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     os.environ.setdefault("SAGAN_TF_CACHE", os.path.join(os.path.abspath(FLAGS.out_dir), "cache"))
     if FLAGS.report_only:
@@ -36,7 +46,8 @@ def main(argv):
         experiments.stop_on_sigterm()
         results = experiments.run_list(spec, FLAGS.spec, FLAGS.out_dir)
     print(experiments.markdown(results))
+    print(f"Wrote {os.path.join(FLAGS.out_dir, 'results.md')}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    commands.run("tools/run_experiments.py", main, __doc__)

@@ -6,10 +6,9 @@
 The command over `lab.sampling` (see there, or `--helpfull`).
 """
 
-from absl import app
-
 from lab import sampling
+from sagan_tf import commands  # (no TensorFlow)
 
 if __name__ == "__main__":
     sampling.define_flags()
-    app.run(sampling.main)
+    commands.run("tools/sample.py", sampling.main, __doc__)

@@ -14,7 +14,10 @@ import json
 import os
 import re
 
-from absl import app, flags
+from absl import flags
+
+from lab import checks
+from sagan_tf import commands  # (no TensorFlow)
 
 
 def define_flags():
@@ -57,16 +60,36 @@ def markdown(runs):
     return "\n".join(lines) + "\n"
 
 
+def check_flags(runs, output):
+    """Each run directory holds run.json; the output is a file path."""
+    checks.required("runs", runs, "pass --runs=DIR once per run directory")
+    for directory in runs:
+        checks.folder("runs", directory, "pass a run directory with shape_<step>.json and run.json")
+        if not os.path.isfile(os.path.join(directory, "run.json")):
+            raise commands.UserError(f"--runs {directory} holds no run.json",
+                                     "pass a directory with run.json and tools/shape_score.py's shape_<step>.json")
+    if output:
+        checks.output_file("output", output, "pass a .md file path")
+
+
 def main(argv):
     del argv
-    table = markdown([load_run(d) for d in flags.FLAGS.runs])
-    if flags.FLAGS.output:
-        os.makedirs(os.path.dirname(os.path.abspath(flags.FLAGS.output)), exist_ok=True)
-        with open(flags.FLAGS.output, "w") as f:
-            f.write(table)
+    FLAGS = flags.FLAGS
+    check_flags(FLAGS.runs, FLAGS.output)
+    try:
+        runs = [load_run(d) for d in FLAGS.runs]
+    except (ValueError, KeyError) as error:
+        raise commands.UserError(f"a file of --runs cannot be read: {error!r}",
+                                 "rewrite it with tools/shape_score.py --json") from None
+    table = markdown(runs)
     print(table, end="")
+    if FLAGS.output:
+        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+        with open(FLAGS.output, "w") as f:
+            f.write(table)
+        print(f"Wrote {FLAGS.output}")
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    commands.run("tools/shape_curve.py", main, __doc__)

@@ -7,19 +7,19 @@ as many real images, and scores both with `sagan_tf.eval.shapes.class_identity`:
 that show their class's shape in its colour family. Prints one row per class.
 """
 
+import json
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 
-from lab import records
-
+from lab import checks, records
+from sagan_tf import commands  # (no TensorFlow)
 
 
 def define_flags():
     flags.DEFINE_string("model_dir", None, "A training directory of a synthetic-data run.")
     flags.DEFINE_string("checkpoint", None, "A step, 'best' or a path; default: the latest.")
-    flags.DEFINE_integer("per_class", 100, "Generated (and real) images per class.")
+    flags.DEFINE_integer("per_class", 100, "Generated (and real) images per class.", lower_bound=1)
     flags.DEFINE_integer("seed", 0, "Seed of z.")
     flags.DEFINE_string("json", None, "Also write the scores here.")
     flags.DEFINE_enum("generator", "auto", ["auto", "raw"],
@@ -45,27 +45,36 @@ def real_images(num_classes, per_class, resolution, seed=0, shape_size=1.0):
     return np.stack(images), np.array(labels)
 
 
+def check_flags(flags_values):
+    """The checks that need no TensorFlow: a run folder of a run on the synthetic data, a JSON path."""
+    checks.run_folder("model_dir", flags_values.model_dir)
+    if flags_values.json:
+        checks.output_file("json", flags_values.json, "pass a .json file path")
+    facts = os.path.join(flags_values.model_dir, "model.json")  # sagan_tf.restore's data facts
+    if os.path.isfile(facts):
+        with open(facts) as f:
+            source = json.load(f).get("source_name", "")
+        if not source.startswith("synthetic"):
+            raise commands.UserError(f"{flags_values.model_dir} was not trained on the synthetic dataset "
+                                     f"(data {source!r})", "pass a run trained with --gin_file=synthetic.gin")
+
+
 def main(argv):
     del argv
+    check_flags(flags.FLAGS)
     import gin  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
     from sagan_tf import restore  # noqa: PLC0415
-    from sagan_tf.checkpointing import CheckpointError  # noqa: PLC0415
     from sagan_tf.config import is_bound  # noqa: PLC0415
     from sagan_tf.eval.shapes import class_identity  # noqa: PLC0415
 
     FLAGS = flags.FLAGS
-    try:
-        run = restore.load_run(FLAGS.model_dir, FLAGS.checkpoint)
-    except CheckpointError as error:
-        print(f"shape_score: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run = restore.load_run(FLAGS.model_dir, FLAGS.checkpoint)
     facts = run.facts
     if facts.channels != 3 or not facts.num_classes or not facts.source_name.startswith("synthetic"):
-        print(f"shape_score: error: {FLAGS.model_dir} was not trained on the synthetic dataset "
-              f"(data {facts.source_name!r}).", file=sys.stderr)
-        sys.exit(2)
+        raise commands.UserError(f"{FLAGS.model_dir} was not trained on the synthetic dataset "
+                                 f"(data {facts.source_name!r})", "pass a run trained with --gin_file=synthetic.gin")
     labels = np.repeat(np.arange(facts.num_classes), FLAGS.per_class).astype(np.int32)
     z = np.random.RandomState(FLAGS.seed).randn(len(labels), run.model.generator.dim_z).astype(np.float32)
     generator = run.model.generator if FLAGS.generator == "raw" else run.model.sampling_generator
@@ -87,8 +96,9 @@ def main(argv):
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.json)), exist_ok=True)
         records.write(FLAGS.json, {"step": run.step, "checkpoint": run.checkpoint, "generator": which,
                                    "generated": generated, "real": data})
+        print(f"Wrote {FLAGS.json}")
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    commands.run("tools/shape_score.py", main, __doc__)

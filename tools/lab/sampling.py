@@ -14,9 +14,11 @@ with the row's class fixed. `--truncation=T` draws z from the normal truncated t
 
 import json
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from lab import checks
+from sagan_tf import commands  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 
@@ -27,12 +29,36 @@ def define_flags():
     flags.DEFINE_string("saved_model", None, "An exported version directory (EXPORT_DIR/<version>).")
     flags.DEFINE_string("output", None, "The PNG to write (default: MODEL_DIR/grid.png, or grid-<version>.png beside a SavedModel).")
     flags.DEFINE_list("classes", None, "Class ids, one row each (default: every class; unconditional: 8 rows).")
-    flags.DEFINE_integer("per_class", 8, "Images per row.")
+    flags.DEFINE_integer("per_class", 8, "Images per row.", lower_bound=1)
     flags.DEFINE_bool("interpolate", False, "Rows interpolate between two z's instead of independent samples.")
-    flags.DEFINE_integer("steps", 8, "Columns of an interpolation.")
-    flags.DEFINE_float("truncation", 0.0, "Draw z from the normal truncated to [-T, T]; 0: no truncation.")
+    flags.DEFINE_integer("steps", 8, "Columns of an interpolation.", lower_bound=2)
+    flags.DEFINE_float("truncation", 0.0, "Draw z from the normal truncated to [-T, T]; 0: no truncation.",
+                       lower_bound=0.0)
     flags.DEFINE_integer("seed", 0, "z seed.")
-    flags.DEFINE_integer("min_tile", 96, "Enlarge small images (nearest neighbour) to at least this many pixels.")
+    flags.DEFINE_integer("min_tile", 96, "Enlarge small images (nearest neighbour) to at least this many pixels.",
+                         lower_bound=1)
+
+
+def check_flags():
+    """The flags' checks that need no TensorFlow; returns the class ids of --classes (or None)."""
+    if (FLAGS.model_dir is None) == (FLAGS.saved_model is None):
+        raise commands.UserError("pass exactly one of --model_dir and --saved_model",
+                                 "--model_dir=a training run, or --saved_model=EXPORT_DIR/<version>")
+    if FLAGS.model_dir is not None:
+        checks.run_folder("model_dir", FLAGS.model_dir)
+    else:
+        checks.folder("saved_model", FLAGS.saved_model, "pass a version folder written by sagan_tf.export")
+        if not os.path.isfile(os.path.join(FLAGS.saved_model, "assets", "sagan_tf_export.json")):
+            raise commands.UserError(f"--saved_model {FLAGS.saved_model} holds no assets/sagan_tf_export.json",
+                                     "pass EXPORT_DIR/<version>, a folder written by sagan_tf.export")
+    if FLAGS.output:
+        checks.output_file("output", FLAGS.output, "pass a .png file path")
+    if not FLAGS.classes:
+        return None
+    classes = checks.integers("classes", FLAGS.classes, "pass class ids such as --classes=0,3")
+    if min(classes) < 0:
+        raise commands.UserError(f"--classes {min(classes)} is negative", "pass class ids from 0")
+    return classes
 
 
 def slerp(a, b, t):
@@ -51,7 +77,7 @@ def load_sampler(model_dir=None, checkpoint=None, saved_model=None):
     import tensorflow as tf
 
     if (model_dir is None) == (saved_model is None):
-        raise app.UsageError("Pass exactly one of --model_dir and --saved_model.")
+        raise commands.UserError("pass exactly one of --model_dir and --saved_model")
     if saved_model:
         with open(os.path.join(saved_model, "assets", "sagan_tf_export.json")) as f:
             description = json.load(f)
@@ -73,25 +99,27 @@ def load_sampler(model_dir=None, checkpoint=None, saved_model=None):
         except tf.errors.InvalidArgumentError as error:  # the signature's own checks: say why first
             from sagan_tf.serving import error_reason
 
-            print(f"sample.py: error: {error_reason(error)}", file=sys.stderr)
-            sys.exit(2)
+            raise commands.UserError(error_reason(error)) from None
 
     return images, num_classes, dim_z
 
 
 def main(argv):
     del argv
-    import numpy as np
-    import tensorflow as tf
+    classes = check_flags()
+    import numpy as np  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
 
-    from sagan_tf.images import labelled_grid
+    from sagan_tf.images import labelled_grid  # noqa: PLC0415
 
     images, num_classes, dim_z = load_sampler(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.saved_model)
-    if FLAGS.classes:
-        rows = [int(c) for c in FLAGS.classes]
-        bad = [c for c in rows if not 0 <= c < max(num_classes, 1)]
+    if classes:
+        rows = classes
+        bad = [c for c in rows if c >= max(num_classes, 1)]
         if bad:
-            raise app.UsageError(f"--classes {bad} outside [0, {num_classes}).")
+            known = f"classes 0-{num_classes - 1}" if num_classes else "no classes (unconditional)"
+            raise commands.UserError(f"--classes {','.join(map(str, bad))}: the model has {known}",
+                                     f"pass ids from 0 to {max(num_classes, 1) - 1}, or leave --classes out")
     else:
         rows = list(range(num_classes)) if num_classes else [0] * 8
     from sagan_tf.serving import truncated_normal
@@ -115,4 +143,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    commands.run("tools/sample.py", main, __doc__)
