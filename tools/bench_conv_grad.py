@@ -20,7 +20,7 @@ from absl import flags
 from lab import checks, records
 from lab import machine as lab_machine
 from lab.timing import median_seconds
-from sagan_tf import commands, machine  # (no TensorFlow)
+from sagan_tf import commands, logs, machine  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 DEFAULT_SHAPES = ";".join([
@@ -115,6 +115,7 @@ def main(argv):
         if FLAGS[flag].value:
             checks.output_file(flag, FLAGS[flag].value, f"pass a .{'md' if flag == 'markdown' else 'json'} file path")
     machine.set_onednn(FLAGS.onednn)
+    logs.quiet_libraries()
     rows = []
     described = lab_machine.description(isa_limit=True)
     for shape in shapes:

@@ -21,7 +21,7 @@ import time
 from absl import flags
 
 from lab import checks, records
-from sagan_tf import commands, machine  # (no TensorFlow)
+from sagan_tf import commands, logs, machine  # (no TensorFlow)
 
 flags.DEFINE_integer("num_images", 10_000, "Images from each split.", lower_bound=2)
 flags.DEFINE_integer("batch_size", 100, "Classifier batch.", lower_bound=1)
@@ -91,6 +91,7 @@ def main(argv):
     if FLAGS.json:
         checks.output_file("json", FLAGS.json, "pass a .json file path")
     onednn_source = machine.set_onednn(FLAGS.onednn)  # as the evaluate command does, before TensorFlow starts
+    logs.quiet_libraries()
     import tensorflow as tf
 
     from sagan_tf import trainer

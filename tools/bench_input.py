@@ -11,7 +11,7 @@ import tempfile
 
 from absl import flags
 
-from sagan_tf import commands  # (no TensorFlow)
+from sagan_tf import commands, logs  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_images", 512, "JPEG files to write.", lower_bound=1)
@@ -32,6 +32,7 @@ def main(argv):
     if FLAGS.num_images < FLAGS.batch:
         raise commands.UserError(f"--num_images={FLAGS.num_images} is fewer than one --batch={FLAGS.batch}",
                                  "pass --num_images at least --batch")
+    logs.quiet_libraries()
     import numpy as np  # noqa: PLC0415
     from PIL import Image  # noqa: PLC0415
 

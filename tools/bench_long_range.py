@@ -20,7 +20,7 @@ import os
 from absl import flags
 
 from lab import checks, records
-from sagan_tf import commands  # (no TensorFlow)
+from sagan_tf import commands, logs  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 
@@ -130,6 +130,7 @@ def check_flags():
 def main(argv):
     del argv
     seeds = check_flags()
+    logs.quiet_libraries()
     import numpy as np  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 

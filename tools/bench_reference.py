@@ -30,7 +30,7 @@ from absl import flags
 
 from lab import checks, records
 from lab import machine as lab_machine
-from sagan_tf import commands  # (no TensorFlow)
+from sagan_tf import commands, logs  # (no TensorFlow)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name -> (sagan_tf gin files, global batch, resolution, classes, channel width ch); both sides get RGB.
@@ -262,6 +262,7 @@ def main(argv):
         print(f"Wrote {path}")
         return
     check_flags(FLAGS)
+    logs.quiet_libraries()
     import tensorflow as tf  # noqa: PLC0415
 
     machine = lab_machine.describe()

@@ -27,7 +27,7 @@ from absl import flags
 from lab import checks, records, timing
 from lab import machine as lab_machine
 from lab.flops import count_flops, matmul_conv_flops
-from sagan_tf import commands, machine  # (no TensorFlow)
+from sagan_tf import commands, logs, machine  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 
@@ -104,6 +104,7 @@ def main(argv):
     if FLAGS.json:
         checks.output_file("json", FLAGS.json, "pass a .json file path")
     onednn_source = machine.set_onednn(FLAGS.onednn)  # as `sagan_tf.train` does, before TensorFlow starts
+    logs.quiet_libraries()
     import keras
     import numpy as np
     import tensorflow as tf

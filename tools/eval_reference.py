@@ -15,7 +15,7 @@ import os
 from absl import flags
 
 from lab import checks, records
-from sagan_tf import commands  # (no TensorFlow)
+from sagan_tf import commands, logs  # (no TensorFlow)
 
 
 FLAGS = flags.FLAGS
@@ -56,6 +56,7 @@ def main(argv):
     checks.output_file("output", FLAGS.output, "pass a .json file path")
     checks.gin_files("gin_file", FLAGS.gin_file)
     images, labels, provenance = read_npz(FLAGS.npz, FLAGS.key)
+    logs.quiet_libraries()
     from sagan_tf import config, gin_registry  # noqa: F401, PLC0415  (every configurable)
     from sagan_tf.eval.evaluator import Evaluator, format_table  # noqa: PLC0415
     from sagan_tf.eval.periodic import evaluation_input  # noqa: PLC0415

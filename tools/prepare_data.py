@@ -22,7 +22,7 @@ import os
 from absl import flags
 
 from lab import checks
-from sagan_tf import commands  # (no TensorFlow)
+from sagan_tf import commands, logs  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("folder", None, "Image folder (class sub-folders, or flat with --noconditional).")
@@ -62,6 +62,7 @@ def check_flags():
 def main(argv):
     del argv
     check_flags()
+    logs.quiet_libraries()
     from sagan_tf.data import files, sources, tfrecords  # noqa: PLC0415  (TensorFlow starts here)
 
     if FLAGS.manual_dir:

@@ -13,7 +13,7 @@ import os
 from absl import flags
 
 from lab import checks
-from sagan_tf import commands  # (no TensorFlow)
+from sagan_tf import commands, logs  # (no TensorFlow)
 
 flags.DEFINE_string("spec", None, "The experiment list (JSON).")
 flags.DEFINE_string("out_dir", None, "Where the runs, evaluations, grids and the results go.")
@@ -32,6 +32,7 @@ def main(argv):
     except (ValueError, UnicodeDecodeError) as error:
         raise commands.UserError(f"--spec {FLAGS.spec} is not JSON ({error})", fix) from None
     checks.output_folder("out_dir", FLAGS.out_dir, "pass a folder for the runs and the results")
+    logs.quiet_libraries()
     from lab import experiments  # noqa: PLC0415  (TensorFlow starts here)
 
     try:

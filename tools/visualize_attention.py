@@ -16,7 +16,7 @@ import os
 from absl import flags
 
 from lab import checks
-from sagan_tf import commands  # (no TensorFlow)
+from sagan_tf import commands, logs  # (no TensorFlow)
 
 flags.DEFINE_string("model_dir", None, "A training directory.")
 flags.DEFINE_string("checkpoint", None, "A step, 'best' or a path; default: the latest.")
@@ -76,6 +76,7 @@ def main(argv):
     points = parse_queries(FLAGS.queries) if FLAGS.queries else None
     if FLAGS.output:
         checks.output_file("output", FLAGS.output, "pass a .png file path")
+    logs.quiet_libraries()
     import tensorflow as tf  # noqa: PLC0415
 
     from sagan_tf import attention_maps, restore  # noqa: PLC0415

@@ -18,7 +18,7 @@ import os
 from absl import flags
 
 from lab import checks
-from sagan_tf import commands  # (no TensorFlow)
+from sagan_tf import commands, logs  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 
@@ -107,6 +107,7 @@ def load_sampler(model_dir=None, checkpoint=None, saved_model=None):
 def main(argv):
     del argv
     classes = check_flags()
+    logs.quiet_libraries()
     import numpy as np  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
