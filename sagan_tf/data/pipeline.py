@@ -9,6 +9,7 @@ function for `strategy.distribute_datasets_from_function`: each worker reads its
 
 import contextlib
 import dataclasses
+from typing import Any, Optional
 
 import gin
 import tensorflow as tf
@@ -142,54 +143,73 @@ def build_input(
         raise ValueError(f"`global_batch_size` must be positive. Received: {global_batch_size}")
     if shuffle_buffer < 1:
         raise ValueError(f"`shuffle_buffer` must be positive. Received: {shuffle_buffer}")
-    fixed_seed = seed
-    num_classes = source.num_classes
+    pipeline = _Pipeline(source, resolution, global_batch_size, channels, random_flip, resize_mode, shuffle, repeat,
+                         cache, deterministic, seed, shuffle_buffer)
+    return InputSpec(pipeline.input_fn, source.num_classes, resolution, channels, global_batch_size, source.name)
 
-    def check_label(image, label):
+
+@dataclasses.dataclass(frozen=True)
+class _Pipeline:
+    """`build_input`'s arguments, and the tf.data pipeline they describe."""
+
+    source: Any
+    resolution: int
+    global_batch_size: int
+    channels: int
+    random_flip: bool
+    resize_mode: str
+    shuffle: bool
+    repeat: bool
+    cache: bool
+    deterministic: bool
+    seed: Optional[int]
+    shuffle_buffer: int
+
+    def check_label(self, image, label):
+        num_classes = self.source.num_classes
         if num_classes:
             tf.debugging.assert_less(
-                label, num_classes, message=f"A label of {source.name} is >= num_classes={num_classes}"
+                label, num_classes, message=f"A label of {self.source.name} is >= num_classes={num_classes}"
             )
-            tf.debugging.assert_non_negative(label, message=f"A label of {source.name} is negative")
+            tf.debugging.assert_non_negative(label, message=f"A label of {self.source.name} is negative")
         return image, label
 
-    def prepare(image, label):
-        image = center_crop_square(to_channels(image, channels))
-        image = fit_to_resolution(image, resolution, resize_mode)
-        image.set_shape([resolution, resolution, channels])
+    def prepare(self, image, label):
+        image = center_crop_square(to_channels(image, self.channels))
+        image = fit_to_resolution(image, self.resolution, self.resize_mode)
+        image.set_shape([self.resolution, self.resolution, self.channels])
         return image, tf.cast(label, tf.int32)
 
-    def input_fn(input_context=None, seed=None, deterministic_=False):
+    def input_fn(self, input_context=None, seed=None, deterministic=False):
+        """The per-replica batched dataset for `input_context` (None: one pipeline, the global batch)."""
         with seeded_by_arguments_only():
-            return make_dataset(input_context, fixed_seed if fixed_seed is not None else (seed or 0), deterministic_)
+            return self.make(input_context, self.seed if self.seed is not None else (seed or 0), deterministic)
 
-    def make_dataset(input_context, seed, deterministic_):
+    def make(self, input_context, seed, deterministic):
         def augment(index, example):
             image, label = example
-            if random_flip:
+            if self.random_flip:
                 # Stateless, keyed by (seed, position in the stream): the iterator stays checkpointable
                 # (a stateful random op cannot be serialised) and a resumed run flips as a continuous one.
                 image = tf.image.stateless_random_flip_left_right(image, tf.stack([tf.cast(seed, tf.int64), index]))
             return image / 127.5 - 1.0, label
 
-        batch = global_batch_size
+        batch = self.global_batch_size
         if input_context is not None:
-            batch = input_context.get_per_replica_batch_size(global_batch_size)
-        dataset = source.make(input_context, shuffle and not cache, seed, shuffle_buffer)
-        dataset = dataset.map(check_label).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-        if cache:
+            batch = input_context.get_per_replica_batch_size(self.global_batch_size)
+        dataset = self.source.make(input_context, self.shuffle and not self.cache, seed, self.shuffle_buffer)
+        dataset = dataset.map(self.check_label).map(self.prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        if self.cache:
             dataset = dataset.cache()
-            if shuffle:
+            if self.shuffle:
                 dataset = dataset.shuffle(10_000, seed=seed)
-        if repeat:
+        if self.repeat:
             dataset = dataset.repeat()
         dataset = dataset.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
         options = tf.data.Options()
-        options.deterministic = deterministic or deterministic_
+        options.deterministic = self.deterministic or deterministic
         return dataset.with_options(options)
-
-    return InputSpec(input_fn, num_classes, resolution, channels, global_batch_size, source.name)
 
 
 def check_batch_size(global_batch_size, num_replicas):
