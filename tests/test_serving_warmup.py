@@ -62,14 +62,16 @@ def _warmup_logs(path):
 def test_warmup_records_name_the_model_the_signatures_and_the_batch_sizes(exported):
     requests = [log.predict_log.request for log in _warmup_logs(exported)]
     assert [(r.model_spec.name, r.model_spec.signature_name) for r in requests] == [
-        ("sagan", "serving_default"), ("sagan", "serving_default"), ("sagan", "sample"), ("sagan", "sample")]
+        ("sagan", "serving_default"), ("sagan", "serving_default"), ("sagan", "sample"), ("sagan", "sample"),
+        ("sagan", "sample_png"), ("sagan", "sample_png")]
     z = [tf.make_ndarray(r.inputs["z"]) for r in requests[:2]]
     assert [a.shape for a in z] == [(1, 128), (8, 128)] and z[1].dtype == np.float32
     assert tf.make_ndarray(requests[1].inputs["labels"]).tolist() == list(range(8))
-    assert [int(tf.make_ndarray(r.inputs["count"])) for r in requests[2:]] == [1, 8]
+    assert [int(tf.make_ndarray(r.inputs["count"])) for r in requests[2:]] == [1, 8, 1, 8]
     assert tf.make_ndarray(requests[2].inputs["seed"]).dtype == np.int64
     description = json.loads(open(os.path.join(exported, "assets", "sagan_tf_export.json")).read())
-    assert description["warmup_requests"] == ["serving_default x1", "serving_default x8", "sample x1", "sample x8"]
+    assert description["warmup_requests"] == ["serving_default x1", "serving_default x8", "sample x1", "sample x8",
+                                              "sample_png x1", "sample_png x8"]
 
 
 def test_warmup_records_replay_through_the_signatures_without_sagan_tf(exported, tmp_path):
@@ -79,10 +81,12 @@ def test_warmup_records_replay_through_the_signatures_without_sagan_tf(exported,
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["sagan_tf_importable"] is False and report["sagan_tf_loaded"] is False
-    shapes = [(r["signature"], r["outputs"]["images"][0]) for r in report["replayed"]]
+    shapes = [(r["signature"], r["outputs"]["images"][0]) for r in report["replayed"][:4]]
     assert shapes == [("serving_default", [1, 32, 32, 3]), ("serving_default", [8, 32, 32, 3]),
                       ("sample", [1, 32, 32, 3]), ("sample", [8, 32, 32, 3])]
-    assert all(r["outputs"]["images"][1] == "uint8" for r in report["replayed"])
+    assert all(r["outputs"]["images"][1] == "uint8" for r in report["replayed"][:4])
+    assert [r["outputs"] for r in report["replayed"][4:]] == [{"png_bytes": [[1], "string"]},
+                                                               {"png_bytes": [[8], "string"]}]
     sample = report["replayed"][3]["outputs"]
     assert sample["z"] == [[8, 128], "float32"] and sample["labels"] == [[8], "int32"]
 
@@ -144,7 +148,7 @@ def test_bench_serving_records_every_signature_and_batch(exported, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == f"Wrote {output} and {tmp_path / 'bench.md'}"
     record = json.loads(output.read_text())
-    assert {"command", "commit", "machine", "cpu"} <= set(record) and record["warmup_requests"] == 4
+    assert {"command", "commit", "machine", "cpu"} <= set(record) and record["warmup_requests"] == 6
     assert [(r["signature"], r["batch_size"], r["warmed"]) for r in record["rows"]] == [
         ("serving_default", 1, True), ("serving_default", 3, False), ("sample", 1, True), ("sample", 3, False)]
     assert all(0 < r["p50_ms"] <= r["p99_ms"] and r["images_per_second"] > 0 for r in record["rows"])
