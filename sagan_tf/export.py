@@ -5,8 +5,11 @@ Writes the EMA generator (the plain one when training kept no EMA) of the latest
 version = the checkpoint's step unless `--version` says otherwise. Signatures: `serving_default`
 (z, labels -> uint8 images), `sample` (seed, count, labels, truncation -> images, labels, z) and
 `sample_png` (-> PNG bytes); see `sagan_tf.serving`. The SavedModel needs only TensorFlow to load.
+TF Serving's warmup requests go to `OUT/<version>/assets.extra/` (model name: OUT's last folder); they
+are built with tensorflow-serving-api's protos, a dependency of this command.
 """
 
+import importlib.util
 import json
 import os
 
@@ -44,6 +47,8 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None):
         "resolution": int(generator.resolution),
         "channels_in_model": run.facts.channels,
         "signatures": ["serving_default", "sample", "sample_png"],
+        "warmup_requests": [f"{name} x{size}" for name in serving.WARMUP_SIGNATURES
+                            for size in serving.WARMUP_BATCH_SIZES],
     }
     path = serving.export_generator(generator, run.model.num_classes, export_dir, version, description)
     return path, description
@@ -56,6 +61,9 @@ def main(argv):
                                  "pass a folder for TF Serving's model base path")
     if not os.path.isdir(FLAGS.model_dir):
         raise commands.UserError(f"--model_dir {FLAGS.model_dir} is not a folder", "pass the folder a training run wrote")
+    if importlib.util.find_spec("tensorflow_serving") is None:  # the warmup records' protos
+        raise commands.UserError("tensorflow-serving-api is not installed",
+                                 "pip install --no-deps tensorflow-serving-api==2.21.0, as requirements.txt pins it")
     logs.quiet_libraries()
     try:
         path, description = export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.checkpoint, FLAGS.version)

@@ -11,6 +11,12 @@ Signatures of `export_generator(...)`'s SavedModel:
 - `sample_png`: the same inputs -> `png_bytes` string [N], PNG-encoded images (TF Serving's REST API
   returns outputs named *_bytes base64-encoded).
 
+`export_generator` also writes TF Serving's warmup file, `assets.extra/tf_serving_warmup_requests`: a
+TFRecord file of `PredictionLog`s (one `PredictRequest` per warmed signature and batch size) that the
+server replays when it loads the version, before it reports the version available, so that the first
+client request does not pay for building the session's executors and the kernels' per-shape set-up.
+It needs `tensorflow-serving-api` (its protos), a dependency of export.
+
 Bad requests (z of the wrong width, labels outside [0, num_classes), mismatched lengths, a
 negative count or truncation) fail inside the graph with an InvalidArgumentError that says which.
 """
@@ -18,11 +24,29 @@ negative count or truncation) fail inside the graph with an InvalidArgumentError
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from sagan_tf import images as images_lib
 
 _SQRT2 = 1.4142135623730951
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")  # the name TF Serving looks for
+# Each signature is its own feed/fetch set, so its own executor and graph optimisation on the first call
+# (seconds, against milliseconds for a new batch size of a warmed signature): warm every signature.
+WARMUP_SIGNATURES = ("serving_default", "sample", "sample_png")
+WARMUP_BATCH_SIZES = (1, 8)
+SERVING_API = "tensorflow-serving-api==2.21.0"
+
+
+def serving_apis():
+    """TF Serving's request protos (`predict_pb2`, `prediction_log_pb2`); raises ImportError saying how to
+    install them. TensorFlow's own wheel does not carry them."""
+    try:
+        from tensorflow_serving.apis import predict_pb2, prediction_log_pb2  # noqa: PLC0415
+    except ImportError as error:
+        raise ImportError(f"TF Serving's warmup records need the {SERVING_API} package ({error}): "
+                          f"pip install --no-deps {SERVING_API}") from None
+    return predict_pb2, prediction_log_pb2
 
 
 def error_reason(error):
@@ -140,15 +164,63 @@ class GeneratorModule(tf.Module):
         return {"png_bytes": png}
 
 
-def export_generator(generator, num_classes, export_dir, version, description=None):
+def warmup_inputs(signature_name, batch_size, dim_z, num_classes):
+    """The inputs (numpy, with the signature's dtypes) of a typical request of `batch_size` images:
+    `serving_default` gets fixed normal z (and labels cycling through the classes), `sample` a seed and
+    a count with labels drawn in the graph."""
+    if signature_name == "serving_default":
+        inputs = {"z": np.random.RandomState(batch_size).standard_normal((batch_size, dim_z)).astype(np.float32)}
+        if num_classes:
+            inputs["labels"] = (np.arange(batch_size) % num_classes).astype(np.int32)
+        return inputs
+    if signature_name in ("sample", "sample_png"):
+        return {"seed": np.array(batch_size, np.int64), "count": np.array(batch_size, np.int32),
+                "labels": np.zeros([0], np.int32), "truncation": np.array(0.0, np.float32)}
+    raise ValueError(f"No warmup inputs for a signature named {signature_name!r} (serving_default, sample or "
+                     f"sample_png). Received: `signature_name={signature_name!r}`")
+
+
+def warmup_requests(model_name, dim_z, num_classes, signatures=WARMUP_SIGNATURES, batch_sizes=WARMUP_BATCH_SIZES):
+    """`PredictionLog`s holding one `PredictRequest` (model_spec.name = `model_name`, as TF Serving's
+    --model_name) per signature and batch size."""
+    predict_pb2, prediction_log_pb2 = serving_apis()
+    logs = []
+    for signature_name in signatures:
+        for batch_size in batch_sizes:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = signature_name
+            for key, value in warmup_inputs(signature_name, batch_size, dim_z, num_classes).items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
+    return logs
+
+
+def write_warmup_requests(saved_model_dir, logs):
+    """Writes `logs` as `<saved_model_dir>/assets.extra/tf_serving_warmup_requests`; returns its path."""
+    path = os.path.join(saved_model_dir, WARMUP_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.TFRecordWriter(path) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+    return path
+
+
+def export_generator(generator, num_classes, export_dir, version, description=None, model_name=None,
+                     warmup_batch_sizes=WARMUP_BATCH_SIZES):
     """Writes `<export_dir>/<version>/` (TF Serving's layout) atomically; returns that path.
 
     `description` (a JSON-able dict) is stored as `assets/sagan_tf_export.json`. An existing
-    version is never overwritten: pick another `version`.
+    version is never overwritten: pick another `version`. The warmup requests (`WARMUP_SIGNATURES` at
+    each of `warmup_batch_sizes`; none when empty) name the model `model_name`, by default the last
+    folder of `export_dir` (TF Serving's --model_name for --model_base_path=export_dir).
     """
     path = os.path.join(export_dir, str(int(version)))
     if tf.io.gfile.exists(path):
         raise FileExistsError(f"{path} already exists; TF Serving versions are immutable: pass another version.")
+    model_name = model_name or os.path.basename(os.path.normpath(export_dir))
+    warmup = (warmup_requests(model_name, int(generator.dim_z), num_classes, batch_sizes=warmup_batch_sizes)
+              if warmup_batch_sizes else [])  # before anything is written: the protos may be missing
     module = GeneratorModule(generator, num_classes)
     signatures = {"serving_default": module.serve, "sample": module.sample, "sample_png": module.sample_png}
     tmp = os.path.join(export_dir, f".tmp-{int(version)}")
@@ -160,5 +232,7 @@ def export_generator(generator, num_classes, export_dir, version, description=No
         tf.io.gfile.makedirs(os.path.join(tmp, "assets"))
         with tf.io.gfile.GFile(os.path.join(tmp, "assets", "sagan_tf_export.json"), "w") as f:
             f.write(json.dumps(description, indent=2))
+    if warmup:
+        write_warmup_requests(tmp, warmup)
     tf.io.gfile.rename(tmp, path)  # TF Serving polls the base dir: it must never see a half-written version
     return path

@@ -142,6 +142,14 @@ TABLE += [
     (BENCH_LONG_RANGE, ["--seeds=1,1", "--out_dir={tmp}/o"], "needs distinct seeds", ["{tmp}/o"]),
 ]
 
+BENCH_SERVING = "tools/bench_serving.py"
+TOOLS.append(BENCH_SERVING)
+TABLE += [
+    (BENCH_SERVING, ["--json={tmp}/b.json"], "--saved_model is required", ["{tmp}/b.json"]),
+    (BENCH_SERVING, ["--saved_model={empty}", "--json={tmp}/b.json"], "holds no saved_model.pb", ["{tmp}/b.json"]),
+    (BENCH_SERVING, ["--saved_model={empty}", "--batch_sizes=1,0"], "--batch_sizes=1,0: each must be at least 1", []),
+]
+
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # any control character but tab and newline
 
 
@@ -189,6 +197,7 @@ HELP = {TRAIN: "--model_dir", EVALUATE: "--model_dir", EXPORT: "--model_dir", SA
         RUN_EXPERIMENTS: "--spec", BENCH_TRAIN: "--gin_file", BENCH_EVAL: "--throughput", BENCH_INPUT: "--num_images",
         BENCH_ATTENTION: "--feature_size", BENCH_CONV_GRAD: "--shapes", BENCH_REFERENCE: "--biggan_dir",
         BENCH_LONG_RANGE: "--seeds"}
+HELP[BENCH_SERVING] = "--saved_model"
 
 
 def test_every_tool_has_rows_and_help():

@@ -75,6 +75,7 @@ def test_export_layout_and_cli(exported, tiny_run):
     assert {"saved_model.pb", "variables"} <= set(os.listdir(version))
     description = json.loads((version / "assets" / "sagan_tf_export.json").read_text())
     assert description["ema"] is True and description["num_classes"] == 10 and description["dim_z"] == 128
+    assert (version / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0  # TF Serving's warmup
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     shown = _run(cli, "show", "--dir", str(version), "--all")
     assert shown.returncode == 0, shown.stderr[-2000:]
