@@ -222,16 +222,8 @@ def run_sagan_tf(name, warmup, iters, threads, output, max_isa=None):
 
 def read_report(path):
     """The OUT.json of an earlier run, for --render."""
-    fix = "pass the OUT.json a run of tools/bench_reference.py wrote"
-    checks.file("render", path, fix)
-    try:
-        with open(path) as f:
-            report = json.load(f)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise commands.UserError(f"--render {path} is not JSON ({error})", fix) from None
-    if not isinstance(report, dict) or not {"machine", "configs", "runs"} <= set(report):
-        raise commands.UserError(f"--render {path} is not a tools/bench_reference.py report", fix)
-    return report
+    return checks.json_file("render", path, "pass the OUT.json a run of tools/bench_reference.py wrote",
+                            ("machine", "configs", "runs"), "a tools/bench_reference.py report")
 
 
 def check_flags(FLAGS):  # noqa: N803

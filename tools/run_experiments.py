@@ -7,7 +7,6 @@ Resumable: every stage is skipped when its output exists; stop it with SIGTERM o
 saves a checkpoint first). `--report_only` rewrites results.md/json and the curve from what exists.
 """
 
-import json
 import os
 
 from absl import flags
@@ -25,12 +24,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     fix = "pass an experiment list such as tools/experiments/fashion_mnist_ablations.json"
-    checks.file("spec", FLAGS.spec, fix)
-    try:
-        with open(FLAGS.spec) as f:
-            json.load(f)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise commands.UserError(f"--spec {FLAGS.spec} is not JSON ({error})", fix) from None
+    checks.json_file("spec", FLAGS.spec, fix)
     checks.output_folder("out_dir", FLAGS.out_dir, "pass a folder for the runs and the results")
     logs.quiet_libraries()
     from lab import experiments  # noqa: PLC0415  (TensorFlow starts here)

@@ -101,16 +101,8 @@ def plot(ours, reference, path):
 
 def read_bench(path):
     """The bench_reference report at `path`; UserError when it is none."""
-    fix = "pass the .json that tools/bench_reference.py --configs=fmnist wrote"
-    checks.file("bench", path, fix)
-    try:
-        with open(path) as f:
-            bench = json.load(f)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise commands.UserError(f"--bench {path} is not JSON ({error})", fix) from None
-    if not isinstance(bench, dict) or not {"configs", "threads", "machine"} <= set(bench):
-        raise commands.UserError(f"--bench {path} is not a tools/bench_reference.py report", fix)
-    return bench
+    return checks.json_file("bench", path, "pass the .json that tools/bench_reference.py --configs=fmnist wrote",
+                            ("configs", "threads", "machine"), "a tools/bench_reference.py report")
 
 
 def main(argv):

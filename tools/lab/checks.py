@@ -4,6 +4,7 @@ Each raises `sagan_tf.commands.UserError` (one line, exit 2, under `commands.run
 how to fix it. No TensorFlow here: `sagan_tf.commands` and the standard library only.
 """
 
+import json
 import os
 
 from sagan_tf.commands import UserError
@@ -30,6 +31,19 @@ def file(flag, path, fix="pass an existing file"):
         raise UserError(f"--{flag} {path} does not exist", fix)
     if os.path.isdir(path):
         raise UserError(f"--{flag} {path} is a folder, not a file", fix)
+
+
+def json_file(flag, path, fix, keys=(), kind=None):
+    """The JSON object in the existing file `path`; with `keys`, it must hold them (else it is no `kind`)."""
+    file(flag, path, fix)
+    try:
+        with open(path) as f:
+            value = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UserError(f"--{flag} {path} is not JSON ({error})", fix) from None
+    if keys and (not isinstance(value, dict) or not set(keys) <= set(value)):
+        raise UserError(f"--{flag} {path} is not {kind or 'the JSON expected'}", fix)
+    return value
 
 
 def run_folder(flag, path):
