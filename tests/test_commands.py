@@ -150,6 +150,16 @@ TABLE += [
     (BENCH_SERVING, ["--saved_model={empty}", "--batch_sizes=1,0"], "--batch_sizes=1,0: each must be at least 1", []),
 ]
 
+PARITY = "tools/parity_report.py"
+TOOLS.append(PARITY)
+TABLE += [
+    (PARITY, ["--step=1500", "--output={tmp}/p.md"], "--ours is required", ["{tmp}/p.md"]),
+    (PARITY, ["--ours={tmp}/none", "--step=1500", "--output={tmp}/p.md"], "--ours {tmp}/none does not exist",
+     ["{tmp}/p.md"]),
+    (PARITY, ["--ours={empty}", "--step=1500", "--output={tmp}/p.md"], "holds no evaluated run", ["{tmp}/p.md"]),
+    (PARITY, ["--ours={empty}", "--step=0", "--output={tmp}/p.md"], "flag --step=0", ["{tmp}/p.md"]),
+]
+
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # any control character but tab and newline
 
 
@@ -198,6 +208,7 @@ HELP = {TRAIN: "--model_dir", EVALUATE: "--model_dir", EXPORT: "--model_dir", SA
         BENCH_ATTENTION: "--feature_size", BENCH_CONV_GRAD: "--shapes", BENCH_REFERENCE: "--biggan_dir",
         BENCH_LONG_RANGE: "--seeds"}
 HELP[BENCH_SERVING] = "--saved_model"
+HELP[PARITY] = "--reference"
 
 
 def test_every_tool_has_rows_and_help():

@@ -255,3 +255,30 @@ def test_shape_curve_tabulates_scores_over_steps(tmp_path):
     assert "| ch 8 | 0.40 (0.20) | 0.95 (0.90) | - | 0.98 | 5.0 min | cpu |" in table
     (run / "raw_final.json").write_text(json.dumps({"generated": {"score": 0.5, "per_class": [0.3, 0.7]}}))
     assert "| ch 8 | 0.40 (0.20) | 0.95 (0.90) | 0.50 (0.30) | 0.98 |" in curve.markdown([curve.load_run(str(run))])
+
+
+def test_parity_report_reads_both_sides_and_states_the_outcome_from_the_interval(tmp_path):
+    import pytest
+
+    sys.path.insert(0, os.path.join(REPO, "tools"))  # the lab, as `python tools/x.py` sees it
+    parity = _tool("parity_report")
+
+    def evaluation(fid, kid, key="0ef2fea11657", step=1500):
+        return {"fid": fid, "kid": kid, "step": step, "real_statistics": f"/cache/fashion_mnist-train-32px-10000-{key}.npz"}
+
+    ours = {f"s{i}": evaluation(f, 0.030) for i, f in enumerate([50.0, 52.0, 54.0, 51.0, 53.0])}
+    reference = {f"r{i}": evaluation(f, 0.031) for i, f in enumerate([65.0, 66.0, 67.0])}
+    result = parity.report(ours, reference, 1500)
+    assert result["same_real_statistics"]
+    fid = result["fid"]
+    assert fid["sides"]["sagan_tf"]["mean"] == pytest.approx(52.0) and fid["sides"]["sagan_tf"]["n"] == 5
+    assert fid["sides"]["BigGAN-PyTorch"]["sd"] == pytest.approx(1.0)
+    assert fid["comparison"]["difference"] == pytest.approx(-14.0) and fid["outcome"] == "ahead"
+    assert result["kid"]["comparison"]["difference"] == pytest.approx(-1.0)  # in units of KID x 1000
+    assert parity.report(reference, ours, 1500)["fid"]["outcome"] == "behind"
+    close = {f"r{i}": evaluation(f, 0.030) for i, f in enumerate([49.0, 55.0, 52.5])}
+    assert parity.report(ours, close, 1500)["fid"]["outcome"] == "at parity"
+    other = {k: evaluation(v["fid"], v["kid"], key="dadbeedb74ec") for k, v in reference.items()}
+    void = parity.report(ours, other, 1500)
+    assert not void["same_real_statistics"] and "the comparison is void" in parity.markdown(void)
+    assert "| FID | 52.00 ± 1.58 (5) | 66.00 ± 1.00 (3) | -14.00 |" in parity.markdown(result)

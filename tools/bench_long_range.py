@@ -20,6 +20,7 @@ import os
 from absl import flags
 
 from lab import checks, records
+from lab.stats import compare
 from sagan_tf import commands, logs  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
@@ -44,23 +45,6 @@ def train(model_dir, gin_files, num_steps, seed, params):
 
     spec = {"gin_files": [], "num_steps": num_steps, "gin_params": list(params)}
     train_run(spec, {"name": os.path.basename(os.path.dirname(model_dir)), "gin_files": gin_files}, seed, model_dir)
-
-
-def compare(a, b, resamples=10_000, seed=0):
-    """mean(a) - mean(b) with Welch's t-test (t, p) and a bootstrap 95% interval (seeds resampled within
-    each group); a and b: per-seed scores."""
-    import numpy as np  # noqa: PLC0415
-    from scipy import stats  # noqa: PLC0415
-
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    result = {"difference": float(a.mean() - b.mean())}
-    if len(a) >= 2 and len(b) >= 2 and (a.std() > 0 or b.std() > 0):
-        test = stats.ttest_ind(a, b, equal_var=False)
-        result.update(t=float(test.statistic), p=float(test.pvalue))
-    rng = np.random.RandomState(seed)
-    draws = (rng.choice(a, (resamples, len(a))).mean(1) - rng.choice(b, (resamples, len(b))).mean(1))
-    result["interval_95"] = [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]
-    return result
 
 
 def summarise(per_seed):

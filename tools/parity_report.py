@@ -1,0 +1,123 @@
+"""Parity with BigGAN-PyTorch: an experiment list's per-seed FID and KID against the reference's sets.
+
+    .venv/bin/python tools/parity_report.py --ours=results/fashion_mnist_aligned_1500 --step=1500 \
+        --output=results/parity/aligned_1500.md
+
+Reads `<ours>/<run>/seed_<k>/final_eval.json` (the raw generator's evaluation, written by
+tools/run_experiments.py) and the reference's `<reference>/ref_s<k>_step<step>.json` (written by
+tools/eval_reference.py), checks that both sides were scored against the same real statistics, and writes
+a table: mean +- sd per side, the difference (ours - reference), Welch's t and a bootstrap 95% interval of
+the difference, and the outcome read from the interval: "ahead" (below 0 for FID), "at parity" (0 inside)
+or "behind". The JSON beside the table holds every figure and the commands behind them.
+"""
+
+import glob
+import json
+import os
+
+from absl import flags
+
+from lab import checks, records
+from lab.stats import compare, outcome
+from sagan_tf import commands  # (no TensorFlow)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("ours", None, "An experiment list's output folder (tools/run_experiments.py --out_dir).")
+flags.DEFINE_string("run", None, "The run inside it (default: its only run).")
+flags.DEFINE_string("reference", "results/reference", "The reference's evaluations (tools/eval_reference.py).")
+flags.DEFINE_integer("step", None, "The training step both sides are compared at.", lower_bound=1)
+flags.DEFINE_string("output", None, "The markdown table to write; a .json with the figures goes beside it.")
+METRICS = ("fid", "kid")
+
+
+def _read(pattern):
+    found = {}
+    for path in sorted(glob.glob(pattern)):
+        with open(path) as f:
+            found[path] = json.load(f)
+    return found
+
+
+def _ours(folder, run, step):
+    runs = sorted(d for d in os.listdir(folder) if glob.glob(os.path.join(folder, d, "seed_*", "final_eval.json")))
+    if not runs:
+        raise commands.UserError(f"--ours {folder} holds no evaluated run", "run tools/run_experiments.py first")
+    run = run or runs[0]
+    if run not in runs:
+        raise commands.UserError(f"--run {run} is not evaluated in {folder}", f"pass one of {', '.join(runs)}")
+    evaluations = _read(os.path.join(folder, run, "seed_*", "final_eval.json"))
+    evaluations = {path: e for path, e in evaluations.items() if e.get("step") == step}
+    if len(evaluations) < 2:
+        raise commands.UserError(f"{folder}/{run} has {len(evaluations)} seed(s) evaluated at step {step}",
+                                 "wait for at least 2 seeds")
+    return run, evaluations
+
+
+def _statistics_key(evaluation):
+    """The real-statistics cache file's key (its last dash-separated part), which names what it was made of."""
+    return os.path.splitext(os.path.basename(evaluation.get("real_statistics") or "?"))[0].rsplit("-", 1)[-1]
+
+
+def report(ours, reference, step):
+    import numpy as np  # noqa: PLC0415
+
+    sides = {"sagan_tf": ours, "BigGAN-PyTorch": reference}
+    keys = {name: sorted({_statistics_key(e) for e in side.values()}) for name, side in sides.items()}
+    result = {"step": step, "real_statistics": keys, "same_real_statistics": len(set(sum(keys.values(), []))) == 1}
+    for metric in METRICS:
+        values = {name: [e[metric] for e in side.values()] for name, side in sides.items()}
+        scale = 1000.0 if metric == "kid" else 1.0
+        comparison = compare(np.array(values["sagan_tf"]) * scale, np.array(values["BigGAN-PyTorch"]) * scale)
+        result[metric] = {
+            "scale": scale,
+            "sides": {name: {"values": [v * scale for v in vs], "mean": float(np.mean(vs) * scale),
+                             "sd": float(np.std(vs, ddof=1) * scale), "n": len(vs)} for name, vs in values.items()},
+            "comparison": comparison, "outcome": outcome(comparison["interval_95"]),
+        }
+    return result
+
+
+def markdown(result):
+    lines = [f"At step {result['step']}, raw generators, 10,000 samples each, the same evaluator "
+             f"(real statistics {', '.join(f'{k}: {v}' for k, v in result['real_statistics'].items())}"
+             f"{'' if result['same_real_statistics'] else '; NOT the same: the comparison is void'}).", "",
+             "| metric | sagan_tf (mean ± sd, n) | BigGAN-PyTorch (mean ± sd, n) | difference | Welch's t (df, p) "
+             "| bootstrap 95% interval | outcome |", "|---|---|---|---|---|---|---|"]
+    for metric in METRICS:
+        entry = result[metric]
+        name = "KID x 1000" if entry["scale"] != 1.0 else metric.upper()
+        sides = [f"{s['mean']:.2f} ± {s['sd']:.2f} ({s['n']})" for s in entry["sides"].values()]
+        c = entry["comparison"]
+        test = f"{c['t']:.2f} ({c['df']:.1f}, {c['p']:.3f})" if "t" in c else "-"
+        lines.append(f"| {name} | {sides[0]} | {sides[1]} | {c['difference']:+.2f} | {test} | "
+                     f"{c['interval_95'][0]:+.2f} .. {c['interval_95'][1]:+.2f} | {entry['outcome']} |")
+    per_seed = "; ".join(f"{name}: " + ", ".join(f"{v:.1f}" for v in s["values"])
+                         for name, s in result["fid"]["sides"].items())
+    return "\n".join(lines + ["", f"FID per seed: {per_seed}.", ""])
+
+
+def main(argv):
+    del argv
+    checks.required("ours", FLAGS.ours, "pass an experiment list's --out_dir")
+    checks.required("step", FLAGS.step, "pass the step both sides are compared at")
+    checks.folder("ours", FLAGS.ours, "pass an experiment list's --out_dir")
+    checks.folder("reference", FLAGS.reference, "pass the folder tools/eval_reference.py wrote to")
+    checks.required("output", FLAGS.output, "pass a .md path for the table")
+    checks.output_file("output", FLAGS.output, "pass a .md path for the table")
+    run, ours = _ours(FLAGS.ours, FLAGS.run, FLAGS.step)
+    reference = {p: e for p, e in _read(os.path.join(FLAGS.reference, f"ref_s*_step{FLAGS.step:05d}.json")).items()}
+    if len(reference) < 2:
+        raise commands.UserError(f"--reference {FLAGS.reference} has {len(reference)} set(s) at step {FLAGS.step}",
+                                 "evaluate them with tools/eval_reference.py")
+    result = report(ours, reference, FLAGS.step)
+    result.update(run=run, ours=sorted(ours), reference=sorted(reference))
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    with open(FLAGS.output, "w") as f:
+        f.write(markdown(result))
+    records.write(os.path.splitext(FLAGS.output)[0] + ".json", result)
+    print(markdown(result))
+    print(f"Wrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    commands.run("tools/parity_report.py", main, __doc__)
