@@ -93,6 +93,8 @@ def test_eval_reference_scores_a_sample_set_with_the_runs_evaluator(tmp_path):
 def _tool(name):
     import importlib.util
 
+    if os.path.join(REPO, "tools") not in sys.path:
+        sys.path.insert(0, os.path.join(REPO, "tools"))  # the lab, as `python tools/x.py` sees it
     spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -260,7 +262,6 @@ def test_shape_curve_tabulates_scores_over_steps(tmp_path):
 def test_parity_report_reads_both_sides_and_states_the_outcome_from_the_interval(tmp_path):
     import pytest
 
-    sys.path.insert(0, os.path.join(REPO, "tools"))  # the lab, as `python tools/x.py` sees it
     parity = _tool("parity_report")
 
     def evaluation(fid, kid, key="0ef2fea11657", step=1500):
