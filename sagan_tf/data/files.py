@@ -77,6 +77,12 @@ def _check_file(path):
     return None
 
 
+def _check_bytes(encoded):
+    import io  # noqa: PLC0415
+
+    return _check_file(io.BytesIO(encoded))
+
+
 def find_corrupt(paths, workers=None):
     """[(path, reason)] of the files Pillow cannot fully decode, in input order."""
     workers = workers or min(32, (os.cpu_count() or 1) * 4)
@@ -114,6 +120,64 @@ def parse_example(serialized):
     """Serialised example -> (uint8 [H, W, 3], int32 label)."""
     parsed = tf.io.parse_single_example(serialized, FEATURES)
     return decode_image(parsed["image/encoded"]), tf.cast(parsed["image/class/label"], tf.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class BadRecord:
+    """A record of a TFRecord file that cannot be used: a truncated record (the file ends inside it: it and
+    any later records are unreadable) or an example whose image does not decode."""
+
+    path: str
+    index: int
+    reason: str
+    truncated: bool = False
+
+    def __str__(self):
+        return f"{self.path} record {self.index} ({self.reason})"
+
+
+def _records(path, image_key):
+    """(index, encoded image bytes) of every record of a TFRecord file; a `BadRecord` for a truncated record
+    (the last item then) or an example without the image."""
+    iterator, index = iter(tf.data.TFRecordDataset(path).prefetch(64)), 0
+    while True:
+        try:
+            record = next(iterator).numpy()
+        except StopIteration:
+            return
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            reason = " ".join(str(error).split("[Op:")[0].split("}}")[-1].split())
+            yield BadRecord(path, index, f"truncated file: {reason}", True)
+            return
+        try:
+            values = tf.train.Example.FromString(record).features.feature[image_key].bytes_list.value
+        except Exception as error:  # protobuf's DecodeError
+            values, reason = None, f"not a tf.train.Example: {error}"
+        else:
+            reason = f"no {image_key!r} bytes"
+        yield (index, values[0]) if values else BadRecord(path, index, reason)
+        index += 1
+
+
+def find_corrupt_records(paths, image_key="image/encoded", workers=None):
+    """[`BadRecord`] of TFRecord files of tf.train.Examples: truncated files and images Pillow cannot fully
+    decode, in file and record order."""
+    workers = workers or min(32, (os.cpu_count() or 1) * 4)
+    bad = []
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for path in paths:
+            items = list(_records(path, image_key))
+            found = [item for item in items if isinstance(item, BadRecord)]
+            good = [item for item in items if not isinstance(item, BadRecord)]
+            reasons = pool.map(_check_bytes, [encoded for _, encoded in good])
+            found += [BadRecord(path, i, r) for (i, _), r in zip(good, reasons) if r is not None]
+            bad += sorted(found, key=lambda b: b.index)
+    return bad
+
+
+def bad_records_error(bad, where, fix):
+    """The `DataError` of `find_corrupt_records`'s findings: the first bad record's file and index, and the count."""
+    return DataError(f"{len(bad)} unreadable record(s) in {where}, first: {bad[0]}", fix)
 
 
 def read_num_classes(shard):

@@ -211,9 +211,38 @@ def folder_source(path, conditional=True, on_corrupt="error", validate=True):
     return Source(f"folder-{os.path.abspath(path)}", listing.num_classes, make, tuple(corrupt))
 
 
+def _check_on_corrupt(on_corrupt):
+    if on_corrupt not in ("error", "skip"):
+        raise DataError(f"`on_corrupt` must be 'error' or 'skip'. Received: `on_corrupt={on_corrupt!r}`")
+
+
+def _validate_records(shards, image_key, on_corrupt, where, binding):
+    """`files.find_corrupt_records` of `shards`: stops with the first bad record (`on_corrupt="error"`) or
+    prints the count and returns them (`"skip"`)."""
+    bad = files.find_corrupt_records(shards, image_key)
+    if bad and on_corrupt == "error":
+        raise files.bad_records_error(bad, where, f"rewrite the file, or set `{binding}.on_corrupt = 'skip'`")
+    if bad:
+        print(f"{binding}: skipping {len(bad)} unreadable record(s) in {where} (first: {bad[0]}).", flush=True)
+    return bad
+
+
+def _records_without(bad):
+    """(file -> records readable before a truncation or -1, a `tf.constant` of the skipped "file:index" keys)."""
+    limits = {b.path: b.index for b in bad if b.truncated}
+    keys = [f"{b.path}:{b.index}" for b in bad if not b.truncated] or [""]
+    return limits, tf.constant(keys)
+
+
 @gin.configurable
-def tfrecord_source(file_pattern, num_classes=None):
-    """TFRecord shards written by `tools/prepare_data.py`; shards by file across input pipelines."""
+def tfrecord_source(file_pattern, num_classes=None, on_corrupt="error", validate=True):
+    """TFRecord shards written by `tools/prepare_data.py`; shards by file across input pipelines.
+
+    With `validate` every record is read and its image decoded once with Pillow before training; a truncated
+    file or an image that does not decode stops with the file and the record's index (`on_corrupt="error"`),
+    or is left out and counted (`"skip"`: the records of a truncated file up to the truncation are kept).
+    """
+    _check_on_corrupt(on_corrupt)
     shards = sorted(tf.io.gfile.glob(file_pattern))
     if not shards:
         raise DataError(
@@ -221,27 +250,40 @@ def tfrecord_source(file_pattern, num_classes=None):
             "write them with `python tools/prepare_data.py --folder=IMAGES --output_dir=DIR` (or --tfds=NAME "
             "instead of --folder), then bind tfrecord_source.file_pattern = 'DIR/train-*'",
         )
+    bad = _validate_records(shards, "image/encoded", on_corrupt, file_pattern, "tfrecord_source") if validate else []
     if num_classes is None:
         num_classes = files.read_num_classes(shards[0])
+    limits, skipped = _records_without(bad)
+    files_t = tf.constant(shards)
+    limits_t = tf.constant([limits.get(s, -1) for s in shards], tf.int64)
+
+    def read(path, limit):
+        records = tf.data.TFRecordDataset(path).take(limit).enumerate()
+        keep = lambda i, r: ~tf.reduce_any(tf.equal(path + ":" + tf.strings.as_string(i), skipped))  # noqa: E731
+        return records.filter(keep).map(lambda i, r: r)
 
     def make(input_context, shuffle, seed=None, buffer=10_000):
-        dataset = _shard(tf.data.Dataset.from_tensor_slices(shards), input_context)
+        dataset = _shard(tf.data.Dataset.from_tensor_slices((files_t, limits_t)), input_context)
         if shuffle:
             dataset = dataset.shuffle(len(shards), seed=seed)
-        dataset = dataset.interleave(
-            tf.data.TFRecordDataset, cycle_length=tf.data.AUTOTUNE, num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        dataset = dataset.interleave(read, cycle_length=tf.data.AUTOTUNE, num_parallel_calls=tf.data.AUTOTUNE,
+                                     deterministic=True)
         if shuffle:  # serialised examples: the buffer holds encoded images, not decoded ones
             dataset = dataset.shuffle(buffer, seed=seed)
         return dataset.map(files.parse_example, num_parallel_calls=tf.data.AUTOTUNE)
 
-    return Source(f"tfrecord-{file_pattern}", num_classes, make)
+    return Source(f"tfrecord-{file_pattern}", num_classes, make, tuple(bad))
 
 
 @gin.configurable
-def tfds_source(name, split="train", data_dir=None, image_key="image", label_key="label"):
-    """A tensorflow-datasets dataset that is already prepared in `data_dir`; never downloads."""
+def tfds_source(name, split="train", data_dir=None, image_key="image", label_key="label", on_corrupt="error",
+                validate=True):
+    """A tensorflow-datasets dataset that is already prepared in `data_dir`; never downloads.
+
+    `validate` and `on_corrupt` check the split's TFRecord files as `tfrecord_source` does: a bad record
+    stops with its file and index ("error") or is left out and counted ("skip").
+    """
+    _check_on_corrupt(on_corrupt)
     import tensorflow_datasets as tfds  # imported lazily: slow, and only this source needs it
 
     try:
@@ -261,12 +303,23 @@ def tfds_source(name, split="train", data_dir=None, image_key="image", label_key
     num_classes = features[label_key].num_classes if label_key in features else 0
 
     image_feature = features[image_key]
+    bad = []
+    if validate:
+        paths = [os.fspath(p) for p in builder.info.splits[split].filepaths]
+        bad = _validate_records(paths, image_key, on_corrupt, f"tfds {name} {split}", "tfds_source")
+        truncated = [b for b in bad if b.truncated]
+        if truncated:  # tfds's reader cannot stop short of a truncation; skipping its error would loop forever
+            raise DataError(f"The tfds file {truncated[0].path} is truncated at record {truncated[0].index}",
+                            f"prepare {name} again (tools/prepare_data.py --tfds={name} --manual_dir=...)")
+    skipped = tf.constant([f"{os.path.basename(b.path)}__{b.index}" for b in bad] or [""])
 
     def make(input_context, shuffle, seed=None, buffer=10_000):
-        read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=seed)
+        read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=seed, add_tfds_id=bool(bad))
         # Images stay encoded through the shuffle buffer and are decoded after it.
         dataset = builder.as_dataset(split=split, shuffle_files=shuffle, read_config=read_config,
                                      decoders={image_key: tfds.decode.SkipDecoding()})
+        if bad:  # tfds ids are "<file name>__<record index>"
+            dataset = dataset.filter(lambda e: ~tf.reduce_any(tf.equal(e["tfds_id"], skipped)))
         if shuffle:
             dataset = dataset.shuffle(buffer, seed=seed)
         label = (lambda e: tf.cast(e[label_key], tf.int32)) if num_classes else (lambda e: tf.constant(0))
@@ -278,7 +331,7 @@ def tfds_source(name, split="train", data_dir=None, image_key="image", label_key
         for example in dataset.as_numpy_iterator():
             yield example[image_key], int(example[label_key]) if num_classes else 0
 
-    return Source(f"tfds-{name}-{split}", num_classes, make, encoded_examples=encoded_examples)
+    return Source(f"tfds-{name}-{split}", num_classes, make, tuple(bad), encoded_examples=encoded_examples)
 
 
 def prepare_tfds(name, manual_dir, data_dir=None):

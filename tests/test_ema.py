@@ -1,0 +1,106 @@
+"""The generator's exponential moving average (`SAGAN.ema_decay`, `SAGAN.ema_start_step`) against a hand
+computation, on one device and under MirroredStrategy with two replicas."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import strategies
+
+from sagan_tf.models import Discriminator, Generator
+from sagan_tf.models.sagan import SAGAN
+
+DECAY, START, STEPS = 0.75, 2, 4
+
+
+def _model(ema_decay=DECAY, ema_start_step=START):
+    generator = Generator(resolution=16, num_classes=3, base_channels=4, channel_multipliers=(4, 2, 1),
+                          attention_resolutions=(8,))
+    discriminator = Discriminator(resolution=16, num_classes=3, base_channels=4, channel_multipliers=(1, 2, 2),
+                                  attention_resolutions=(8,))
+    return SAGAN(generator, discriminator, ema_decay=ema_decay, ema_start_step=ema_start_step, seed=7)
+
+
+def _expected_ema(history, decay, start):
+    """The EMA by hand from the generator's weights before training (`history[0]`) and after each step: a copy
+    while the step is at most `start`, then decay * shadow + (1 - decay) * weight, in float32."""
+    shadow = [w.copy() for w in history[0]]
+    decay = np.float32(decay)
+    for step, weights in enumerate(history[1:], start=1):
+        if step <= start:
+            shadow = [w.copy() for w in weights]
+        else:
+            shadow = [decay * s + (np.float32(1.0) - decay) * w for s, w in zip(shadow, weights)]
+    return shadow
+
+
+def _train(strategy, initial, images, labels, steps=STEPS, **model_args):
+    """Builds a model under `strategy` with the `initial` (generator, discriminator) weights, trains `steps`
+    steps on the same global batch; returns (model, [generator weights before and after each step],
+    [EMA weights after each step])."""
+    with strategy.scope():
+        model = _model(**model_args)
+        model.build_all()
+        model.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1))
+        model.generator.set_weights(initial[0])
+        model.discriminator.set_weights(initial[1])
+        for shadow, weight in zip(model._ema_weights, initial[0]):
+            shadow.assign(weight)  # the EMA starts from the generator it was built with
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(len(images))
+    batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    step = tf.function(lambda data: strategy.run(model.train_step, args=(data,)))
+    history, ema = [model.generator.get_weights()], []
+    for _ in range(steps):
+        step(batch)
+        history.append(model.generator.get_weights())
+        ema.append(model.sampling_generator.get_weights())
+    return model, history, ema
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """The same 4 steps from the same weights on one device and on two mirrored replicas (shared)."""
+    keras.utils.set_random_seed(11)
+    images = tf.random.uniform((8, 16, 16, 3), -1, 1, seed=1)
+    labels = tf.constant([0, 1, 2, 0, 1, 2, 0, 1])
+    init = _model()
+    init.build_all()
+    initial = (init.generator.get_weights(), init.discriminator.get_weights())
+    return {"single": _train(tf.distribute.get_strategy(), initial, images, labels),
+            "mirrored": _train(strategies.mirrored(), initial, images, labels)}
+
+
+def _assert_close(got, expected, variables, rtol, atol):
+    assert len(got) == len(expected) == len(variables)
+    for a, b, variable in zip(got, expected, variables):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=variable.path)
+
+
+@pytest.mark.parametrize("strategy", ["single", "mirrored"])
+def test_ema_after_each_step_is_the_hand_computed_average(runs, strategy):
+    model, history, ema = runs[strategy]
+    variables = model.generator.weights
+    # The weights moved at every step, so a wrong decay or start step shows.
+    for before, after in zip(history, history[1:]):
+        assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+    for step in range(1, STEPS + 1):
+        if step <= START:  # a copy, bit for bit
+            for a, b in zip(ema[step - 1], history[step]):
+                np.testing.assert_array_equal(a, b)
+        _assert_close(ema[step - 1], _expected_ema(history[: step + 1], DECAY, START), variables, 1e-6, 1e-7)
+    for wrong_decay, wrong_start in ((0.5, START), (DECAY, START - 1), (DECAY, START + 1)):
+        wrong = _expected_ema(history, wrong_decay, wrong_start)
+        assert any(not np.allclose(w, e, rtol=1e-4, atol=1e-6) for w, e in zip(wrong, ema[-1]))
+
+
+def test_mirrored_ema_equals_the_single_device_ema(runs):
+    mirrored, _, mirrored_ema = runs["mirrored"]
+    single, _, single_ema = runs["single"]
+    # Both replicas hold the same shadow (only_first_replica aggregation).
+    for shadow in mirrored._ema_weights:
+        first, second = (v.numpy() for v in strategies.mirrored().experimental_local_results(shadow.value))
+        np.testing.assert_array_equal(first, second)
+    # The replicas' weights are the single device's up to the all-reduce's summation order, so the EMAs are too.
+    for step in range(STEPS):
+        _assert_close(mirrored_ema[step], single_ema[step], single.generator.weights, 1e-5, 1e-6)
