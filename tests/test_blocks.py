@@ -124,3 +124,93 @@ def test_bad_settings_are_named():
         GeneratorBlock(4, fused_resampling="yes")
     with pytest.raises(ValueError, match="filter_gradient='auto'"):
         DiscriminatorBlock(4, filter_gradient="auto")
+
+
+# A numpy reference of the residual formulas, layer by layer from the blocks' own weights (no spectral norm:
+# the kernels are used as stored), so that a wrong residual fails with fused and plain resampling alike.
+
+def _np_conv(x, layer):
+    """'same' stride-1 convolution [B, H, W, C] -> [B, H, W, O] by summing the shifted taps, plus the bias."""
+    kernel, bias = layer.kernel.numpy().astype(np.float64), layer.bias.numpy().astype(np.float64)
+    k, (_, height, width, _) = kernel.shape[0], x.shape
+    padded = np.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)))
+    out = sum(np.einsum("bhwc,co->bhwo", padded[:, i:i + height, j:j + width], kernel[i, j])
+              for i in range(k) for j in range(k))
+    return out + bias
+
+
+def _np_cbn(x, layer, labels):
+    """Training-mode conditional batch norm: batch statistics (biased variance), per-class gain and bias."""
+    gain, bias = layer.gain.numpy().astype(np.float64), layer.bias.numpy().astype(np.float64)
+    rows = labels if layer.num_classes else np.zeros(len(x), int)
+    normalized = (x - x.mean((0, 1, 2))) / np.sqrt(x.var((0, 1, 2)) + layer.epsilon)
+    return normalized * gain[rows][:, None, None, :] + bias[rows][:, None, None, :]
+
+
+def _np_up(x):
+    return x.repeat(2, axis=1).repeat(2, axis=2)
+
+
+def _np_pool(x):
+    b, h, w, c = x.shape
+    return x[:, :h // 2 * 2, :w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def _np_relu(x):
+    return np.maximum(x, 0.0)
+
+
+def numpy_generator_block(block, x, labels):
+    """relu(cBN), upsample, conv3x3, relu(cBN), conv3x3, plus the shortcut: (upsample,) conv1x1 or the identity."""
+    resample = _np_up if block.upsample else (lambda a: a)
+    h = _np_conv(resample(_np_relu(_np_cbn(x, block.bn1, labels))), block.conv1)
+    h = _np_conv(_np_relu(_np_cbn(h, block.bn2, labels)), block.conv2)
+    return h + (x if block.shortcut is None else _np_conv(resample(x), block.shortcut))
+
+
+def numpy_discriminator_block(block, x):
+    """Standard: relu, conv3x3, relu, conv3x3, (pool); shortcut conv1x1 then (pool), or the identity.
+    Optimised: conv3x3, relu, conv3x3, pool; shortcut pool then conv1x1."""
+    resample = _np_pool if block.downsample else (lambda a: a)
+    h = _np_conv(x if block.optimized else _np_relu(x), block.conv1)
+    h = resample(_np_conv(_np_relu(h), block.conv2))
+    if block.optimized:
+        return h + _np_conv(_np_pool(x), block.shortcut)
+    return h + (x if block.shortcut is None else resample(_np_conv(x, block.shortcut)))
+
+
+def _randomize(block, seed):
+    """Every kernel, bias, gain and class bias drawn at random (biases are zeros and gains ones at the start)."""
+    rng = np.random.RandomState(seed)
+    for weight in block.weights:
+        if "moving" not in weight.path:
+            weight.assign(rng.normal(0.0, 0.5, weight.shape).astype(np.float32) + ("gain" in weight.path))
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "plain"])
+@pytest.mark.parametrize("upsample, c_in, c_out, num_classes", [
+    (True, 5, 4, 3), (False, 4, 4, 3), (False, 3, 4, 0)])
+def test_generator_block_equals_the_numpy_residual_formula(fused, upsample, c_in, c_out, num_classes):
+    block = GeneratorBlock(c_out, num_classes=num_classes, upsample=upsample, use_spectral_norm=False,
+                           fused_resampling=fused)
+    x = np.random.RandomState(1).randn(3, 4, 5, c_in).astype(np.float32)
+    labels = np.array([0, 2, 1]) % max(num_classes, 1)
+    block(x, labels)
+    _randomize(block, 2)
+    got = block(x, labels, training=True).numpy()
+    expected = numpy_generator_block(block, x.astype(np.float64), labels)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "plain"])
+@pytest.mark.parametrize("downsample, optimized, c_in, c_out", [
+    (True, False, 4, 6), (True, True, 3, 6), (False, False, 5, 5), (False, False, 3, 5), (True, False, 5, 5)])
+def test_discriminator_block_equals_the_numpy_residual_formula(fused, downsample, optimized, c_in, c_out):
+    block = DiscriminatorBlock(c_out, downsample=downsample, optimized=optimized, use_spectral_norm=False,
+                               fused_resampling=fused)
+    x = np.random.RandomState(3).randn(2, 6, 7, c_in).astype(np.float32)  # an odd width: pooling drops a column
+    block(x)
+    _randomize(block, 4)
+    got = block(x, training=True).numpy()
+    expected = numpy_discriminator_block(block, x.astype(np.float64))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.special
 import tensorflow as tf
 
 from inception_weights import requires_weights
@@ -123,26 +124,54 @@ def test_real_statistics_are_cached_and_keyed(tmp_path):
     assert len(os.listdir(tmp_path / "real_stats")) == 2
 
 
+def numpy_fid(a, b):
+    sqrt = scipy.linalg.sqrtm(np.cov(a, rowvar=False) @ np.cov(b, rowvar=False)).real
+    return np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(np.cov(a, rowvar=False) + np.cov(b, rowvar=False) - 2 * sqrt)
+
+
+def numpy_inception_score(logits, splits):
+    """The mean over splits of exp(mean KL(p(y|x) || p(y))), in numpy."""
+    scores = []
+    for part in np.array_split(logits, splits):
+        p = scipy.special.softmax(part, axis=1)
+        scores.append(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(p.mean(0, keepdims=True))), axis=1))))
+    return np.mean(scores)
+
+
 def test_savedmodel_classifier_with_tfgan_interface_gives_inception_score(tmp_path):
-    """A local SavedModel with TF-GAN's Inception interface (the TF-Hub module's) loads and yields IS."""
+    """A local SavedModel with TF-GAN's Inception interface (the TF-Hub module's) loads and yields IS and FID
+    equal to numpy's on the logits and features it must produce: images constant in each channel stay
+    constant when resized to 299x299, so pool_3 (their spatial mean) is the channel values and the logits are
+    known without running the classifier."""
+    w = np.random.RandomState(5).randn(3, 7).astype(np.float32)
 
     class Module(tf.Module):
         def __init__(self):
-            self.w = tf.Variable(np.random.RandomState(5).randn(3, 7).astype(np.float32))
+            self.w = tf.Variable(w)
 
         @tf.function(input_signature=[tf.TensorSpec([None, 299, 299, 3], tf.float32)])
         def __call__(self, images):
-            pooled = tf.reduce_mean(images, axis=[1, 2])
+            # in float64: a float32 sum of 299 x 299 values in a graph was off by 1e-3
+            pooled = tf.cast(tf.reduce_mean(tf.cast(images, tf.float64), axis=[1, 2]), tf.float32)
             return {"pool_3": pooled, "logits": 4.0 * pooled @ self.w}
 
     tf.saved_model.save(Module(), str(tmp_path / "inception"))
     classifier = classifiers.get_classifier(str(tmp_path / "inception"))
     assert set(classifier.outputs) == {"pool_3", "logits"}
-    images = np.random.RandomState(6).uniform(-1, 1, (40, 8, 8, 1)).astype(np.float32)
-    stats = streaming.accumulate([(images, None)], classifier, 40, progress=False)
+    rng = np.random.RandomState(6)
+    colours, others = rng.uniform(-1, 1, (40, 3)), rng.uniform(-0.5, 1, (40, 3)) ** 2
+    as_images = lambda c: np.tile(c[:, None, None, :], (1, 8, 8, 1)).astype(np.float32)  # noqa: E731
+    stats = streaming.accumulate([(as_images(colours), None)], classifier, 40, progress=False)
+    other = streaming.accumulate([(as_images(others), None)], classifier, 40, progress=False)
     assert stats.logits.shape == (40, 7) and stats.mean.shape == (3,)
-    results = evaluator.compute_metrics(stats, stats, splits=4)
-    assert 1.0 < results["is"] < 7.0 and abs(results["fid"]) < 1e-6
+    np.testing.assert_allclose(stats.logits, 4.0 * colours @ w, rtol=1e-4, atol=1e-5)
+    results = evaluator.compute_metrics(other, stats, splits=4)
+    expected_is = numpy_inception_score(4.0 * colours @ w, splits=4)
+    assert 1.5 < expected_is < 7.0  # a non-trivial score to match
+    np.testing.assert_allclose(results["is"], expected_is, rtol=1e-4)
+    np.testing.assert_allclose(results["fid"], numpy_fid(others, colours), rtol=1e-4)
+    grey = classifier(as_images(colours)[..., :1])  # one channel: replicated to RGB before the classifier
+    np.testing.assert_allclose(grey["pool_3"], np.repeat(colours[:, :1], 3, axis=1), rtol=1e-5, atol=1e-6)
     with pytest.raises(classifiers.ClassifierError, match="nope"):
         classifiers.get_classifier(str(tmp_path / "nope"))
 
@@ -224,8 +253,14 @@ def test_given_images_are_evaluated_like_a_generators(tmp_path):
     judge = evaluator.Evaluator(num_samples=60, batch_size=20, classifier=CountingClassifier(), kid_samples=60,
                                 splits=2, intra_fid=True, cache_dir=str(tmp_path), progress=False)
     same = judge.evaluate_images(images, labels, 3, spec)
-    noise = judge.evaluate_images(rng.randint(0, 256, (60, 16, 16, 3)).astype(np.uint8) // 4, labels, 3, spec)
-    assert same["num_generated"] == 60 and abs(same["fid"]) < 1e-6 and noise["fid"] > 100 * max(same["fid"], 1e-9)
+    noise_images = rng.randint(0, 256, (60, 16, 16, 3)).astype(np.uint8) // 4
+    noise = judge.evaluate_images(noise_images, labels, 3, spec)
+    assert same["num_generated"] == 60 and abs(same["fid"]) < 1e-6
+    # The FID of the classifier's own features of both sets (pixels p as p / 127.5 - 1), computed in numpy.
+    features = lambda x: np.asarray(judge.classifier(x.astype(np.float32) / 127.5 - 1.0)["pool_3"], np.float64)  # noqa: E731
+    expected = numpy_fid(features(images), features(noise_images))
+    assert expected > 1e-3
+    np.testing.assert_allclose(noise["fid"], expected, rtol=1e-4)
     assert set(same["intra_fid_per_class"]) == {"0", "1", "2"} and abs(same["intra_fid"]) < 1e-6
     with pytest.raises(ValueError, match="uint8"):
         judge.evaluate_images(images.astype(np.float32), labels, 3, spec)

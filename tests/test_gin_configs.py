@@ -24,11 +24,53 @@ def test_every_config_parses_and_builds_its_networks(path):
     Discriminator(num_classes=10, resolution=resolution)
 
 
-@pytest.mark.parametrize("ablation", sorted((GIN_DIR / "ablations").glob("*.gin")), ids=lambda p: p.name)
-def test_ablations_stack_on_a_dataset_config(ablation):
-    config.parse(["imagenet.gin", f"ablations/{ablation.name}"])
-    for key in ("Generator.attention_resolutions", "Generator.use_spectral_norm"):
-        gin.query_parameter(key)
+def _built_configs(files):
+    """{(part, key): value} of the networks and the two optimizers built from `files` alone."""
+    gin.clear_config()
+    config.parse(files)
+    parts = {"Generator": Generator().get_config(), "Discriminator": Discriminator().get_config()}
+    for scope in ("generator", "discriminator"):
+        with gin.config_scope(scope):
+            optimizer = gin.get_configurable("keras.optimizers.Adam")().get_config()
+            parts[f"{scope}/Adam"] = {k: v for k, v in optimizer.items() if k != "name"}  # adam_1, adam_2, ...
+    return {(part, key): value for part, values in parts.items() for key, value in values.items()}
+
+
+# What each ablation changes in what its base builds (and nothing else). An attention ablation is stacked on a
+# base whose attention is elsewhere; each base has the feature map it names.
+ABLATIONS = {
+    "attention_8.gin": ("imagenet.gin", {"attention_resolutions": (8,)}, {"attention_resolutions": (8,)}, {}),
+    "attention_16.gin": ("imagenet.gin", {"attention_resolutions": (16,)}, {"attention_resolutions": (16,)}, {}),
+    "attention_32.gin": ("imagenet.gin", {"attention_resolutions": (32,)}, {"attention_resolutions": (32,)}, {}),
+    "attention_64.gin": ("imagenet_feat32.gin", {"attention_resolutions": (64,)}, {"attention_resolutions": (64,)},
+                         {}),
+    "no_attention.gin": ("imagenet.gin", {"attention_resolutions": ()}, {"attention_resolutions": ()}, {}),
+    "sn_d_only.gin": ("cifar10.gin", {"use_spectral_norm": False}, {}, {}),
+    "equal_lr.gin": ("cifar10.gin", {}, {}, {"learning_rate": 1e-4}),
+}
+
+
+def test_every_ablation_is_in_the_table():
+    assert sorted(ABLATIONS) == sorted(p.name for p in (GIN_DIR / "ablations").glob("*.gin"))
+
+
+@pytest.mark.parametrize("ablation", sorted(ABLATIONS))
+def test_an_ablation_changes_what_it_names_and_nothing_else(ablation):
+    """The networks and optimizers built from base + ablation differ from those of the base alone in exactly
+    the ablation's settings (a binding the base already has, or one that does not reach the built object,
+    would show as no change)."""
+    base, generator, discriminator, d_optimizer = ABLATIONS[ablation]
+    before = _built_configs([base])
+    after = _built_configs([base, f"ablations/{ablation}"])
+    assert before.keys() == after.keys()
+    changed = {key: after[key] for key in after if after[key] != before[key]}
+    expected = {**{("Generator", k): v for k, v in generator.items()},
+                **{("Discriminator", k): v for k, v in discriminator.items()},
+                **{("discriminator/Adam", k): v for k, v in d_optimizer.items()}}
+    assert changed.keys() == expected.keys(), changed
+    for key, value in expected.items():
+        got = tuple(changed[key]) if isinstance(changed[key], list) else changed[key]
+        assert got == (pytest.approx(value, rel=1e-6) if isinstance(value, float) else value), (key, got, before[key])
 
 
 def test_equal_lr_ablation_changes_only_the_discriminator_rate():

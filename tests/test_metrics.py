@@ -52,6 +52,45 @@ def test_fid_matches_numpy_and_statistics_path(features):
     assert abs(metrics.frechet_distance(real, real)) < 1e-6
 
 
+def _samples_with_moments(n, mean, covariance, seed):
+    """n rows whose sample mean and (unbiased) covariance are exactly `mean` and `covariance`."""
+    x = np.random.RandomState(seed).randn(n, len(mean))
+    x -= x.mean(0)
+    whiten = np.linalg.inv(np.linalg.cholesky(np.cov(x, rowvar=False)))
+    return x @ whiten.T @ np.linalg.cholesky(covariance).T + mean
+
+
+def test_fid_of_two_gaussians_has_its_closed_form():
+    """Covariances with the same eigenvectors R: C1 = R diag(a) R^T, C2 = R diag(b) R^T, so
+    (C1 C2)^(1/2) = R diag(sqrt(ab)) R^T and FID = |m1 - m2|^2 + sum((sqrt(a) - sqrt(b))^2), by hand."""
+    rotation, _ = np.linalg.qr(np.random.RandomState(7).randn(4, 4))
+    a, b = np.array([1.0, 4.0, 9.0, 0.25]), np.array([4.0, 1.0, 9.0, 1.0])
+    m1, m2 = np.array([0.0, 1.0, -2.0, 3.0]), np.array([1.0, 1.0, 0.0, 3.0])
+    c1, c2 = rotation @ np.diag(a) @ rotation.T, rotation @ np.diag(b) @ rotation.T
+    expected = 1 + 4 + (1 + 1 + 0 + 0.25)  # |m1 - m2|^2 = 5; (1-2)^2 + (2-1)^2 + (3-3)^2 + (0.5-1)^2 = 2.25
+    assert np.sum((m1 - m2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2) == expected
+    np.testing.assert_allclose(metrics.frechet_distance_from_statistics(m1, c1, m2, c2), expected, rtol=1e-9)
+    x, y = _samples_with_moments(500, m1, c1, seed=1), _samples_with_moments(400, m2, c2, seed=2)
+    np.testing.assert_allclose(metrics.frechet_distance(x, y), expected, rtol=1e-6)
+    np.testing.assert_allclose(metrics.frechet_distance(y, x), expected, rtol=1e-6)
+    # The same covariance and shifted means: only the mean term, |m1 - m2|^2 = 5.
+    np.testing.assert_allclose(metrics.frechet_distance(x, x + (m2 - m1)), 5.0, rtol=1e-6)
+
+
+def test_inception_score_of_known_logits_by_hand():
+    """Two classes, half the images sure of each (p = (1, 0) or (0, 1)): p(y) = (1/2, 1/2), each KL term is
+    log 2, IS = 2. Uniform predictions: KL = 0, IS = 1. Three classes, p(y|x) in {(a, b, b), (b, a, b),
+    (b, b, a)} equally often: p(y) uniform, IS = exp(log 3 + a log a + 2 b log b)."""
+    sure = np.array([[50.0, 0.0], [0.0, 50.0]] * 8)
+    assert metrics.inception_score(sure, splits=1)[2] == pytest.approx(2.0, rel=1e-9)
+    assert metrics.inception_score(np.full((6, 5), 0.3), splits=1)[2] == pytest.approx(1.0, rel=1e-12)
+    logits = np.log(np.array([[0.6, 0.2, 0.2], [0.2, 0.6, 0.2], [0.2, 0.2, 0.6]] * 4))
+    expected = np.exp(np.log(3) + 0.6 * np.log(0.6) + 2 * 0.2 * np.log(0.2))  # 1.1386...
+    mean, std, whole = metrics.inception_score(logits + 5.0, splits=2)  # a shift of all logits changes nothing
+    assert whole == pytest.approx(expected, rel=1e-9) and mean == pytest.approx(expected, rel=1e-9)
+    assert std == pytest.approx(0.0, abs=1e-12)
+
+
 def test_inception_score_matches_numpy():
     logits = np.random.RandomState(1).randn(1000, 10) * 3
     mean, std, whole = metrics.inception_score(logits, splits=10)
@@ -71,5 +110,22 @@ def test_kid_matches_numpy(features):
     np.testing.assert_allclose(mean, numpy_kid(real, fake), rtol=1e-4, atol=1e-9)
     assert mean > 0
     block_mean, block_std = metrics.kernel_distance(real, fake, max_block_size=100)  # spread over blocks
-    assert np.isfinite(block_std) and block_std > 0
-    np.testing.assert_allclose(block_mean, mean, rtol=0.5)
+    expected_mean, expected_std = numpy_blocked_kid(real, fake, max_block_size=100)
+    np.testing.assert_allclose(block_mean, expected_mean, rtol=1e-6)
+    np.testing.assert_allclose(block_std, expected_std, rtol=1e-6)
+    assert block_std > 0 and block_mean != pytest.approx(mean, rel=1e-6)  # really blocked: another estimate
+
+
+def numpy_blocked_kid(a, b, max_block_size):
+    """TF-GAN's blocked KID: ceil(max(m, n) / max_block_size) blocks, each side split into consecutive
+    runs of near-equal size (the larger runs last); the mean of the blocks' estimates and its standard error."""
+    blocks = -(-max(len(a), len(b)) // max_block_size)
+
+    def bounds(n):
+        small, larger = n // blocks, n % blocks
+        sizes = [small] * (blocks - larger) + [small + 1] * larger
+        return np.concatenate([[0], np.cumsum(sizes)])
+
+    ra, rb = bounds(len(a)), bounds(len(b))
+    estimates = np.array([numpy_kid(a[ra[i]:ra[i + 1]], b[rb[i]:rb[i + 1]]) for i in range(blocks)])
+    return estimates.mean(), np.sqrt(np.sum((estimates - estimates.mean()) ** 2) / (blocks - 1) / blocks)

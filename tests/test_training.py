@@ -157,8 +157,9 @@ def _train_cmd(model_dir, *params):
     return cmd + [f"--gin_param={p}" for p in params]
 
 
-def _train(model_dir, *params, timeout=300):
-    return subprocess.run(_train_cmd(model_dir, *params), capture_output=True, text=True, cwd=REPO, timeout=timeout)
+def _train(model_dir, *params, timeout=300, env=None):
+    return subprocess.run(_train_cmd(model_dir, *params), capture_output=True, text=True, cwd=REPO, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def test_bad_configuration_stops_before_touching_model_dir(tmp_path):
@@ -177,11 +178,39 @@ def test_bad_configuration_stops_before_touching_model_dir(tmp_path):
     assert result.returncode == 2 and "is a file, not a folder" in result.stderr and "Traceback" not in result.stderr
 
 
+def _logged(model_dir, tag):
+    """{step: value} of a scalar in the run's TensorBoard events."""
+    values = {}
+    for path in sorted((model_dir / "train").glob("events.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            values.update({event.step: tf.make_ndarray(v.tensor).item() for v in event.summary.value if v.tag == tag})
+    return values
+
+
 def test_mixed_precision_xla_and_steps_per_execution(tmp_path):
-    result = _train(tmp_path, "train.num_steps = 4", "train.mixed_precision = 'mixed_bfloat16'", "train.jit_compile = True",
-                    "train.steps_per_execution = 2")
+    """bf16 under XLA, two steps per call: XLA compiles the train step (its HLO is dumped) and that step computes
+    its convolutions in bfloat16; the losses are finite and move; the float32 weights change between checkpoints."""
+    run, dump = tmp_path / "run", tmp_path / "xla"
+    result = _train(run, "train.num_steps = 4", "train.mixed_precision = 'mixed_bfloat16'", "train.jit_compile = True",
+                    "train.steps_per_execution = 2", "train.checkpoint_every = 2", timeout=900,
+                    env={"XLA_FLAGS": f"--xla_dump_to={dump} --xla_dump_hlo_as_text --xla_dump_hlo_module_re=.*one_step.*"})
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "ckpt-4.index" in os.listdir(tmp_path / "checkpoints")
+    assert "precision mixed_bfloat16." in result.stdout
+    (hlo,) = dump.glob("*one_step*before_optimizations.txt")  # the jit_compile'd step, compiled once
+    convolutions = [line for line in hlo.read_text().splitlines() if " convolution(" in line]
+    assert convolutions and all("= bf16[" in line for line in convolutions), convolutions[:3]
+    for tag in ("d_loss", "g_loss"):
+        values = _logged(run, tag)
+        assert sorted(values) == [2, 4] and np.all(np.isfinite(list(values.values()))), (tag, values)
+        assert values[2] != values[4], (tag, values)
+    first, last = (tf.train.load_checkpoint(str(run / "checkpoints" / f"ckpt-{step}")) for step in (2, 4))
+    kernels = [name for name, _ in tf.train.list_variables(str(run / "checkpoints" / "ckpt-4"))
+               if "kernel" in name and "OPTIMIZER_SLOT" not in name]
+    assert len(kernels) > 10
+    for name in kernels:
+        assert first.get_variable_to_dtype_map()[name] == tf.float32, name  # bf16 compute, float32 weights
+        assert np.all(np.isfinite(last.get_tensor(name))), name
+    assert sum(not np.array_equal(first.get_tensor(name), last.get_tensor(name)) for name in kernels) > len(kernels) // 2
     result = _train(tmp_path / "bad", "train.mixed_precision = 'fp8'")
     assert result.returncode != 0 and "mixed_precision='fp8'" in result.stderr
 

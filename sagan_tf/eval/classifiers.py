@@ -34,9 +34,11 @@ class ClassifierError(UserError):
 def to_classifier_input(images, size=inception.INPUT_SIZE):
     """float [B, H, W, 1 or 3] in [-1, 1] -> float32 [B, size, size, 3] (bilinear, as TF-GAN)."""
     images = tf.convert_to_tensor(images, tf.float32)
-    if images.shape.rank != 4 or images.shape[-1] not in (1, 3):
+    if images.shape.rank != 4 or images.shape[-1] not in (1, 3, None):
         raise ClassifierError(f"Classifiers take images [B, H, W, 1 or 3]. Received shape {images.shape}.")
-    if images.shape[-1] == 1:
+    if images.shape[-1] is None:  # a trace relaxed over grey and RGB calls (Classifier.__call__): tile at run time
+        images = tf.ensure_shape(tf.tile(images, [1, 1, 1, 3 // tf.shape(images)[-1]]), [None, None, None, 3])
+    elif images.shape[-1] == 1:
         images = tf.tile(images, [1, 1, 1, 3])
     if size and (images.shape[1] != size or images.shape[2] != size):
         images = tf.image.resize(images, [size, size], method="bilinear")
