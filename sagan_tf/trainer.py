@@ -331,8 +331,7 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
         keep = 1
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, keep)
     if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-        print(f"Resumed from {latest} at step {int(scalar(model.g_optimizer.iterations))}.")
+        _restore(checkpoint, latest, checkpoint_dir if not chief else None, model, saved is not None)
     if chief:
         with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
             f.write(gin.operative_config_str())
@@ -375,6 +374,25 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
     if chief:
         _summary(session, start, step())
     return model
+
+
+def _restore(checkpoint, latest, own_dir, model, has_input):
+    """Restores the chief's `latest` checkpoint; a worker (`own_dir`: its own folder) restores its own save of
+    the same step instead: the same weights (the saves are collective), and its own input position, not
+    the chief's shard's. Without one, the worker's input starts its stream again (said in a line)."""
+    source = latest
+    if own_dir is not None:
+        own = tf.train.latest_checkpoint(own_dir)
+        if own and checkpointing.step_of(own) == checkpointing.step_of(latest):
+            source = own
+        elif has_input:
+            print(f"No checkpoint of this worker at step {checkpointing.step_of(latest)} in {own_dir}: its input "
+                  "starts again from the beginning of its shard.", flush=True)
+            checkpointing.training_checkpoint(model).restore(latest).expect_partial().assert_existing_objects_matched()
+            source = None
+    if source is not None:
+        checkpoint.restore(source).assert_existing_objects_matched()
+    print(f"Resumed from {source or latest} at step {int(scalar(model.g_optimizer.iterations))}.")
 
 
 def replicas_text(strategy):
