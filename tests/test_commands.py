@@ -254,13 +254,23 @@ def _redirected(runs, tmp_path):
 
 
 def test_tools_redirected_output_has_no_control_characters_and_ends_naming_what_was_written(places, tmp_path):
-    """sample.py and shape_score.py on the tiny run (trained on the synthetic data), output to files."""
+    """sample.py and shape_score.py on the tiny run (trained on the synthetic data), and prepare_data.py on a
+    small image folder, output to files."""
+    from PIL import Image
+
     run_files = sorted(os.listdir(places["run"]))
+    for label in ("a", "b"):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for i in range(120):
+            Image.new("RGB", (8, 8), (i, 2 * i, 3)).save(tmp_path / "images" / label / f"{i}.png")
     outputs = _redirected({
+        PREPARE: [f"--folder={tmp_path / 'images'}", f"--output_dir={tmp_path / 'records'}", "--num_shards=2"],
         SAMPLE: [f"--model_dir={places['run']}", f"--output={tmp_path / 'grid.png'}", "--per_class=2",
                  "--classes=0,9"],
         SHAPE_SCORE: [f"--model_dir={places['run']}", "--per_class=2", f"--json={tmp_path / 'shapes.json'}"],
     }, tmp_path)
+    assert outputs[PREPARE][-1] == f"Wrote 2 shards to {tmp_path / 'records'} (2 classes)."
+    assert "100/240 images written" in outputs[PREPARE]  # plain progress lines, not a bar
     assert outputs[SAMPLE][-1].startswith(f"Wrote {tmp_path / 'grid.png'}: 2 rows x 2 columns")
     assert (tmp_path / "grid.png").stat().st_size > 0
     assert outputs[SHAPE_SCORE][-1] == f"Wrote {tmp_path / 'shapes.json'}"

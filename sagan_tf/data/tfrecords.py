@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sagan_tf import commands
 from sagan_tf.data import files
 from sagan_tf.data.files import DataError
 
@@ -30,13 +31,17 @@ def write_tfrecords(examples, output_dir, prefix, num_shards, num_classes, total
     os.makedirs(output_dir, exist_ok=True)
     paths = shard_paths(output_dir, prefix, num_shards)
     writers = [tf.io.TFRecordWriter(p + ".incomplete") for p in paths]
-    progress = keras.utils.Progbar(total, unit_name="image") if verbose else None
+    plain = commands.plain_output()
+    progress = keras.utils.Progbar(total, unit_name="image") if verbose and not plain else None
+    step = max((total or 10_000) // 10, 100)  # plain lines: about a tenth of the images each
     count = 0
     try:
         for count, (encoded, label) in enumerate(examples, start=1):
             writers[(count - 1) % num_shards].write(files.make_example(encoded, label, num_classes))
             if progress is not None and count % 100 == 0:
                 progress.update(count)
+            elif verbose and plain and count % step == 0:
+                print(f"{count}{f'/{total}' if total else ''} images written", flush=True)
     finally:
         for writer in writers:
             writer.close()
