@@ -45,6 +45,19 @@ def onednn_enabled():
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
+def register_gin_file_reader_first(reader, exists):
+    """Registers a gin file reader ahead of gin's own package-resource reader (after plain files).
+
+    gin reads `include 'experiments/x.gin'` as "the file x.gin of the Python package `experiments`" before
+    it asks the readers registered later; when any namespace package of that name is importable (a
+    folder `experiments/` on sys.path, such as tools/experiments with tools/ on the path) its reader
+    raises instead of passing. gin registers readers only at the end of its list."""
+    from gin import config  # noqa: PLC0415
+
+    config._FILE_READERS[:] = [entry for entry in config._FILE_READERS if entry[0] is not reader]
+    config._FILE_READERS.insert(1, (reader, exists))
+
+
 def registered_configurables():
     """The selectors ("sagan_tf.models.generator.Generator", ...) of every gin configurable, for
     suggesting a name; gin lists them nowhere publicly."""

@@ -82,8 +82,9 @@ def _is_packaged(name):
     return packaged_gin_file(name) is not None
 
 
-# `include 'base.gin'` lines name shipped files; gin reads them through this reader.
-gin.config.register_file_reader(_open_packaged, _is_packaged)
+# `include 'base.gin'` lines name shipped files; gin reads them through this reader, before its own
+# package-resource reader (which fails on `experiments/...` when a folder `experiments/` is importable).
+compat.register_gin_file_reader_first(_open_packaged, _is_packaged)
 
 
 class _QuietSearchPath(logging.Filter):

@@ -90,3 +90,20 @@ def test_tfgan_eval_imports_without_the_package_init():
     except Exception as error:  # noqa: BLE001
         _fail("the layout tensorflow_gan/python/eval", "tensorflow-gan", error)
     assert callable(module.frechet_classifier_distance_from_activations)
+
+
+def test_the_packaged_gin_reader_comes_before_gins_package_resource_reader(tmp_path, monkeypatch):
+    from gin import config as gin_config
+
+    from sagan_tf import config
+
+    try:
+        readers = [reader for reader, _ in gin_config._FILE_READERS]
+    except Exception as error:  # noqa: BLE001
+        _fail("gin.config._FILE_READERS", "gin-config", error)
+    assert readers.index(config._open_packaged) == 1, "the packaged-config reader is not second in gin's list"
+    # A namespace package named like the configs' folder: gin's own reader raises on it.
+    (tmp_path / "experiments").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config.parse(["experiments/fashion_mnist_aligned.gin"])  # includes experiments/fashion_mnist_quality.gin
+    assert gin.query_parameter("SAGAN.fake_labels") == "sampled"
