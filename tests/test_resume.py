@@ -55,6 +55,8 @@ def _tensors(path):
     for name in reader.get_variable_to_shape_map():
         if "iterator" in name:  # the input position: a variant, compared through its effect on the weights
             continue
+        if name.startswith("save_counter"):  # how many saves this folder saw (SIGTERM adds one), not state
+            continue
         values[name] = reader.get_tensor(name)
     return values
 

@@ -35,7 +35,7 @@ flags.DEFINE_integer("channels", 128, "Channels C of the feature map (the 128x12
 flags.DEFINE_enum("style", "paper", ["paper", "official"], "Attention style (keys unpooled or pooled 2x2).")
 flags.DEFINE_integer("batch", 32, "Batch of the equal-batch comparison, and the search's start.", lower_bound=1)
 flags.DEFINE_integer("block_size", 512, "Query block size of the blocked path.", lower_bound=1)
-flags.DEFINE_float("memory_limit_gib", 16.0, "Peak RSS budget of the largest-batch search.", lower_bound=0.1)
+flags.DEFINE_float("memory_limit_gib", 16.0, "Peak RSS budget of the largest-batch search.", lower_bound=0.01)
 flags.DEFINE_integer("max_batch", 1024, "Stop the doubling here.", lower_bound=1)
 flags.DEFINE_integer("precision", 16, "Bisection stops when the fit/no-fit bracket is this narrow.",
                      lower_bound=1)
