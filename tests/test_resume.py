@@ -83,7 +83,12 @@ def straight(tmp_path_factory):
 @pytest.mark.parametrize("strategy, sig", [("default", signal.SIGTERM), ("mirrored", signal.SIGKILL)])
 def test_a_stopped_and_rerun_run_equals_the_uninterrupted_one(strategy, sig, straight, tmp_path):
     flags = MIRRORED if strategy == "mirrored" else []
-    code, output = _stop(str(tmp_path), flags, sig, lambda entries: "ckpt-6.index" in entries)
+    state = tmp_path / "checkpoints" / "checkpoint"  # names a checkpoint once its write is complete
+
+    def saved(entries):
+        return "checkpoint" in entries and state.exists() and "ckpt-" in state.read_text()
+
+    code, output = _stop(str(tmp_path), flags, sig, saved)
     if sig == signal.SIGTERM:
         assert code == 0 and "stopped" in output, output[-2000:]  # saved a checkpoint and stopped early
     else:
