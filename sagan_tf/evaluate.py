@@ -8,12 +8,11 @@ source bound to `evaluation_input.source`). Results go to `DIR/eval/metrics-<che
 Real statistics are cached (`--cache_dir`, default $SAGAN_TF_CACHE or ~/.cache/sagan_tf).
 """
 
-import json
 import os
 
 from absl import flags
 
-from sagan_tf import commands, logs, machine  # no TensorFlow
+from sagan_tf import commands, logs, machine, records  # no TensorFlow
 
 FLAGS = flags.FLAGS
 
@@ -82,9 +81,7 @@ def main(argv):
         FLAGS.model_dir, "eval",
         f"metrics-{os.path.basename(results['checkpoint'])}{'-raw' if FLAGS.generator == 'raw' else ''}.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    with open(output + ".tmp", "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(output + ".tmp", output)
+    records.write_json(output, results)
     if results.get("classifier_note"):
         print(f"Classifier: {results['classifier_note']}")
     print(format_table(results))

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from sagan_tf import actions as actions_lib
 from sagan_tf import checkpointing, compat, machine, restore
+from sagan_tf import config as config_lib
 from sagan_tf.machine import describe_machine, native_bf16
 from sagan_tf.actions import DivergedError, StepResult, scalar  # noqa: F401  (DivergedError: the CLI's)
 from sagan_tf.data import feeding
@@ -63,15 +64,6 @@ def hardware_line(onednn_source=None):
             f"{state}" + (f" ({onednn_source})" if onednn_source else ""))
 
 
-def _gin_binding(key):
-    """The value gin binds to `key` ("Generator.filter_gradient"), or `_UNBOUND`."""
-    try:
-        return gin.query_parameter(key)
-    except ValueError:
-        return _UNBOUND
-
-
-_UNBOUND = object()
 NETWORKS = ("Generator", "Discriminator")
 
 
@@ -88,12 +80,11 @@ def apply_hardware_policy(strategy, filter_gradient="auto", fused_resampling=Non
     for network in NETWORKS:
         for name, value in chosen.as_kwargs().items():
             key = f"{network}.{name}"
-            bound = _gin_binding(key)
-            if forced[name] or bound is _UNBOUND:
+            if forced[name] or not config_lib.is_bound(key):
                 with gin.unlock_config():
                     gin.bind_parameter(key, value)
             elif network == "Generator":
-                effective[name] = bound
+                effective[name] = gin.query_parameter(key)
     if not effective:
         return chosen
     return dataclasses.replace(chosen, **effective, reason="the config's binding" if "filter_gradient" in effective
@@ -316,11 +307,11 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
                       _optimizer(config.discriminator_optimizer, config.mixed_precision))
         if feeding.feeds_from_host(strategy):
             feed = feeding.ReplicaFeed(spec, strategy, config.seed, config.deterministic)
-            iterator, next_batch = feed.iterator, feed.next
+            position, next_batch = feed.iterator, feed.next
         else:  # a TPU's infeed: its position is not checkpointed
             iterator = iter(spec.distribute(strategy, config.seed, config.deterministic))
-            next_batch = lambda: next(iterator)  # noqa: E731
-        saved = iterator if config.checkpoint_input and feeding.feeds_from_host(strategy) else None
+            position, next_batch = None, lambda: next(iterator)  # noqa: E731
+        saved = position if config.checkpoint_input else None
         checkpoint = checkpointing.training_checkpoint(model, saved)
     chief = is_chief(strategy)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")

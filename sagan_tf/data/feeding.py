@@ -36,8 +36,8 @@ class ReplicaFeed:
 
     def __init__(self, spec, strategy, seed=None, deterministic=False):
         self.strategy = strategy
-        self.local_replicas = strategy.num_replicas_in_sync // _worker(strategy)[1]
         index, count = _worker(strategy)
+        self.local_replicas = strategy.num_replicas_in_sync // count
         context = tf.distribute.InputContext(num_input_pipelines=count, input_pipeline_id=index,
                                              num_replicas_in_sync=strategy.num_replicas_in_sync)
         self.iterator = iter(spec.input_fn(context, seed, deterministic))

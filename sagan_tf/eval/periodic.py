@@ -11,6 +11,8 @@ import os
 import gin
 import tensorflow as tf
 
+from sagan_tf import records
+
 
 @gin.configurable(denylist=["batch_size"])
 def evaluation_input(batch_size, source=None, seed=0):
@@ -58,10 +60,7 @@ class PeriodicEvaluation:
         self.best_path = os.path.join(self.eval_dir, "best.json")
         best_dir = os.path.join(model_dir, "best") if chief else os.path.join(worker_dir, "best")
         self.manager = tf.train.CheckpointManager(checkpoint, best_dir, max_to_keep=1)
-        self.best = None
-        if os.path.exists(self.best_path):
-            with open(self.best_path) as f:
-                self.best = json.load(f)
+        self.best = records.read_json(self.best_path)
         self.writer = tf.summary.create_file_writer(self.eval_dir) if chief else tf.summary.create_noop_writer()
 
     def __call__(self, model, step, track_best=True):
@@ -90,9 +89,7 @@ class PeriodicEvaluation:
             with open(os.path.join(self.eval_dir, "metrics.jsonl"), "a") as f:
                 f.write(json.dumps(results) + "\n")
             if improved:
-                with open(self.best_path + ".tmp", "w") as f:
-                    json.dump(self.best, f, indent=2)
-                os.replace(self.best_path + ".tmp", self.best_path)
+                records.write_json(self.best_path, self.best)
         summary = ", ".join(f"{k}={results[k]:.4g}" for k in ("fid", "kid", "is") if k in results)
         if "raw" in results:
             summary += "; raw generator " + ", ".join(f"{k}={v:.4g}" for k, v in results["raw"].items())
