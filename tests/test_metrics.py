@@ -129,3 +129,22 @@ def numpy_blocked_kid(a, b, max_block_size):
     ra, rb = bounds(len(a)), bounds(len(b))
     estimates = np.array([numpy_kid(a[ra[i]:ra[i + 1]], b[rb[i]:rb[i + 1]]) for i in range(blocks)])
     return estimates.mean(), np.sqrt(np.sum((estimates - estimates.mean()) ** 2) / (blocks - 1) / blocks)
+
+
+def test_fid_equals_tensorflow_gans_and_a_held_root_changes_nothing():
+    """FID by eigendecompositions against tensorflow-gan's SVD-based function, full-rank and rank-deficient
+    (per-class statistics of a few images); passing the first covariance's root gives the same number."""
+    from sagan_tf.eval.tfgan import tfgan_eval
+    import tensorflow as tf
+
+    rng = np.random.RandomState(3)
+    real = rng.randn(400, 64)
+    for fake in (rng.randn(300, 64) * 1.3 + 0.2, rng.randn(4, 64) + 1.0):
+        expected = float(tfgan_eval.frechet_classifier_distance_from_activations(tf.constant(real), tf.constant(fake)))
+        np.testing.assert_allclose(metrics.frechet_distance(real, fake), expected, rtol=1e-7)
+        mean, covariance = metrics.activation_statistics(real)
+        held = metrics.frechet_distance_from_statistics(mean, covariance, *metrics.activation_statistics(fake),
+                                                        root1=metrics.covariance_root(covariance))
+        np.testing.assert_allclose(held, expected, rtol=1e-7)
+    root = metrics.covariance_root(np.cov(real, rowvar=False))
+    np.testing.assert_allclose(root @ root, np.cov(real, rowvar=False), atol=1e-10)

@@ -121,7 +121,7 @@ def compute_metrics(real, fake, splits=10):
     results = {"num_real": real.count, "num_generated": fake.count}
     if fake.mean is not None and real.mean is not None:
         results["fid"] = metrics.frechet_distance_from_statistics(real.mean, real.covariance, fake.mean,
-                                                                  fake.covariance)
+                                                                  fake.covariance, real.covariance_root())
         if real.kept is not None and fake.kept is not None and min(len(real.kept), len(fake.kept)) >= 2:
             results["kid"], results["kid_std"] = metrics.kernel_distance(real.kept, fake.kept)
     if fake.logits is not None and len(fake.logits) >= splits:
@@ -130,7 +130,8 @@ def compute_metrics(real, fake, splits=10):
     if shared:
         per_class = [
             metrics.frechet_distance_from_statistics(real.class_moments[c][1], real.class_moments[c][2],
-                                                     fake.class_moments[c][1], fake.class_moments[c][2])
+                                                     fake.class_moments[c][1], fake.class_moments[c][2],
+                                                     real.covariance_root(c))
             for c in shared
         ]
         results["intra_fid"] = float(np.mean(per_class))

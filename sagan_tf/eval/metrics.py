@@ -1,14 +1,16 @@
-"""FID, Inception Score and KID as thin wrappers over tensorflow-gan's eval functions.
+"""FID, Inception Score and KID of classifier outputs.
 
 Inputs are classifier outputs, so any classifier can be injected: pool_3 activations [N, D] for FID
-and KID, logits [N, K] for the Inception Score. Computations run in float64.
+and KID, logits [N, K] for the Inception Score. Computations run in float64. The Inception Score and KID
+are tensorflow-gan's eval functions; FID is computed here with symmetric eigendecompositions, which give
+tensorflow-gan's value (tested) several times faster than its SVDs and let the real side's matrix square
+root be computed once and reused (`Statistics.covariance_root`).
 """
 
 import numpy as np
 import tensorflow as tf
 
 from sagan_tf.eval.tfgan import tfgan_eval
-from tensorflow_gan.python.eval import classifier_metrics  # loaded by the workaround above
 
 
 def _float64(x):
@@ -25,17 +27,33 @@ def activation_statistics(activations):
 
 def frechet_distance(activations1, activations2):
     """FID between two sets of activations [N, D] (Heusel et al., 2017)."""
-    return float(
-        tfgan_eval.frechet_classifier_distance_from_activations(_float64(activations1), _float64(activations2))
-    )
+    return frechet_distance_from_statistics(*activation_statistics(activations1), *activation_statistics(activations2))
 
 
-def frechet_distance_from_statistics(mean1, cov1, mean2, cov2):
-    """FID from cached (mean, covariance) pairs: |m1 - m2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2))."""
+def covariance_root(covariance):
+    """The symmetric positive semi-definite square root of a covariance matrix (eigenvalues below 0, float
+    noise, count as 0)."""
+    values, vectors = np.linalg.eigh(np.asarray(covariance, np.float64))
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def trace_sqrt_product(cov1, cov2, root1=None):
+    """tr((C1 C2)^(1/2)). With R = C1^(1/2), C1 C2 = R (R C2 R) R^-1 has the eigenvalues of the symmetric
+    positive semi-definite R C2 R, so the trace is the sum of their square roots. `root1`: R, when the
+    caller holds it already."""
+    root1 = covariance_root(cov1) if root1 is None else root1
+    product = root1 @ np.asarray(cov2, np.float64) @ root1
+    values = np.linalg.eigvalsh((product + product.T) / 2.0)
+    return float(np.sum(np.sqrt(np.clip(values, 0.0, None))))
+
+
+def frechet_distance_from_statistics(mean1, cov1, mean2, cov2, root1=None):
+    """FID from (mean, covariance) pairs: |m1 - m2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)); `root1` as in
+    `trace_sqrt_product`."""
     mean1, mean2 = np.asarray(mean1, np.float64), np.asarray(mean2, np.float64)
     if mean1.shape != mean2.shape:
         raise ValueError(f"Statistics of different widths: {mean1.shape} and {mean2.shape}.")
-    trace_sqrt = float(classifier_metrics.trace_sqrt_product(_float64(cov1), _float64(cov2)))
+    trace_sqrt = trace_sqrt_product(cov1, cov2, root1)
     return float(np.sum((mean1 - mean2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2.0 * trace_sqrt)
 
 

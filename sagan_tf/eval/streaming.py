@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from sagan_tf.commands import plain_output
+from sagan_tf.eval import metrics
 from sagan_tf.eval.classifiers import LOGITS, POOL_3
 
 
@@ -75,6 +76,15 @@ class Statistics:
     def __init__(self, count, mean, covariance, kept, logits=None, class_moments=None, meta=None):
         self.count, self.mean, self.covariance, self.kept = count, mean, covariance, kept
         self.logits, self.class_moments, self.meta = logits, class_moments or {}, meta or {}
+        self._roots = {}
+
+    def covariance_root(self, label=None):
+        """The square root of the covariance (of class `label`'s, when given), computed once: real
+        statistics are compared with every evaluation's generated ones."""
+        if label not in self._roots:
+            covariance = self.covariance if label is None else self.class_moments[label][2]
+            self._roots[label] = metrics.covariance_root(covariance)
+        return self._roots[label]
 
     def to_arrays(self):
         arrays = {"count": np.int64(self.count), "mean": self.mean, "covariance": self.covariance, "kept": self.kept}
