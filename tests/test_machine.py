@@ -102,9 +102,11 @@ def test_the_train_command_prints_and_records_the_settings(tmp_path):
     params = ["Generator.base_channels = 4", "Discriminator.base_channels = 4", "build_input.global_batch_size = 4",
               "train.num_steps = 1", "Discriminator.fused_resampling = False"]
     cmd = [sys.executable, "-m", "sagan_tf.train", "--gin_file=synthetic.gin", f"--model_dir={tmp_path}",
-           "--filter_gradient=matmul", *[f"--gin_param={p}" for p in params]]
+           "--filter_gradient=matmul", "--onednn=off", *[f"--gin_param={p}" for p in params]]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
+    # The state TensorFlow runs with, not the variable: the flag once printed "off" while oneDNN stayed on.
+    assert "TensorFlow oneDNN off (--onednn=off)" in result.stdout
     # The start-up line says what the generator got (the config's fused_resampling binding is D's only).
     assert ("fused resampling convolutions on; convolution filter gradients: matrix products (forced)"
             in result.stdout)
