@@ -38,7 +38,6 @@ def tiny_run(tmp_path_factory):
     """A run of `python -m sagan_tf.train` on the embedded default, shrunk: 4 steps, EMA, evaluation
     every 2 steps when the Inception weights are installed (else a warning says it is off). Returns its
     model_dir (shared: read only)."""
-    import subprocess
     import sys
 
     from inception_weights import weights_installed
@@ -56,11 +55,41 @@ def tiny_run(tmp_path_factory):
 
     def train(model_dir):
         cmd = [sys.executable, "-m", "sagan_tf.train", "--gin_file=synthetic.gin", f"--model_dir={model_dir}"]
-        result = subprocess.run(cmd + [f"--gin_param={p}" for p in params], capture_output=True, text=True,
-                                cwd=REPO, timeout=1200)
-        assert result.returncode == 0, result.stderr[-3000:]
+        _to_files(cmd + [f"--gin_param={p}" for p in params], model_dir)
 
     return trained_once(tmp_path_factory, "tiny_run", train)  # one run for every xdist worker
+
+
+def _to_files(cmd, folder):
+    """Runs `cmd` with stdout and stderr going to files beside `folder` (<folder>.out, <folder>.err), as in
+    a job's log: tests of the output read them."""
+    import subprocess
+
+    with open(f"{folder}.out", "w") as out, open(f"{folder}.err", "w") as err:
+        code = subprocess.run(cmd, stdout=out, stderr=err, cwd=REPO, timeout=1200).returncode
+    with open(f"{folder}.err") as err:
+        assert code == 0, err.read()[-3000:]
+
+
+def command_output(folder):
+    """(stdout, stderr) of the command that made a shared `folder` (`tiny_run`, `tiny_export`)."""
+    with open(f"{folder}.out") as out, open(f"{folder}.err") as err:
+        return out.read(), err.read()
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory, tiny_run):
+    """`python -m sagan_tf.export` of the tiny run into `<folder>/sagan` (model name "sagan"; version 4, the
+    run's step). Returns that export_dir (shared: read only)."""
+    import sys
+
+    from shared_runs import trained_once
+
+    def export(folder):
+        cmd = [sys.executable, "-m", "sagan_tf.export", f"--model_dir={tiny_run}", f"--export_dir={folder / 'sagan'}"]
+        _to_files(cmd, folder)
+
+    return trained_once(tmp_path_factory, "tiny_export", export) / "sagan"
 
 
 def pytest_collection_modifyitems(config, items):

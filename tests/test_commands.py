@@ -224,20 +224,22 @@ def test_help_exits_0_and_names_the_flags(command, flag):
     assert flag in result.stdout
 
 
-def test_redirected_output_has_no_control_characters_and_ends_naming_what_was_written(places, tmp_path):
-    """Train, evaluate and export with stdout and stderr going to files, as in a job or CI log."""
-    runs = {
-        TRAIN: ["--gin_file=synthetic.gin", f"--model_dir={tmp_path / 'run'}", "--gin_param=train.num_steps = 2",
-                *TINY],
-        EVALUATE: [f"--model_dir={places['run']}", "--num_samples=24", "--batch_size=12", "--classifier=port",
-                   f"--output={tmp_path / 'metrics.json'}"],
-        EXPORT: [f"--model_dir={places['run']}", f"--export_dir={tmp_path / 'export'}"],
-    }
-    outputs = _redirected(runs, tmp_path)
-    assert any(line.startswith("Done: steps 0-2") for line in outputs[TRAIN])
+def test_redirected_output_has_no_control_characters_and_ends_naming_what_was_written(places, tiny_export, tmp_path):
+    """Train, evaluate and export with stdout and stderr going to files, as in a job or CI log (train and
+    export: the suite's shared tiny run and its export, made that way)."""
+    from conftest import command_output
+
+    outputs = _redirected({EVALUATE: [f"--model_dir={places['run']}", "--num_samples=24", "--batch_size=12",
+                                      "--classifier=port", f"--output={tmp_path / 'metrics.json'}"]}, tmp_path)
+    for command, folder in ((TRAIN, places["run"]), (EXPORT, tiny_export.parent)):
+        out, err = command_output(folder)
+        assert not CONTROL.search(out + err), (command, CONTROL.search(out + err).group())
+        outputs[command] = out.strip().splitlines()
+    assert outputs[TRAIN][-3].startswith("Done: steps 0-4 in ")  # then the evaluate and export commands
+    assert outputs[TRAIN][-3].endswith(f"Last samples: {places['run']}/samples/step_0000004.png.")
     assert outputs[EVALUATE][-1] == f"Wrote {tmp_path / 'metrics.json'}"
     assert "Classifier: the offline Inception port (--classifier=port)" in "\n".join(outputs[EVALUATE])
-    assert outputs[EXPORT][-1].startswith(f"Exported {tmp_path / 'export'}")
+    assert outputs[EXPORT][-1].startswith(f"Exported {tiny_export}")
 
 
 def _redirected(runs, tmp_path):

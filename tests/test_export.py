@@ -62,11 +62,8 @@ def _run(*cmd, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_run, tmp_path_factory):
-    export_dir = tmp_path_factory.mktemp("export")
-    result = _run(sys.executable, "-m", "sagan_tf.export", f"--model_dir={tiny_run}", f"--export_dir={export_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return export_dir
+def exported(tiny_export):
+    return tiny_export  # the suite's one CLI export of the tiny run
 
 
 def test_export_layout_and_cli(exported, tiny_run):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sagan_tf import export, serving
+from sagan_tf import serving
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tools"))  # the client, as `python tools/x.py` sees it
@@ -47,10 +47,9 @@ print(json.dumps({"sagan_tf_importable": importable, "sagan_tf_loaded": "sagan_t
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_run, tmp_path_factory):
-    """The tiny run exported in this process to `<tmp>/sagan/4` (model name "sagan")."""
-    path, _ = export.export_run(str(tiny_run), str(tmp_path_factory.mktemp("export") / "sagan"))
-    return path
+def exported(tiny_export):
+    """The suite's CLI export of the tiny run: `<shared>/sagan/4` (model name "sagan")."""
+    return str(tiny_export / "4")
 
 
 def _warmup_logs(path):

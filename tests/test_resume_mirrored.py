@@ -1,0 +1,52 @@
+"""Exact resume under `--strategy=mirrored --num_cpu_devices=2` with two train steps per call: a run
+SIGKILLed after a checkpoint and rerun ends bit-identical to the uninterrupted one. The uninterrupted run
+is also the suite's check of what a mirrored two-replica run prints and writes (tests/resume_runs.py)."""
+
+import os
+import signal
+
+import pytest
+import tensorflow as tf
+
+import resume_runs as runs
+from resume_runs import MIRRORED, STEPS
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    return runs.straight(tmp_path_factory, "mirrored")
+
+
+def test_a_mirrored_run_with_two_steps_per_call_says_and_writes_what_it_did(straight):
+    """`--strategy=mirrored --num_cpu_devices=2` once died on its first step (per-replica outputs in the
+    tf.range loop of steps_per_execution)."""
+    model_dir, output = straight
+    # Not a terminal: plain lines, a start line naming what the flags chose, and a summary with the next commands.
+    assert "MirroredStrategy with 2 replicas, global batch 8" in output and "new run" in output
+    assert "TensorFlow oneDNN on (--onednn=on)" in output and "precision float32." in output
+    assert "convolution filter gradients: matrix products (forced)" in output
+    assert "step 10/40  d_loss" in output and "\r" not in output and "\x1b" not in output
+    assert f"Done: steps 0-{STEPS}" in output and f"-m sagan_tf.evaluate --model_dir={model_dir}" in output
+    saved = sorted(int(n[5:-6]) for n in os.listdir(os.path.join(model_dir, "checkpoints")) if n.endswith(".index"))
+    assert saved == [*range(6, STEPS, 6), STEPS]
+    assert sorted(runs.logged(model_dir, "d_loss")) == [10, 20, 30, 40]
+    with open(os.path.join(model_dir, "operative_config.gin")) as f:
+        assert f.read().count("Generator.base_channels = 4") == 1
+    # After the first call (2 steps) and at the end.
+    assert sorted(os.listdir(os.path.join(model_dir, "samples"))) == ["step_0000002.png", f"step_{STEPS:07d}.png"]
+
+
+def test_a_sigkilled_and_rerun_mirrored_run_equals_the_uninterrupted_one(straight, tmp_path):
+    state = tmp_path / "checkpoints" / "checkpoint"  # names a checkpoint once its write is complete
+
+    def saved(entries):
+        return "checkpoint" in entries and state.exists() and "ckpt-" in state.read_text()
+
+    code, _ = runs.stop(str(tmp_path), MIRRORED, signal.SIGKILL, saved)
+    assert code == -signal.SIGKILL
+    stopped_at = int(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).rsplit("-", 1)[1])
+    assert 6 <= stopped_at < STEPS, "the stop landed after the run finished: nothing was resumed"
+    resumed = runs.train(str(tmp_path), MIRRORED)
+    assert f"Resumed from {tmp_path / 'checkpoints' / f'ckpt-{stopped_at}'}" in resumed
+    assert f"resuming at step {stopped_at}" in resumed
+    runs.assert_identical(straight[0], str(tmp_path))
