@@ -42,7 +42,7 @@ def tiny_run(tmp_path_factory):
 
     from inception_weights import weights_installed
 
-    from shared_runs import trained_once
+    from shared_runs import run_to_files, trained_once
 
     params = ["Generator.base_channels = 4", "Discriminator.base_channels = 4", "build_input.global_batch_size = 4",
               "train.num_steps = 4", "SAGAN.ema_decay = 0.9", "train.checkpoint_every = 2"]
@@ -55,26 +55,9 @@ def tiny_run(tmp_path_factory):
 
     def train(model_dir):
         cmd = [sys.executable, "-m", "sagan_tf.train", "--gin_file=synthetic.gin", f"--model_dir={model_dir}"]
-        _to_files(cmd + [f"--gin_param={p}" for p in params], model_dir)
+        run_to_files(cmd + [f"--gin_param={p}" for p in params], model_dir)
 
     return trained_once(tmp_path_factory, "tiny_run", train)  # one run for every xdist worker
-
-
-def _to_files(cmd, folder):
-    """Runs `cmd` with stdout and stderr going to files beside `folder` (<folder>.out, <folder>.err), as in
-    a job's log: tests of the output read them."""
-    import subprocess
-
-    with open(f"{folder}.out", "w") as out, open(f"{folder}.err", "w") as err:
-        code = subprocess.run(cmd, stdout=out, stderr=err, cwd=REPO, timeout=1200).returncode
-    with open(f"{folder}.err") as err:
-        assert code == 0, err.read()[-3000:]
-
-
-def command_output(folder):
-    """(stdout, stderr) of the command that made a shared `folder` (`tiny_run`, `tiny_export`)."""
-    with open(f"{folder}.out") as out, open(f"{folder}.err") as err:
-        return out.read(), err.read()
 
 
 @pytest.fixture(scope="session")
@@ -83,11 +66,11 @@ def tiny_export(tmp_path_factory, tiny_run):
     run's step). Returns that export_dir (shared: read only)."""
     import sys
 
-    from shared_runs import trained_once
+    from shared_runs import run_to_files, trained_once
 
     def export(folder):
         cmd = [sys.executable, "-m", "sagan_tf.export", f"--model_dir={tiny_run}", f"--export_dir={folder / 'sagan'}"]
-        _to_files(cmd, folder)
+        run_to_files(cmd, folder)
 
     return trained_once(tmp_path_factory, "tiny_export", export) / "sagan"
 

@@ -1,7 +1,6 @@
 """The runs of the exact-resume tests (tests/test_resume*.py): one tiny deterministic configuration, run
 straight, stopped and rerun from the command line, and compared tensor by tensor."""
 
-import glob
 import os
 import subprocess
 import sys
@@ -10,9 +9,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from shared_runs import trained_once
+from shared_runs import REPO, command_output, run_to_files, trained_once
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 40
 TINY = ["Generator.base_channels = 4", "Discriminator.base_channels = 4", "build_input.global_batch_size = 8",
         "train.deterministic = True", "train.sample_every = 1000", "train.log_every = 10", "SAGAN.ema_decay = 0.9",
@@ -33,15 +31,6 @@ def train(model_dir, flags=(), every=6, seed=5):
                             timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
-
-
-def logged(model_dir, tag):
-    """{step: value} of a scalar in the run's TensorBoard events, as written (float32)."""
-    values = {}
-    for path in sorted(glob.glob(os.path.join(model_dir, "train", "events.*"))):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            values.update({event.step: tf.make_ndarray(v.tensor).item() for v in event.summary.value if v.tag == tag})
-    return values
 
 
 def stop(model_dir, flags, sig, when, every=6):
@@ -86,10 +75,6 @@ def straight(tmp_path_factory, strategy):
     xdist worker: (model_dir, its stdout)."""
     flags = MIRRORED if strategy == "mirrored" else []
 
-    def run(folder):
-        with open(f"{folder}.out", "w") as out:
-            out.write(train(str(folder), flags))
-
-    folder = trained_once(tmp_path_factory, f"resume_straight_{strategy}", run)
-    with open(f"{folder}.out") as out:
-        return str(folder), out.read()
+    folder = trained_once(tmp_path_factory, f"resume_straight_{strategy}",
+                          lambda folder: run_to_files(command(str(folder), flags, every=6), folder))
+    return str(folder), command_output(folder)[0]

@@ -3,7 +3,11 @@ run trains it under a file lock; the others wait for it and read it."""
 
 import contextlib
 import fcntl
+import glob
 import os
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def shared_root(tmp_path_factory):
@@ -33,3 +37,29 @@ def trained_once(tmp_path_factory, name, train):
             train(folder)
             marker.touch()
     return folder
+
+
+def run_to_files(cmd, folder):
+    """Runs `cmd` from the checkout with stdout and stderr going to files beside `folder` (<folder>.out,
+    <folder>.err), as in a job's log: tests of the output read them (`command_output`)."""
+    with open(f"{folder}.out", "w") as out, open(f"{folder}.err", "w") as err:
+        code = subprocess.run(cmd, stdout=out, stderr=err, cwd=REPO, timeout=1200).returncode
+    with open(f"{folder}.err") as err:
+        assert code == 0, err.read()[-3000:]
+
+
+def command_output(folder):
+    """(stdout, stderr) of the command that made a shared `folder` (`run_to_files`)."""
+    with open(f"{folder}.out") as out, open(f"{folder}.err") as err:
+        return out.read(), err.read()
+
+
+def logged(model_dir, tag):
+    """{step: value} of a scalar in a run's TensorBoard events, as written (float32)."""
+    import tensorflow as tf
+
+    values = {}
+    for path in sorted(glob.glob(os.path.join(model_dir, "train", "events.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            values.update({event.step: tf.make_ndarray(v.tensor).item() for v in event.summary.value if v.tag == tag})
+    return values

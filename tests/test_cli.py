@@ -2,7 +2,6 @@
 prepared offline by tensorflow-datasets' own builder. (Multi-replica training, its resume and the seed's
 reach: tests/test_resume.py.)"""
 
-import glob
 import json
 import os
 import subprocess
@@ -16,8 +15,6 @@ import imagenet_mini
 from inception_weights import weights_installed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["Generator.base_channels = 4", "Discriminator.base_channels = 4", "build_input.global_batch_size = 8",
-        "train.log_every = 1"]
 
 
 def run(*args, timeout=600):
@@ -27,17 +24,6 @@ def run(*args, timeout=600):
 def train(model_dir, *flags, params=(), gin_file="synthetic.gin"):
     cmd = ["-m", "sagan_tf.train", f"--gin_file={gin_file}", f"--model_dir={model_dir}", *flags]
     return run(*cmd, *[f"--gin_param={p}" for p in params])
-
-
-def logged(model_dir, tag):
-    """{step: value} of a scalar in the run's TensorBoard events, as written (float32)."""
-    values = {}
-    for path in sorted(glob.glob(os.path.join(model_dir, "train", "events.*"))):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                if value.tag == tag:
-                    values[event.step] = tf.make_ndarray(value.tensor).item()
-    return values
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN, EVALUATE, EXPORT = "sagan_tf.train", "sagan_tf.evaluate", "sagan_tf.export"
-TINY = ["--gin_param=Generator.base_channels = 4", "--gin_param=Discriminator.base_channels = 4",
-        "--gin_param=build_input.global_batch_size = 4"]
 
 # (command, arguments, expected message fragment, paths that must not exist afterwards); every row
 # exits with 2. {tmp}: a fresh folder; {file}: an existing file; {empty}: an empty folder; {run}: a
@@ -227,7 +225,7 @@ def test_help_exits_0_and_names_the_flags(command, flag):
 def test_redirected_output_has_no_control_characters_and_ends_naming_what_was_written(places, tiny_export, tmp_path):
     """Train, evaluate and export with stdout and stderr going to files, as in a job or CI log (train and
     export: the suite's shared tiny run and its export, made that way)."""
-    from conftest import command_output
+    from shared_runs import command_output
 
     outputs = _redirected({EVALUATE: [f"--model_dir={places['run']}", "--num_samples=24", "--batch_size=12",
                                       "--classifier=port", f"--output={tmp_path / 'metrics.json'}"]}, tmp_path)

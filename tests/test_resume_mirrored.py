@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import resume_runs as runs
 from resume_runs import MIRRORED, STEPS
+from shared_runs import logged
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def test_a_mirrored_run_with_two_steps_per_call_says_and_writes_what_it_did(stra
     assert f"Done: steps 0-{STEPS}" in output and f"-m sagan_tf.evaluate --model_dir={model_dir}" in output
     saved = sorted(int(n[5:-6]) for n in os.listdir(os.path.join(model_dir, "checkpoints")) if n.endswith(".index"))
     assert saved == [*range(6, STEPS, 6), STEPS]
-    assert sorted(runs.logged(model_dir, "d_loss")) == [10, 20, 30, 40]
+    assert sorted(logged(model_dir, "d_loss")) == [10, 20, 30, 40]
     with open(os.path.join(model_dir, "operative_config.gin")) as f:
         assert f.read().count("Generator.base_channels = 4") == 1
     # After the first call (2 steps) and at the end.

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 import strategies
+from shared_runs import logged
 
 from sagan_tf import losses
 from sagan_tf.models import Discriminator, Generator
@@ -176,15 +177,6 @@ def test_bad_configuration_stops_before_touching_model_dir(tmp_path):
     assert result.returncode == 2 and "is a file, not a folder" in result.stderr and "Traceback" not in result.stderr
 
 
-def _logged(model_dir, tag):
-    """{step: value} of a scalar in the run's TensorBoard events."""
-    values = {}
-    for path in sorted((model_dir / "train").glob("events.*")):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            values.update({event.step: tf.make_ndarray(v.tensor).item() for v in event.summary.value if v.tag == tag})
-    return values
-
-
 def test_mixed_precision_xla_and_steps_per_execution(tmp_path):
     """bf16 under XLA, two steps per call: XLA compiles the train step (its HLO is dumped) and that step computes
     its convolutions in bfloat16; the losses are finite and move; the float32 weights change between checkpoints."""
@@ -198,7 +190,7 @@ def test_mixed_precision_xla_and_steps_per_execution(tmp_path):
     convolutions = [line for line in hlo.read_text().splitlines() if " convolution(" in line]
     assert convolutions and all("= bf16[" in line for line in convolutions), convolutions[:3]
     for tag in ("d_loss", "g_loss"):
-        values = _logged(run, tag)
+        values = logged(run, tag)
         assert sorted(values) == [2, 4] and np.all(np.isfinite(list(values.values()))), (tag, values)
         assert values[2] != values[4], (tag, values)
     first, last = (tf.train.load_checkpoint(str(run / "checkpoints" / f"ckpt-{step}")) for step in (2, 4))
