@@ -335,9 +335,12 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
     @tf.function
     def train_steps():
         # With several local replicas `strategy.run` returns PerReplica values, which a tf.range loop
-        # cannot carry: the loop runs all steps but the last, whose outputs are returned.
-        for _ in tf.range(config.steps_per_execution - 1):
-            strategy.run(one_step, args=(next_batch(),))
+        # cannot carry: the loop runs all steps but the last, whose outputs are returned. With one step
+        # per call there is no loop: an empty one would still hold a copy of the step for the graph
+        # optimiser to process, doubling the first call's cost.
+        if config.steps_per_execution > 1:
+            for _ in tf.range(config.steps_per_execution - 1):
+                strategy.run(one_step, args=(next_batch(),))
         return strategy.run(one_step, args=(next_batch(),))
 
     def step():

@@ -74,13 +74,17 @@ def test_imagenet_command_trains_at_128_from_tfds_then_evaluates_exports_and_sam
     assert metrics["num_real"] == 12 and np.isfinite(metrics["fid"])
 
 
-def test_imagenet_command_trains_from_prepared_records(mini_imagenet, tmp_path):
+def test_imagenet64_command_trains_from_prepared_records(mini_imagenet, tmp_path):
+    """The other ImageNet config, fed from tools/prepare_data.py's records instead of tfds (128x128 from tfds is
+    the test above): the record source resizes to the config's resolution."""
     _, records = mini_imagenet
     params = [*IMAGENET_TINY, "train.num_steps = 1", "build_input.source = @tfrecord_source()",
               f"tfrecord_source.file_pattern = '{records}'"]
-    result = train(tmp_path, gin_file="imagenet.gin", params=params)
+    result = train(tmp_path, gin_file="imagenet64.gin", params=params)
     assert result.returncode == 0, result.stderr[-3000:]
     assert os.path.exists(tmp_path / "checkpoints" / "ckpt-1.index")
+    facts = json.loads((tmp_path / "model.json").read_text())
+    assert facts["resolution"] == 64 and facts["num_classes"] == 1000
 
 
 def test_tfds_and_record_sources_mix_classes_in_a_batch(mini_imagenet):

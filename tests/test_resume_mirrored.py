@@ -1,6 +1,7 @@
-"""Exact resume under `--strategy=mirrored --num_cpu_devices=2` with two train steps per call: a run
-SIGKILLed after a checkpoint and rerun ends bit-identical to the uninterrupted one. The uninterrupted run
-is also the suite's check of what a mirrored two-replica run prints and writes (tests/resume_runs.py)."""
+"""Exact resume under `--strategy=mirrored --num_cpu_devices=2`: a run SIGKILLed after a checkpoint and rerun
+ends bit-identical to the uninterrupted one, which took two train steps per call where the stopped one took
+one. The uninterrupted run is also the suite's check of what a mirrored two-replica run prints and writes
+(tests/resume_runs.py)."""
 
 import os
 import signal
