@@ -13,6 +13,7 @@ This module does not import TensorFlow: a command parses its flags (and sets Ten
 before TensorFlow starts.
 """
 
+import os
 import re
 import sys
 
@@ -27,6 +28,20 @@ class UserError(ValueError):
     def __init__(self, what, fix=None):
         self.what, self.fix = str(what).rstrip("."), fix
         super().__init__(f"{self.what} ({fix})" if fix else self.what)
+
+
+RUN_FILES = ("model_config.json", "operative_config.gin")  # what a run of sagan_tf.train writes first
+
+
+def check_run_dir(model_dir):
+    """Raises UserError unless `model_dir` is a folder holding a training run's model_config.json or
+    operative_config.gin (older runs have only the latter). No TensorFlow: commands call it before it starts."""
+    fix = "pass the --model_dir a run of python -m sagan_tf.train wrote"
+    if not os.path.isdir(model_dir):
+        raise UserError(f"--model_dir {model_dir} is not a folder", fix)
+    if not any(os.path.exists(os.path.join(model_dir, name)) for name in RUN_FILES):
+        raise UserError(f"{os.path.join(model_dir, RUN_FILES[1])} does not exist: is {model_dir} a sagan_tf "
+                        "training directory?", fix)
 
 
 def error_line(command, error):

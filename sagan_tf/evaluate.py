@@ -62,16 +62,14 @@ def evaluate_model_dir(model_dir, checkpoint=None, gin_files=(), gin_params=(), 
 
 def main(argv):
     del argv  # commands.run rejects stray arguments
+    commands.check_run_dir(FLAGS.model_dir)  # before TensorFlow starts: bad input fails in a second
+    output = FLAGS.output
+    if output and os.path.isdir(output):
+        raise commands.UserError(f"--output {output} is a folder", "pass a .json file path")
     machine.set_onednn(FLAGS.onednn)  # before TensorFlow starts
     logs.quiet_libraries()
     from sagan_tf.eval.evaluator import format_table  # noqa: PLC0415
 
-    if not os.path.isdir(FLAGS.model_dir):
-        raise commands.UserError(f"--model_dir {FLAGS.model_dir} is not a folder",
-                                 "pass the folder a training run wrote")
-    output = FLAGS.output
-    if output and os.path.isdir(output):
-        raise commands.UserError(f"--output {output} is a folder", "pass a .json file path")
     results = evaluate_model_dir(
         FLAGS.model_dir, FLAGS.checkpoint, FLAGS.gin_file, FLAGS.gin_param, FLAGS.generator,
         num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size, classifier=FLAGS.classifier,

@@ -59,8 +59,7 @@ def main(argv):
     if os.path.exists(FLAGS.export_dir) and not os.path.isdir(FLAGS.export_dir):
         raise commands.UserError(f"--export_dir {FLAGS.export_dir} is a file, not a folder",
                                  "pass a folder for TF Serving's model base path")
-    if not os.path.isdir(FLAGS.model_dir):
-        raise commands.UserError(f"--model_dir {FLAGS.model_dir} is not a folder", "pass the folder a training run wrote")
+    commands.check_run_dir(FLAGS.model_dir)
     if importlib.util.find_spec("tensorflow_serving") is None:  # the warmup records' protos
         raise commands.UserError("tensorflow-serving-api is not installed",
                                  "pip install --no-deps tensorflow-serving-api==2.21.0, as requirements.txt pins it")

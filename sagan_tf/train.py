@@ -38,15 +38,15 @@ PRECISION_BINDINGS = {"auto": "'auto'", "float32": "None", "bfloat16": "'mixed_b
 
 def main(argv):
     del argv  # commands.run rejects stray arguments
+    if os.path.exists(FLAGS.model_dir) and not os.path.isdir(FLAGS.model_dir):  # before TensorFlow: fails fast
+        raise commands.UserError(f"--model_dir {FLAGS.model_dir} is a file, not a folder",
+                                 "pass a new or existing run folder")
     onednn_source = machine.set_onednn(FLAGS.onednn)  # before TensorFlow is imported: it reads the variable once
     logs.quiet_libraries()
     from sagan_tf import config, distribute, gin_registry, trainer  # noqa: F401  (after flag parsing: TF is slow)
     from sagan_tf.eval.periodic import PeriodicEvaluation
 
     try:
-        if os.path.exists(FLAGS.model_dir) and not os.path.isdir(FLAGS.model_dir):
-            raise config.ConfigError(f"--model_dir {FLAGS.model_dir} is a file, not a folder",
-                                     "pass a new or existing run folder")
         seed = [] if FLAGS.seed is None else [f"train.seed = {FLAGS.seed}"]
         if FLAGS.precision:
             seed.append(f"train.mixed_precision = {PRECISION_BINDINGS[FLAGS.precision]}")
