@@ -62,7 +62,7 @@ def evaluate_model_dir(model_dir, checkpoint=None, gin_files=(), gin_params=(), 
 
 def main(argv):
     del argv  # commands.run rejects stray arguments
-    commands.check_run_dir(FLAGS.model_dir)  # before TensorFlow starts: bad input fails in a second
+    commands.check_run_dir(FLAGS.model_dir, FLAGS.checkpoint)  # before TensorFlow: bad input fails in a second
     output = FLAGS.output
     if output and os.path.isdir(output):
         raise commands.UserError(f"--output {output} is a folder", "pass a .json file path")

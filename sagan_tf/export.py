@@ -59,7 +59,7 @@ def main(argv):
     if os.path.exists(FLAGS.export_dir) and not os.path.isdir(FLAGS.export_dir):
         raise commands.UserError(f"--export_dir {FLAGS.export_dir} is a file, not a folder",
                                  "pass a folder for TF Serving's model base path")
-    commands.check_run_dir(FLAGS.model_dir)
+    commands.check_run_dir(FLAGS.model_dir, FLAGS.checkpoint)
     if importlib.util.find_spec("tensorflow_serving") is None:  # the warmup records' protos
         raise commands.UserError("tensorflow-serving-api is not installed",
                                  "pip install --no-deps tensorflow-serving-api==2.21.0, as requirements.txt pins it")
