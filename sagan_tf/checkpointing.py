@@ -9,6 +9,7 @@ import re
 
 import tensorflow as tf
 
+from sagan_tf import commands
 from sagan_tf.commands import UserError
 
 
@@ -84,7 +85,7 @@ def resolve(model_dir, checkpoint=None):
         return path
     path = os.path.join(checkpoints, f"ckpt-{checkpoint}") if str(checkpoint).isdigit() else checkpoint
     if not tf.io.gfile.exists(path + ".index"):
-        raise CheckpointError(f"Checkpoint {path} does not exist (no {path}.index).")
+        raise CheckpointError(commands.missing_checkpoint_message(path) + ".")
     return path
 
 

@@ -33,21 +33,33 @@ class UserError(ValueError):
 RUN_FILES = ("model_config.json", "operative_config.gin")  # what a run of sagan_tf.train writes first
 
 
-def check_run_dir(model_dir, checkpoint=None):
-    """Raises UserError unless `model_dir` is a folder holding a training run's model_config.json or
-    operative_config.gin (older runs have only the latter) and, if `checkpoint` is a step number, that step's
-    checkpoint. No TensorFlow: commands call it before it starts."""
-    fix = "pass the --model_dir a run of python -m sagan_tf.train wrote"
+def no_run_message(model_dir):
+    """Why `model_dir` is no training run (it holds neither of RUN_FILES; older runs have only the
+    operative config), or None if it is one. Shared by the commands, the tools and sagan_tf.restore."""
+    if any(os.path.exists(os.path.join(model_dir, name)) for name in RUN_FILES):
+        return None
+    return f"{os.path.join(model_dir, RUN_FILES[1])} does not exist: is {model_dir} a sagan_tf training directory?"
+
+
+def missing_checkpoint_message(path):
+    """The message for a checkpoint `path` (prefix) that was never written (shared with checkpointing)."""
+    return f"Checkpoint {path} does not exist (no {path}.index)"
+
+
+def check_run_dir(model_dir, checkpoint=None, flag="model_dir"):
+    """Raises UserError unless `model_dir` (given by --`flag`) is a folder holding a training run and, if
+    `checkpoint` is a step number, that step's checkpoint. No TensorFlow: commands call it before it
+    starts."""
+    fix = f"pass the --{flag} a run of python -m sagan_tf.train wrote"
     if not os.path.isdir(model_dir):
-        raise UserError(f"--model_dir {model_dir} is not a folder", fix)
-    if not any(os.path.exists(os.path.join(model_dir, name)) for name in RUN_FILES):
-        raise UserError(f"{os.path.join(model_dir, RUN_FILES[1])} does not exist: is {model_dir} a sagan_tf "
-                        "training directory?", fix)
+        raise UserError(f"--{flag} {model_dir} is not a folder", fix)
+    problem = no_run_message(model_dir)
+    if problem:
+        raise UserError(problem, fix)
     if checkpoint is not None and str(checkpoint).isdigit():
         path = os.path.join(model_dir, "checkpoints", f"ckpt-{checkpoint}")
         if not os.path.exists(path + ".index"):
-            raise UserError(f"Checkpoint {path} does not exist (no {path}.index)",
-                            "pass a step the run saved, 'latest' or 'best'")
+            raise UserError(missing_checkpoint_message(path), "pass a step the run saved, 'latest' or 'best'")
 
 
 def error_line(command, error):

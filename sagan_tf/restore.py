@@ -12,14 +12,13 @@ import dataclasses
 import json
 import os
 
-from sagan_tf import checkpointing, config
+from sagan_tf import checkpointing, commands, config
 from sagan_tf.records import write_json
 from sagan_tf.models import factory
 from sagan_tf.models.factory import DataFacts
 
 MODEL_FACTS = "model.json"
-MODEL_CONFIG = "model_config.json"
-OPERATIVE_CONFIG = "operative_config.gin"
+MODEL_CONFIG, OPERATIVE_CONFIG = commands.RUN_FILES
 
 
 class RestoreError(checkpointing.CheckpointError):
@@ -70,9 +69,9 @@ def _legacy_model(model_dir, facts):
 
 def _check_run_dir(model_dir):
     """Raises RestoreError unless `model_dir` holds a run's model_config.json or operative_config.gin."""
-    if not any(os.path.exists(os.path.join(model_dir, name)) for name in (MODEL_CONFIG, OPERATIVE_CONFIG)):
-        raise RestoreError(f"{os.path.join(model_dir, OPERATIVE_CONFIG)} does not exist: is {model_dir} a sagan_tf "
-                           "training directory?")
+    problem = commands.no_run_message(model_dir)
+    if problem:
+        raise RestoreError(problem + ".")
 
 
 def load_model(model_dir):

@@ -7,9 +7,7 @@ how to fix it. No TensorFlow here: `sagan_tf.commands` and the standard library 
 import json
 import os
 
-from sagan_tf.commands import UserError
-
-RUN_FILES = ("model_config.json", "operative_config.gin")  # as sagan_tf.restore looks for them
+from sagan_tf.commands import UserError, check_run_dir
 
 
 def required(flag, value, fix=None):
@@ -48,11 +46,7 @@ def json_file(flag, path, fix, keys=(), kind=None):
 
 def run_folder(flag, path):
     """`path` must be a training directory written by `python -m sagan_tf.train`."""
-    fix = "pass the --model_dir a run of python -m sagan_tf.train wrote"
-    if not os.path.isdir(path):
-        raise UserError(f"--{flag} {path} is not a folder", fix)
-    if not any(os.path.exists(os.path.join(path, name)) for name in RUN_FILES):
-        raise UserError(f"{path} holds no {' or '.join(RUN_FILES)}: is {path} a sagan_tf training directory?", fix)
+    check_run_dir(path, flag=flag)
 
 
 def output_file(flag, path, fix="pass a file path"):
