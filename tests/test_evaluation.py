@@ -103,6 +103,34 @@ def _array_spec(images, labels, batch):
                        repeat=False, deterministic=True)
 
 
+class ColourGenerator(tf.Module):
+    """z [B, 3] -> 16x16 images of colour tanh(z), the label ignored; counts its traces."""
+
+    dim_z = 3
+
+    def __init__(self):
+        super().__init__()
+        self.traces = 0
+
+    def __call__(self, z, y, training=False):
+        self.traces += 1  # Python side effect: runs when a tf.function traces, not when it runs
+        return tf.tile(tf.tanh(z)[:, None, None, :], [1, 16, 16, 1])
+
+
+def test_evaluating_the_same_generator_again_does_not_trace_it_again(tmp_path):
+    """Periodic evaluation samples the same networks at every point: one trace for all of them (a new
+    tf.function per evaluation retraced the generator each time and logged TensorFlow's retracing warning)."""
+    rng = np.random.RandomState(8)
+    spec = _array_spec(rng.randint(0, 256, (30, 16, 16, 3)).astype(np.uint8), rng.randint(0, 3, 30), 10)
+    judge = evaluator.Evaluator(num_samples=30, batch_size=10, classifier=CountingClassifier(), kid_samples=30,
+                                splits=2, cache_dir=str(tmp_path), progress=False)
+    generator, other = ColourGenerator(), ColourGenerator()
+    first, again = judge.evaluate(generator, 3, spec), judge.evaluate(generator, 3, spec)
+    assert again["fid"] == first["fid"] and generator.traces == 1
+    judge.evaluate(other, 3, spec)
+    assert other.traces == 1 and generator.traces == 1
+
+
 def test_real_statistics_are_cached_and_keyed(tmp_path):
     rng = np.random.RandomState(4)
     images = rng.randint(0, 256, (40, 16, 16, 3)).astype(np.uint8)

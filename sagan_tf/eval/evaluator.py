@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import weakref
 
 import gin
 import numpy as np
@@ -30,17 +31,25 @@ def channel_mean(images):
     return tf.reduce_mean(tf.cast(images, tf.float32), axis=-1, keepdims=True)
 
 
-def generator_batches(generator, num_classes, num_samples, batch_size, seed=0, reduce_channels=False):
-    """Yields (images [b, R, R, C] in [-1, 1], labels [b]) from `generator` with fixed-seed z and labels;
-    with `reduce_channels`, [b, R, R, 1]: the channel mean of each image, taken before quantising."""
+def sampler(generator, reduce_channels=False):
+    """A tf.function (generator inputs z [b, dim_z], labels [b] or None) -> 8-bit-quantised images of
+    `generator` in eval mode; with `reduce_channels`, their channel mean [b, R, R, 1]. Keep it to sample
+    again without a new trace (`Evaluator` keeps one per generator)."""
 
     def draw(z, y):
         images = generator(z, y, training=False)
         # Quantised to 8 bits as the real images were stored, so that FID compares like with like.
         return images_lib.quantize(channel_mean(images) if reduce_channels else images)
 
+    return tf.function(draw, reduce_retracing=True)
+
+
+def generator_batches(generator, num_classes, num_samples, batch_size, seed=0, reduce_channels=False, sample=None):
+    """Yields (images [b, R, R, C] in [-1, 1], labels [b]) from `generator` with fixed-seed z and labels;
+    with `reduce_channels`, [b, R, R, 1]: the channel mean of each image, taken before quantising.
+    `sample`: a `sampler` of the generator made before (else a new one, traced on its first batch)."""
+    sample = sample or sampler(generator, reduce_channels)
     rng = np.random.RandomState(seed)
-    sample = tf.function(draw, reduce_retracing=True)
     produced = 0
     while produced < num_samples:
         batch = min(batch_size, num_samples - produced)
@@ -167,6 +176,8 @@ class Evaluator:
         self.splits, self.intra_fid, self.cache_dir, self.seed = splits, intra_fid, cache_dir, seed
         self.progress, self.channel_mean = progress, bool(channel_mean)
         self._classifier_spec, self._classifier, self._real = classifier, None, {}
+        # One traced sampler per generator: periodic evaluation samples the same networks again and again.
+        self._samplers = weakref.WeakKeyDictionary()
 
     @property
     def classifier(self):
@@ -184,8 +195,10 @@ class Evaluator:
         return self._real[key]
 
     def generated(self, generator, num_classes):
+        if generator not in self._samplers:
+            self._samplers[generator] = sampler(generator, self.channel_mean)
         batches = generator_batches(generator, num_classes, self.num_samples, self.batch_size, self.seed,
-                                    self.channel_mean)
+                                    self.channel_mean, self._samplers[generator])
         return streaming.accumulate(batches, self.classifier, self.num_samples, self.kid_samples,
                                     self.intra_fid and bool(num_classes), self.progress,
                                     label=f"Generated statistics ({self.num_samples} images)")
