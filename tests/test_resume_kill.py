@@ -30,7 +30,7 @@ def test_a_kill_inside_checkpoint_writes_never_loses_the_last_complete_checkpoin
             assert os.path.exists(latest + ".index") and os.path.exists(latest + ".data-00000-of-00001")
             tf.train.load_checkpoint(latest).get_variable_to_shape_map()
     assert writes, "no kill landed inside a checkpoint write"
-    # The rerun saves every 6 steps, as the uninterrupted run did (a save every step costs ~1 s here: the
-    # cadence changes when state is written, not the state).
+    # The rerun saves every 6 steps, as the uninterrupted run did: the cadence changes when state is
+    # written, not the state.
     runs.train(str(tmp_path))
     runs.assert_identical(straight, str(tmp_path))

@@ -121,7 +121,8 @@ def build_input(
         random_flip: random horizontal flips (the paper's ImageNet augmentation).
         resize_mode: "resize" (centre crop + bilinear) or "pad".
         shuffle: shuffle examples (training; evaluation draws a fixed-seed sample). Sources held as
-            a list (folders, arrays, the synthetic set) shuffle the whole list every epoch; record
+            a list (folders, arrays, the synthetic set) read a new permutation of the whole list in every
+            epoch (a checkpoint of the input position stays a few KB); record
             sources (TFRecords, tfds) shuffle the order of their files, interleave them, and shuffle
             the encoded examples in a buffer of `shuffle_buffer`.
         repeat: repeat forever (training).
