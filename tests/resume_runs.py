@@ -14,7 +14,7 @@ from shared_runs import REPO, command_output, run_to_files, trained_once
 STEPS = 40
 TINY = ["Generator.base_channels = 4", "Discriminator.base_channels = 4", "build_input.global_batch_size = 8",
         "train.deterministic = True", "train.sample_every = 1000", "train.log_every = 10", "SAGAN.ema_decay = 0.9",
-        "SAGAN.ema_start_step = 3", "build_input.random_flip = True", f"train.num_steps = {STEPS}"]
+        "SAGAN.ema_start_step = 3", "build_input.random_flip = True"]
 # Every flag a multi-GPU user may pass.
 MIRRORED = ["--strategy=mirrored", "--num_cpu_devices=2", "--onednn=on", "--precision=float32",
             "--filter_gradient=matmul"]
@@ -24,14 +24,14 @@ MIRRORED = ["--strategy=mirrored", "--num_cpu_devices=2", "--onednn=on", "--prec
 TWO_STEPS_PER_CALL = ["--gin_param=train.steps_per_execution = 2"]
 
 
-def command(model_dir, flags, every, seed=5):
-    params = [*TINY, f"train.checkpoint_every = {every}", f"train.keep_checkpoints = {STEPS}"]
+def command(model_dir, flags, every, seed=5, steps=STEPS):
+    params = [*TINY, f"train.num_steps = {steps}", f"train.checkpoint_every = {every}", f"train.keep_checkpoints = {STEPS}"]
     return [sys.executable, "-m", "sagan_tf.train", "--gin_file=synthetic.gin", f"--model_dir={model_dir}",
             f"--seed={seed}", *flags, *[f"--gin_param={p}" for p in params]]
 
 
-def train(model_dir, flags=(), every=6, seed=5):
-    result = subprocess.run(command(model_dir, flags, every, seed), capture_output=True, text=True, cwd=REPO,
+def train(model_dir, flags=(), every=6, seed=5, steps=STEPS):
+    result = subprocess.run(command(model_dir, flags, every, seed, steps), capture_output=True, text=True, cwd=REPO,
                             timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout

@@ -76,15 +76,25 @@ def test_imagenet_command_trains_at_128_from_tfds_then_evaluates_exports_and_sam
 
 def test_imagenet64_command_trains_from_prepared_records(mini_imagenet, tmp_path):
     """The other ImageNet config, fed from tools/prepare_data.py's records instead of tfds (128x128 from tfds is
-    the test above): the record source resizes to the config's resolution."""
+    the test above): the record source resizes to the config's resolution. The run also takes the hardware
+    flags (--onednn, --filter_gradient) and says and records what they and a config binding set."""
     _, records = mini_imagenet
     params = [*IMAGENET_TINY, "train.num_steps = 1", "build_input.source = @tfrecord_source()",
-              f"tfrecord_source.file_pattern = '{records}'"]
-    result = train(tmp_path, gin_file="imagenet64.gin", params=params)
+              f"tfrecord_source.file_pattern = '{records}'", "Discriminator.fused_resampling = False"]
+    result = train(tmp_path, "--filter_gradient=matmul", "--onednn=off", gin_file="imagenet64.gin", params=params)
     assert result.returncode == 0, result.stderr[-3000:]
     assert os.path.exists(tmp_path / "checkpoints" / "ckpt-1.index")
     facts = json.loads((tmp_path / "model.json").read_text())
     assert facts["resolution"] == 64 and facts["num_classes"] == 1000
+    # The state TensorFlow runs with, not the variable: the flag once printed "off" while oneDNN stayed on.
+    assert "TensorFlow oneDNN off (--onednn=off)" in result.stdout
+    # The start-up line says what the generator got (the config's fused_resampling binding is D's only).
+    assert ("fused resampling convolutions on; convolution filter gradients: matrix products (forced)"
+            in result.stdout)
+    networks = json.loads((tmp_path / "model_config.json").read_text())["config"]
+    generator, discriminator = networks["generator"]["config"], networks["discriminator"]["config"]
+    assert (generator["fused_resampling"], generator["filter_gradient"]) == (True, "matmul")
+    assert (discriminator["fused_resampling"], discriminator["filter_gradient"]) == (False, "matmul")
 
 
 def test_tfds_and_record_sources_mix_classes_in_a_batch(mini_imagenet):

@@ -118,7 +118,7 @@ def test_installed_package_exports(installed):
 @requires_weights
 def test_installed_package_evaluates(installed):
     result = _run(installed["python"], ["-m", "sagan_tf.evaluate", f"--model_dir={installed['model_dir']}",
-                                        "--num_samples=20", "--batch_size=10", "--classifier=port"], cwd=installed["work"])
+                                        "--num_samples=24", "--batch_size=12", "--classifier=port"], cwd=installed["work"])
     output = re.search(r"^Wrote (\S+)$", result.stdout, re.M).group(1)
     with open(output) as f:
         metrics = json.load(f)

@@ -162,16 +162,12 @@ def _train(model_dir, *params, timeout=300, env=None):
 
 
 def test_bad_configuration_stops_before_touching_model_dir(tmp_path):
-    # A misspelt Keras argument passes gin (Keras constructors take **kwargs): it must still stop here.
-    result = _train(tmp_path / "a", "Generator.base_chanels = 8")
-    assert result.returncode == 2, result.stderr[-3000:]
-    lines = [line for line in result.stderr.splitlines() if line.startswith("sagan_tf.train: error:")]
-    assert len(lines) == 1 and "did you mean 'base_channels'?" in lines[0], result.stderr[-2000:]
-    assert "Traceback" not in result.stderr and "Path not found" not in result.stderr
+    # A misspelt Keras argument (which passes gin: Keras constructors take **kwargs) is a row of
+    # tests/test_commands.py's TABLE; here a data source that cannot be read.
     result = _train(tmp_path / "b", "build_input.source = @folder_source()", f"folder_source.path = '{tmp_path}/nope'")
     assert result.returncode == 2 and "nope' does not exist" in result.stderr and "Traceback" not in result.stderr
     assert "In call to configurable" not in result.stderr
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not (tmp_path / "b").exists()
     (tmp_path / "file").write_text("")
     result = _train(tmp_path / "file", "train.num_steps = 1")
     assert result.returncode == 2 and "is a file, not a folder" in result.stderr and "Traceback" not in result.stderr
