@@ -1,9 +1,8 @@
-"""Strategy factory: default, mirrored, multi_worker, tpu."""
+"""Strategy factory: default, mirrored, multi_worker, tpu. TensorFlow is imported when a strategy is made:
+`check_environment` runs before it starts."""
 
 import json
 import os
-
-import tensorflow as tf
 
 from sagan_tf.commands import UserError
 
@@ -13,6 +12,8 @@ class StrategyError(UserError):
 
 
 def _configure_cpu_devices(count):
+    import tensorflow as tf  # noqa: PLC0415
+
     cpus = tf.config.list_physical_devices("CPU")
     try:
         tf.config.set_logical_device_configuration(
@@ -21,6 +22,25 @@ def _configure_cpu_devices(count):
     except RuntimeError:  # already initialised: keep what exists
         pass
     return [d.name for d in tf.config.list_logical_devices("CPU")][:count]
+
+
+def check_environment(name):
+    """Raises StrategyError if strategy `name` needs what the environment lacks: a valid $TF_CONFIG for
+    "multi_worker", a known name. No TensorFlow (the train command calls it before TensorFlow starts)."""
+    if name not in ("default", "mirrored", "multi_worker", "tpu"):
+        raise StrategyError(f"unknown strategy {name!r}", "expected default, mirrored, multi_worker or tpu")
+    if name != "multi_worker":
+        return
+    if "TF_CONFIG" not in os.environ:
+        raise StrategyError("--strategy=multi_worker needs $TF_CONFIG, which is not set",
+                            'set TF_CONFIG to {"cluster": {"worker": [...]}, "task": {"type": "worker", '
+                            '"index": N}} on every worker, or use --strategy=mirrored on one machine')
+    try:
+        cluster = json.loads(os.environ["TF_CONFIG"])
+    except json.JSONDecodeError as error:
+        raise StrategyError(f"$TF_CONFIG is not valid JSON: {error}", "see docs/training.md") from None
+    if not isinstance(cluster, dict) or "cluster" not in cluster or "task" not in cluster:
+        raise StrategyError("$TF_CONFIG needs a \"cluster\" and a \"task\"", "see docs/training.md")
 
 
 def get_strategy(name="default", num_cpu_devices=0, tpu=None):
@@ -33,6 +53,9 @@ def get_strategy(name="default", num_cpu_devices=0, tpu=None):
         num_cpu_devices: for "mirrored" without GPUs: how many logical CPU devices to create.
         tpu: TPU name or address for "tpu" (None: the environment's).
     """
+    import tensorflow as tf  # noqa: PLC0415
+
+    check_environment(name)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -42,16 +65,6 @@ def get_strategy(name="default", num_cpu_devices=0, tpu=None):
         devices = _configure_cpu_devices(max(num_cpu_devices, 1))
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise StrategyError("--strategy=multi_worker needs $TF_CONFIG, which is not set",
-                                'set TF_CONFIG to {"cluster": {"worker": [...]}, "task": {"type": "worker", '
-                                '"index": N}} on every worker, or use --strategy=mirrored on one machine')
-        try:
-            cluster = json.loads(os.environ["TF_CONFIG"])
-        except json.JSONDecodeError as error:
-            raise StrategyError(f"$TF_CONFIG is not valid JSON: {error}", "see docs/training.md") from None
-        if not isinstance(cluster, dict) or "cluster" not in cluster or "task" not in cluster:
-            raise StrategyError("$TF_CONFIG needs a \"cluster\" and a \"task\"", "see docs/training.md")
         if num_cpu_devices:
             _configure_cpu_devices(num_cpu_devices)
         return tf.distribute.MultiWorkerMirroredStrategy()
@@ -65,4 +78,3 @@ def get_strategy(name="default", num_cpu_devices=0, tpu=None):
             raise StrategyError(f"no TPU found at {where}: {' '.join(str(error).split())}",
                                 "pass --tpu=NAME of a reachable TPU, or use --strategy=mirrored or default") from None
         return tf.distribute.TPUStrategy(resolver)
-    raise StrategyError(f"unknown strategy {name!r}", "expected default, mirrored, multi_worker or tpu")

@@ -9,7 +9,8 @@ import sys
 
 from absl import flags
 
-from sagan_tf import commands, logs, machine  # no TensorFlow: set_onednn must run before TensorFlow starts
+# No TensorFlow in these: set_onednn must run before TensorFlow starts, and bad input fails before it does.
+from sagan_tf import commands, distribute, gin_files, logs, machine
 
 FLAGS = flags.FLAGS
 
@@ -41,9 +42,12 @@ def main(argv):
     if os.path.exists(FLAGS.model_dir) and not os.path.isdir(FLAGS.model_dir):  # before TensorFlow: fails fast
         raise commands.UserError(f"--model_dir {FLAGS.model_dir} is a file, not a folder",
                                  "pass a new or existing run folder")
+    for name in FLAGS.gin_file:
+        gin_files.resolve_gin_file(name)
+    distribute.check_environment(FLAGS.strategy)
     onednn_source = machine.set_onednn(FLAGS.onednn)  # before TensorFlow is imported: it reads the variable once
     logs.quiet_libraries()
-    from sagan_tf import config, distribute, gin_registry, trainer  # noqa: F401  (after flag parsing: TF is slow)
+    from sagan_tf import config, gin_registry, trainer  # noqa: F401  (after flag parsing: TF is slow)
     from sagan_tf.eval.periodic import PeriodicEvaluation
 
     try:
