@@ -84,6 +84,51 @@ def tiny_export(tmp_path_factory, tiny_run):
     return trained_once(tmp_path_factory, "tiny_export", export) / "sagan"
 
 
+@pytest.fixture(scope="session")
+def tiny_raw_evaluation(tmp_path_factory, tiny_run):
+    """`python -m sagan_tf.evaluate` of the tiny run's raw generator at step 4 (24 images, the offline port),
+    run once for the tests that read its metrics or its output; it writes
+    `<tiny_run>/eval/metrics-ckpt-4-raw.json`. Returns the folder whose `.out`/`.err` hold its output."""
+    import sys
+
+    from shared_runs import run_to_files, trained_once
+
+    def evaluate(folder):
+        cmd = [sys.executable, "-m", "sagan_tf.evaluate", f"--model_dir={tiny_run}", "--checkpoint=4", "--num_samples=24",
+               "--batch_size=12", "--classifier=port", "--generator=raw"]
+        run_to_files(cmd, folder)
+
+    return trained_once(tmp_path_factory, "tiny_raw_evaluation", evaluate)
+
+
+def _tool_once(tmp_path_factory, name, tool, args):
+    """`python tools/<tool>` with `args` (where "{folder}" is the shared folder), run once per session."""
+    import sys
+
+    from shared_runs import run_to_files, trained_once
+
+    def run(folder):
+        run_to_files([sys.executable, f"tools/{tool}", *[a.format(folder=folder) for a in args]], folder)
+
+    return trained_once(tmp_path_factory, name, run)
+
+
+@pytest.fixture(scope="session")
+def tiny_sample_grid(tmp_path_factory, tiny_run):
+    """`tools/sample.py` of the tiny run's classes 1 and 3, 5 each, into `<folder>/grid.png`, once for the
+    tests of the grid and of the tool's output. Returns the folder (its `.out`/`.err` hold the output)."""
+    return _tool_once(tmp_path_factory, "tiny_sample_grid", "sample.py",
+                      [f"--model_dir={tiny_run}", "--output={folder}/grid.png", "--classes=1,3", "--per_class=5"])
+
+
+@pytest.fixture(scope="session")
+def tiny_shape_score(tmp_path_factory, tiny_run):
+    """`tools/shape_score.py` of the tiny run, 4 images per class, into `<folder>/shapes.json`, once for the
+    tests of the scores and of the tool's output. Returns the folder (its `.out`/`.err` hold the output)."""
+    return _tool_once(tmp_path_factory, "tiny_shape_score", "shape_score.py",
+                      [f"--model_dir={tiny_run}", "--per_class=4", "--json={folder}/shapes.json"])
+
+
 # The files that take longest (their subprocess trainings), longest first: pytest-xdist hands whole files to
 # its two workers in collection order (pyproject: --dist loadfile --no-loadscope-reorder), so starting with
 # these keeps both workers busy to the end instead of leaving one long file running alone. The users of a

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from shared_runs import REPO, command_output, run_to_files, trained_once
 
-STEPS = 40
+STEPS = 30  # checkpoints every 6 steps, log points every 10
 TINY = ["Generator.base_channels = 4", "Discriminator.base_channels = 4", "build_input.global_batch_size = 8",
         "train.deterministic = True", "train.sample_every = 1000", "train.log_every = 10", "SAGAN.ema_decay = 0.9",
         "SAGAN.ema_start_step = 3", "build_input.random_flip = True"]

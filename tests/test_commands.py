@@ -222,20 +222,20 @@ def test_help_exits_0_and_names_the_flags(command, flag):
     assert flag in result.stdout
 
 
-def test_redirected_output_has_no_control_characters_and_ends_naming_what_was_written(places, tiny_export, tmp_path):
-    """Train, evaluate and export with stdout and stderr going to files, as in a job or CI log (train and
-    export: the suite's shared tiny run and its export, made that way)."""
+def test_redirected_output_has_no_control_characters_and_ends_naming_what_was_written(places, tiny_export,
+                                                                                       tiny_raw_evaluation):
+    """Train, evaluate and export with stdout and stderr going to files, as in a job or CI log (the suite's
+    shared tiny run, its raw evaluation and its export, made that way)."""
     from shared_runs import command_output
 
-    outputs = _redirected({EVALUATE: [f"--model_dir={places['run']}", "--num_samples=24", "--batch_size=12",
-                                      "--classifier=port", f"--output={tmp_path / 'metrics.json'}"]}, tmp_path)
-    for command, folder in ((TRAIN, places["run"]), (EXPORT, tiny_export.parent)):
+    outputs = {}
+    for command, folder in ((TRAIN, places["run"]), (EVALUATE, tiny_raw_evaluation), (EXPORT, tiny_export.parent)):
         out, err = command_output(folder)
         assert not CONTROL.search(out + err), (command, CONTROL.search(out + err).group())
         outputs[command] = out.strip().splitlines()
     assert outputs[TRAIN][-3].startswith("Done: steps 0-4 in ")  # then the evaluate and export commands
     assert outputs[TRAIN][-3].endswith(f"Last samples: {places['run']}/samples/step_0000004.png.")
-    assert outputs[EVALUATE][-1] == f"Wrote {tmp_path / 'metrics.json'}"
+    assert outputs[EVALUATE][-1] == f"Wrote {places['run']}/eval/metrics-ckpt-4-raw.json"
     assert "Classifier: the offline Inception port (--classifier=port)" in "\n".join(outputs[EVALUATE])
     assert outputs[EXPORT][-1].startswith(f"Exported {tiny_export}")
 
@@ -253,10 +253,13 @@ def _redirected(runs, tmp_path):
     return outputs
 
 
-def test_tools_redirected_output_has_no_control_characters_and_ends_naming_what_was_written(places, tmp_path):
-    """sample.py and shape_score.py on the tiny run (trained on the synthetic data), and prepare_data.py on a
-    small image folder, output to files."""
+def test_tools_redirected_output_has_no_control_characters_and_ends_naming_what_was_written(
+        places, tiny_sample_grid, tiny_shape_score, tmp_path):
+    """sample.py and shape_score.py on the tiny run (trained on the synthetic data; the suite's shared runs of
+    them, made that way), and prepare_data.py on a small image folder, output to files."""
     from PIL import Image
+
+    from shared_runs import command_output
 
     run_files = sorted(os.listdir(places["run"]))
     for label in ("a", "b"):
@@ -265,16 +268,17 @@ def test_tools_redirected_output_has_no_control_characters_and_ends_naming_what_
             Image.new("RGB", (8, 8), (i, 2 * i, 3)).save(tmp_path / "images" / label / f"{i}.png")
     outputs = _redirected({
         PREPARE: [f"--folder={tmp_path / 'images'}", f"--output_dir={tmp_path / 'records'}", "--num_shards=2"],
-        SAMPLE: [f"--model_dir={places['run']}", f"--output={tmp_path / 'grid.png'}", "--per_class=2",
-                 "--classes=0,9"],
-        SHAPE_SCORE: [f"--model_dir={places['run']}", "--per_class=2", f"--json={tmp_path / 'shapes.json'}"],
     }, tmp_path)
+    for command, folder in ((SAMPLE, tiny_sample_grid), (SHAPE_SCORE, tiny_shape_score)):
+        out, err = command_output(folder)
+        assert not CONTROL.search(out + err), (command, CONTROL.search(out + err).group())
+        outputs[command] = out.strip().splitlines()
     assert outputs[PREPARE][-1] == f"Wrote 2 shards to {tmp_path / 'records'} (2 classes)."
     assert "100/240 images written" in outputs[PREPARE]  # plain progress lines, not a bar
-    assert outputs[SAMPLE][-1].startswith(f"Wrote {tmp_path / 'grid.png'}: 2 rows x 2 columns")
-    assert (tmp_path / "grid.png").stat().st_size > 0
-    assert outputs[SHAPE_SCORE][-1] == f"Wrote {tmp_path / 'shapes.json'}"
-    assert (tmp_path / "shapes.json").exists()
+    assert outputs[SAMPLE][-1].startswith(f"Wrote {tiny_sample_grid / 'grid.png'}: 2 rows x 5 columns")
+    assert (tiny_sample_grid / "grid.png").stat().st_size > 0
+    assert outputs[SHAPE_SCORE][-1] == f"Wrote {tiny_shape_score / 'shapes.json'}"
+    assert (tiny_shape_score / "shapes.json").exists()
     assert sorted(os.listdir(places["run"])) == run_files
 
 

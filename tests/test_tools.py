@@ -145,15 +145,15 @@ def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_r
     assert bench.run_environment("avx2")["ONEDNN_MAX_CPU_ISA"] == "AVX2"
 
 
-def test_shape_score_scores_a_run_and_the_real_data(tiny_run, tmp_path):
-    output = tmp_path / "shapes.json"
-    result = subprocess.run([sys.executable, "tools/shape_score.py", f"--model_dir={tiny_run}", "--per_class=4",
-                             f"--json={output}"], capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    scores = json.loads(output.read_text())
+def test_shape_score_scores_a_run_and_the_real_data(tiny_shape_score):
+    from shared_runs import command_output
+
+    # tools/shape_score.py --model_dir=<tiny run> --per_class=4 --json=... (the shared tiny_shape_score)
+    scores = json.loads((tiny_shape_score / "shapes.json").read_text())
     assert len(scores["generated"]["per_class"]) == 10 and scores["generated"]["count"] == 40
     assert scores["real"]["score"] >= 0.9 and scores["generated"]["score"] < 0.5  # 4 steps of training
-    assert "class" in result.stdout and result.stdout.count("\n") >= 12
+    stdout = command_output(tiny_shape_score)[0]
+    assert "class" in stdout and stdout.count("\n") >= 12
 
 
 def test_bench_long_range_compares_variants_over_seeds():
