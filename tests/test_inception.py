@@ -66,7 +66,7 @@ def test_missing_or_wrong_weights_fail_clearly(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def fashion_features():
-    """pool_3 of 400 Fashion-MNIST training images (random order) and of 150 noise images."""
+    """pool_3 of 400 Fashion-MNIST training images (random order) and of 50 noise images."""
     try:
         images, labels = sources.load_fashion_mnist("train")
     except sources.DataError as error:
@@ -74,7 +74,7 @@ def fashion_features():
     rng = np.random.RandomState(0)
     index = rng.permutation(len(images))[:400]
     real = images[index].astype(np.float32)[..., None] / 127.5 - 1.0
-    noise = rng.uniform(-1, 1, (150, 28, 28, 1)).astype(np.float32)
+    noise = rng.uniform(-1, 1, (50, 28, 28, 1)).astype(np.float32)
     port = classifiers.FIDInceptionPort()
 
     def features(x):
