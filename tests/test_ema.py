@@ -1,5 +1,6 @@
 """The generator's exponential moving average (`SAGAN.ema_decay`, `SAGAN.ema_start_step`) against a hand
-computation, on one device and under MirroredStrategy with two replicas."""
+computation, on one device and under MirroredStrategy with two replicas; and the first of those steps,
+which must be the same step on both (gradients aggregated over the global batch)."""
 
 import keras
 import numpy as np
@@ -38,7 +39,8 @@ def _expected_ema(history, decay, start):
 def _train(strategy, initial, images, labels, steps=STEPS, **model_args):
     """Builds a model under `strategy` with the `initial` (generator, discriminator) weights, trains `steps`
     steps on the same global batch; returns (model, [generator weights before and after each step],
-    [EMA weights after each step])."""
+    [EMA weights after each step], (the first step's outputs averaged over replicas, every G and D weight
+    after it))."""
     with strategy.scope():
         model = _model(**model_args)
         model.build_all()
@@ -50,12 +52,15 @@ def _train(strategy, initial, images, labels, steps=STEPS, **model_args):
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(len(images))
     batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
     step = tf.function(lambda data: strategy.run(model.train_step, args=(data,)))
-    history, ema = [model.generator.get_weights()], []
+    history, ema, first = [model.generator.get_weights()], [], None
     for _ in range(steps):
-        step(batch)
+        outputs = step(batch)
+        if first is None:
+            first = ({k: float(strategy.reduce("MEAN", v, axis=None)) for k, v in outputs.items()},
+                     [w.numpy() for w in model.generator.weights + model.discriminator.weights])
         history.append(model.generator.get_weights())
         ema.append(model.sampling_generator.get_weights())
-    return model, history, ema
+    return model, history, ema, first
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +72,8 @@ def runs():
     init = _model()
     init.build_all()
     initial = (init.generator.get_weights(), init.discriminator.get_weights())
-    return {"single": _train(tf.distribute.get_strategy(), initial, images, labels),
+    return {"initial": initial[0] + initial[1],  # every G and D weight before training
+            "single": _train(tf.distribute.get_strategy(), initial, images, labels),
             "mirrored": _train(strategies.mirrored(), initial, images, labels)}
 
 
@@ -79,7 +85,7 @@ def _assert_close(got, expected, variables, rtol, atol):
 
 @pytest.mark.parametrize("strategy", ["single", "mirrored"])
 def test_ema_after_each_step_is_the_hand_computed_average(runs, strategy):
-    model, history, ema = runs[strategy]
+    model, history, ema, _ = runs[strategy]
     variables = model.generator.weights
     # The weights moved at every step, so a wrong decay or start step shows.
     for before, after in zip(history, history[1:]):
@@ -95,8 +101,8 @@ def test_ema_after_each_step_is_the_hand_computed_average(runs, strategy):
 
 
 def test_mirrored_ema_equals_the_single_device_ema(runs):
-    mirrored, _, mirrored_ema = runs["mirrored"]
-    single, _, single_ema = runs["single"]
+    mirrored, _, mirrored_ema, _ = runs["mirrored"]
+    single, _, single_ema, _ = runs["single"]
     # Both replicas hold the same shadow (only_first_replica aggregation).
     for shadow in mirrored._ema_weights:
         first, second = (v.numpy() for v in strategies.mirrored().experimental_local_results(shadow.value))
@@ -104,3 +110,28 @@ def test_mirrored_ema_equals_the_single_device_ema(runs):
     # The replicas' weights are the single device's up to the all-reduce's summation order, so the EMAs are too.
     for step in range(STEPS):
         _assert_close(mirrored_ema[step], single_ema[step], single.generator.weights, 1e-5, 1e-6)
+
+
+def test_mirrored_step_equals_single_device_step(runs):
+    """The first step of the runs above: the same losses and the same update on two replicas as on one."""
+    single, _, _, (single_values, single_weights) = runs["single"]
+    _, _, _, (mirrored_values, mirrored_weights) = runs["mirrored"]
+    for name in ("d_loss", "g_loss", "d_real", "d_fake"):
+        np.testing.assert_allclose(mirrored_values[name], single_values[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    every = single.generator.weights + single.discriminator.weights
+    assert len(single_weights) == len(mirrored_weights) == len(every) == len(runs["initial"])
+    for a, b, w0, variable in zip(single_weights, mirrored_weights, runs["initial"], every):
+        update = np.abs(a - w0).max()
+        # Summation order differs across replicas: allow float noise, not a wrongly scaled update
+        # (averaging over the local instead of the global batch would be off by 100%). The floor
+        # covers weights whose true gradient is 0 (conv biases before batch norm): noise only.
+        assert np.abs(b - a).max() <= 0.02 * update + 2e-5, variable.path
+    generator_count = len(single.generator.weights)
+    assert any(not np.allclose(a, w0) for a, w0 in zip(single_weights[:generator_count], runs["initial"]))
+    # g_grad_norm is the norm of G's gradient: with SGD(0.1) the trainable weights moved by 0.1 * gradient.
+    trainable = [any(w is v for v in single.generator.trainable_weights) for w in single.generator.weights]
+    moved = [a - w0 for a, w0, t in zip(single_weights[:generator_count], runs["initial"], trainable) if t]
+    expected = np.sqrt(sum(np.sum(m.astype(np.float64) ** 2) for m in moved)) / 0.1
+    np.testing.assert_allclose(single_values["g_grad_norm"], expected, rtol=0.02)
+    # Under a strategy it is each replica's share times the replica count: an estimate, larger by the batch noise.
+    assert expected <= mirrored_values["g_grad_norm"] <= 2 * expected
