@@ -280,7 +280,6 @@ def train(model_dir, strategy, config=None, evaluation=None, actions=()):
         )
     if config.eval_every and evaluation is None:
         raise ValueError("`eval_every` > 0 needs an `evaluation` (sagan_tf.eval.periodic.PeriodicEvaluation).")
-    tf.io.gfile.makedirs(model_dir)  # only now: gin has built the input, so data errors came first
     keras.utils.set_random_seed(config.seed)  # before any layer exists: every initializer draws from it
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -313,6 +312,7 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
             position, next_batch = None, lambda: next(iterator)  # noqa: E731
         saved = position if config.checkpoint_input else None
         checkpoint = checkpointing.training_checkpoint(model, saved)
+    tf.io.gfile.makedirs(model_dir)  # only now: the input and the networks are made, so their errors came first
     chief = is_chief(strategy)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     latest = tf.train.latest_checkpoint(checkpoint_dir)

@@ -20,6 +20,8 @@ TABLE = [
     (TRAIN, ["--gin_file=nope.gin", "--model_dir={tmp}/r"], "gin file 'nope.gin' not found", ["{tmp}/r"]),
     (TRAIN, ["--gin_file=synthetic.gin", "--model_dir={tmp}/r", "--gin_param=Generator.base_chanels = 4"],
      "did you mean 'base_channels'", ["{tmp}/r"]),
+    (TRAIN, ["--gin_file=synthetic.gin", "--model_dir={tmp}/r", "--gin_param=RESOLUTION = 16"],
+     "A 16x16 generator needs 3 channel multipliers", ["{tmp}/r"]),
     (TRAIN, ["--gin_file=synthetic.gin", "--model_dir={file}"], "is a file, not a folder", []),
     (TRAIN, ["--gin_file=synthetic.gin", "--model_dir={tmp}/r", "--strategy=tpu"], "no TPU found", ["{tmp}/r"]),
     (TRAIN, ["--gin_file=synthetic.gin", "--model_dir={tmp}/r", "--strategy=multi_worker"],

@@ -8,6 +8,7 @@ import dataclasses
 
 import keras
 
+from sagan_tf.commands import UserError
 from sagan_tf.models.discriminator import Discriminator
 from sagan_tf.models.generator import Generator
 from sagan_tf.models.sagan import SAGAN
@@ -29,13 +30,23 @@ class DataFacts:
                    getattr(input_spec, "source_name", ""))
 
 
+class ModelConfigError(UserError):
+    """Bindings the networks reject (e.g. channel multipliers that do not fit the resolution)."""
+
+
 def build_model(facts):
     """The gin-configured, built `SAGAN` for `facts` (a `DataFacts` or an `InputSpec`); call in a strategy
-    scope. Generator, Discriminator and SAGAN take their other arguments from gin bindings."""
-    model = SAGAN(
-        Generator(num_classes=facts.num_classes, resolution=facts.resolution, out_channels=facts.channels),
-        Discriminator(num_classes=facts.num_classes, resolution=facts.resolution),
-    )
+    scope. Generator, Discriminator and SAGAN take their other arguments from gin bindings; an argument
+    their constructors reject raises ModelConfigError (one line in a command)."""
+    try:
+        model = SAGAN(
+            Generator(num_classes=facts.num_classes, resolution=facts.resolution, out_channels=facts.channels),
+            Discriminator(num_classes=facts.num_classes, resolution=facts.resolution),
+        )
+    except ValueError as error:  # the constructors' argument checks; gin appends the configurable's name
+        what, _, context = str(error).partition("\n  In call to configurable ")
+        where = context.split(" ")[0].strip("'") if context else "the model"
+        raise ModelConfigError(what, f"change the gin bindings of {where}") from None
     model.build_all(facts.channels)
     return model
 
