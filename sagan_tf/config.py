@@ -30,6 +30,7 @@ from sagan_tf.gin_files import (  # noqa: F401  (the TF-free part, re-exported)
     resolve_gin_file,
 )
 
+
 def _open_packaged(name):
     return packaged_gin_file(name).open("r", encoding="utf-8")
 

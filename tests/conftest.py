@@ -73,15 +73,21 @@ def tiny_run(tmp_path_factory):
 def tiny_export(tmp_path_factory, tiny_run):
     """`python -m sagan_tf.export` of the tiny run into `<folder>/sagan` (model name "sagan"; version 4, the
     run's step). Returns that export_dir (shared: read only)."""
+    return _command_once(tmp_path_factory, "tiny_export",
+                         ["-m", "sagan_tf.export", f"--model_dir={tiny_run}", "--export_dir={folder}/sagan"]) / "sagan"
+
+
+def _command_once(tmp_path_factory, name, args):
+    """`python <args>` from the checkout (a "{folder}" in an argument is the shared folder), run once per
+    session; returns the folder, its output in `<folder>.out`/`.err` (shared_runs.command_output)."""
     import sys
 
     from shared_runs import run_to_files, trained_once
 
-    def export(folder):
-        cmd = [sys.executable, "-m", "sagan_tf.export", f"--model_dir={tiny_run}", f"--export_dir={folder / 'sagan'}"]
-        run_to_files(cmd, folder)
+    def run(folder):
+        run_to_files([sys.executable, *[a.format(folder=folder) for a in args]], folder)
 
-    return trained_once(tmp_path_factory, "tiny_export", export) / "sagan"
+    return trained_once(tmp_path_factory, name, run)
 
 
 @pytest.fixture(scope="session")
@@ -89,44 +95,27 @@ def tiny_raw_evaluation(tmp_path_factory, tiny_run):
     """`python -m sagan_tf.evaluate` of the tiny run's raw generator at step 4 (24 images, the offline port),
     run once for the tests that read its metrics or its output; it writes
     `<tiny_run>/eval/metrics-ckpt-4-raw.json`. Returns the folder whose `.out`/`.err` hold its output."""
-    import sys
-
-    from shared_runs import run_to_files, trained_once
-
-    def evaluate(folder):
-        cmd = [sys.executable, "-m", "sagan_tf.evaluate", f"--model_dir={tiny_run}", "--checkpoint=4", "--num_samples=24",
-               "--batch_size=12", "--classifier=port", "--generator=raw"]
-        run_to_files(cmd, folder)
-
-    return trained_once(tmp_path_factory, "tiny_raw_evaluation", evaluate)
-
-
-def _tool_once(tmp_path_factory, name, tool, args):
-    """`python tools/<tool>` with `args` (where "{folder}" is the shared folder), run once per session."""
-    import sys
-
-    from shared_runs import run_to_files, trained_once
-
-    def run(folder):
-        run_to_files([sys.executable, f"tools/{tool}", *[a.format(folder=folder) for a in args]], folder)
-
-    return trained_once(tmp_path_factory, name, run)
+    return _command_once(tmp_path_factory, "tiny_raw_evaluation",
+                         ["-m", "sagan_tf.evaluate", f"--model_dir={tiny_run}", "--checkpoint=4", "--num_samples=24",
+                          "--batch_size=12", "--classifier=port", "--generator=raw"])
 
 
 @pytest.fixture(scope="session")
 def tiny_sample_grid(tmp_path_factory, tiny_run):
     """`tools/sample.py` of the tiny run's classes 1 and 3, 5 each, into `<folder>/grid.png`, once for the
     tests of the grid and of the tool's output. Returns the folder (its `.out`/`.err` hold the output)."""
-    return _tool_once(tmp_path_factory, "tiny_sample_grid", "sample.py",
-                      [f"--model_dir={tiny_run}", "--output={folder}/grid.png", "--classes=1,3", "--per_class=5"])
+    return _command_once(tmp_path_factory, "tiny_sample_grid",
+                         ["tools/sample.py", f"--model_dir={tiny_run}", "--output={folder}/grid.png", "--classes=1,3",
+                          "--per_class=5"])
 
 
 @pytest.fixture(scope="session")
 def tiny_shape_score(tmp_path_factory, tiny_run):
     """`tools/shape_score.py` of the tiny run, 4 images per class, into `<folder>/shapes.json`, once for the
     tests of the scores and of the tool's output. Returns the folder (its `.out`/`.err` hold the output)."""
-    return _tool_once(tmp_path_factory, "tiny_shape_score", "shape_score.py",
-                      [f"--model_dir={tiny_run}", "--per_class=4", "--json={folder}/shapes.json"])
+    return _command_once(tmp_path_factory, "tiny_shape_score",
+                         ["tools/shape_score.py", f"--model_dir={tiny_run}", "--per_class=4",
+                          "--json={folder}/shapes.json"])
 
 
 # The files that take longest (their subprocess trainings), longest first: pytest-xdist hands whole files to
