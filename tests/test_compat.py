@@ -95,7 +95,7 @@ def test_tfgan_eval_imports_without_the_package_init():
 def test_the_packaged_gin_reader_comes_before_gins_package_resource_reader(tmp_path, monkeypatch):
     from gin import config as gin_config
 
-    from sagan_tf import config
+    from sagan_tf import config, gin_registry  # noqa: F401  (gin_registry: the configurables the file binds)
 
     try:
         readers = [reader for reader, _ in gin_config._FILE_READERS]

@@ -10,7 +10,14 @@ root be computed once and reused (`Statistics.covariance_root`).
 import numpy as np
 import tensorflow as tf
 
-from sagan_tf.eval.tfgan import tfgan_eval
+
+def _tfgan():
+    """tensorflow-gan's eval functions, imported on first use: the import brings TensorFlow Probability
+    (about 1.5 s), which a command that computes no Inception Score or KID (train without periodic
+    evaluation, export, sample) should not pay."""
+    from sagan_tf.eval.tfgan import tfgan_eval
+
+    return tfgan_eval
 
 
 def _float64(x):
@@ -65,9 +72,9 @@ def inception_score(logits, splits=10):
     logits = np.asarray(logits, np.float64)
     if splits < 1 or len(logits) < splits:
         raise ValueError(f"Cannot split {len(logits)} logits into `splits={splits}` parts.")
-    scores = [float(tfgan_eval.classifier_score_from_logits(_float64(part)))
+    scores = [float(_tfgan().classifier_score_from_logits(_float64(part)))
               for part in np.array_split(logits, splits)]
-    whole = float(tfgan_eval.classifier_score_from_logits(_float64(logits)))
+    whole = float(_tfgan().classifier_score_from_logits(_float64(logits)))
     return float(np.mean(scores)), float(np.std(scores)), whole
 
 
@@ -81,7 +88,7 @@ def kernel_distance(activations1, activations2, max_block_size=1024):
     level = logger.level
     logger.setLevel("ERROR")  # TF-GAN's map_fn(back_prop=False) deprecation notice, on every call
     try:
-        mean, std = tfgan_eval.kernel_classifier_distance_and_std_from_activations(
+        mean, std = _tfgan().kernel_classifier_distance_and_std_from_activations(
             _float64(activations1), _float64(activations2), max_block_size=max_block_size
         )
     finally:
