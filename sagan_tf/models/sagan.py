@@ -113,6 +113,10 @@ class SAGAN(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    def tracked_results(self):
+        """What `train_step` returns: each tracker's mean since its last reset (per replica under a strategy)."""
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
     @staticmethod
     def _replica_slice(values, batch):
         """Every replica draws the global batch's values with the same seed and keeps its own
@@ -190,7 +194,7 @@ class SAGAN(keras.Model):
         for name, value in values.items():
             self.trackers[name].update_state(value * replicas)
         self.trackers["g_grad_norm"].update_state(g_grad_norm)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return self.tracked_results()
 
     def _update_ema(self):
         step = ops.cast(self.g_optimizer.iterations, "float32")
