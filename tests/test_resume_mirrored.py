@@ -6,6 +6,7 @@ one. The uninterrupted run is also the suite's check of what a mirrored two-repl
 import os
 import signal
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -52,3 +53,11 @@ def test_a_sigkilled_and_rerun_mirrored_run_equals_the_uninterrupted_one(straigh
     assert f"Resumed from {tmp_path / 'checkpoints' / f'ckpt-{stopped_at}'}" in resumed
     assert f"resuming at step {stopped_at}" in resumed
     runs.assert_identical(straight[0], str(tmp_path))
+    # What the log shows: the means over the same steps, read after a loop of two steps per call in the
+    # uninterrupted run and after each single step here (log points after the first one past the restart).
+    for tag in ("d_loss", "g_loss", "g_grad_norm"):
+        straight_log, resumed_log = logged(straight[0], tag), logged(str(tmp_path), tag)
+        later = [step for step in resumed_log if step - 10 >= stopped_at]
+        assert later, f"no log point after the restart at {stopped_at}"
+        np.testing.assert_allclose([resumed_log[s] for s in later], [straight_log[s] for s in later], rtol=1e-6,
+                                   err_msg=tag)
