@@ -338,9 +338,8 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
             return strategy.run(one_step, args=(next_batch(),))
         # A tf.range loop cannot carry the PerReplica values `strategy.run` returns with several local
         # replicas, so the loop carries nothing and the step's outputs, its trackers' means (variables),
-        # are read once after it. The graph holds one copy of the step: a second copy outside the loop for
-        # the last step added tracing and graph-optimiser work (a tiny mirrored run with two steps per call
-        # reached its first step in 71 s with it, 49 s without).
+        # are read once after it. So the graph holds one copy of the step, which is traced and optimised
+        # once per replica (see CHANGELOG.md for the start-up this saves).
         for _ in tf.range(config.steps_per_execution):
             strategy.run(one_step, args=(next_batch(),))
         return strategy.run(model.tracked_results)
