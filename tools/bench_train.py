@@ -132,6 +132,10 @@ def main(argv):
     labels = tf.constant(rng.randint(0, max(num_classes, 1), batch).astype(np.int32))
     step = tf.function(model.train_step, jit_compile=FLAGS.xla)
     counts = count_flops(step.get_concrete_function((images, labels)).graph)
+    seconds = statistics.median(timing.time_calls(lambda: step((images, labels))["d_loss"].numpy(), FLAGS.steps,
+                                                  FLAGS.warmup))
+    # Read before the FLOP count below builds a second model: the peak is the trained model's alone.
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB
     model_counts = counts
     if FLAGS.fused_resampling:
         # The model's FLOPs, as the reference counts them: the train step traced (never run) with the plain
@@ -143,9 +147,6 @@ def main(argv):
     flops = sum(counts.values())
     matmul_conv = matmul_conv_flops(model_counts)
     executed = matmul_conv_flops(counts)
-    seconds = statistics.median(timing.time_calls(lambda: step((images, labels))["d_loss"].numpy(), FLAGS.steps,
-                                                  FLAGS.warmup))
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB
     g_params = sum(int(np.prod(w.shape)) for w in model.generator.trainable_weights)
     d_params = sum(int(np.prod(w.shape)) for w in model.discriminator.trainable_weights)
     figures = {
