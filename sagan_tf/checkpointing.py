@@ -85,7 +85,7 @@ def resolve(model_dir, checkpoint=None):
         return path
     path = os.path.join(checkpoints, f"ckpt-{checkpoint}") if str(checkpoint).isdigit() else checkpoint
     if not tf.io.gfile.exists(path + ".index"):
-        raise CheckpointError(commands.missing_checkpoint_message(path) + ".")
+        raise CheckpointError(commands.missing_checkpoint_message(path, commands.saved_steps(model_dir)) + ".")
     return path
 
 

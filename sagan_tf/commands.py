@@ -41,9 +41,11 @@ def no_run_message(model_dir):
     return f"{os.path.join(model_dir, RUN_FILES[1])} does not exist: is {model_dir} a sagan_tf training directory?"
 
 
-def missing_checkpoint_message(path):
-    """The message for a checkpoint `path` (prefix) that was never written (shared with checkpointing)."""
-    return f"Checkpoint {path} does not exist (no {path}.index)"
+def missing_checkpoint_message(path, steps=()):
+    """The message for a checkpoint `path` (prefix) that was never written (shared with checkpointing), naming
+    the `steps` the run did save when given."""
+    saved = f"; the run has step{'s' if len(steps) > 1 else ''} {', '.join(map(str, steps))}" if steps else ""
+    return f"Checkpoint {path} does not exist (no {path}.index{saved})"
 
 
 def check_run_dir(model_dir, checkpoint=None, flag="model_dir"):
@@ -59,7 +61,15 @@ def check_run_dir(model_dir, checkpoint=None, flag="model_dir"):
     if checkpoint is not None and str(checkpoint).isdigit():
         path = os.path.join(model_dir, "checkpoints", f"ckpt-{checkpoint}")
         if not os.path.exists(path + ".index"):
-            raise UserError(missing_checkpoint_message(path), "pass a step the run saved, 'latest' or 'best'")
+            raise UserError(missing_checkpoint_message(path, saved_steps(model_dir)),
+                            "pass a step the run saved, 'latest' or 'best'")
+
+
+def saved_steps(model_dir):
+    """The steps of the complete checkpoints in `model_dir`/checkpoints (those with an .index), ascending."""
+    folder = os.path.join(model_dir, "checkpoints")
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return sorted(int(n[5:-6]) for n in names if n.startswith("ckpt-") and n.endswith(".index") and n[5:-6].isdigit())
 
 
 def error_line(command, error):

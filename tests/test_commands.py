@@ -33,14 +33,16 @@ TABLE = [
     (EVALUATE, ["--model_dir={tmp}/none"], "--model_dir {tmp}/none is not a folder", []),
     (EVALUATE, ["--model_dir={empty}"], "is {empty} a sagan_tf training directory?", ["{empty}/eval"]),
     (EVALUATE, ["--model_dir={run}", "--num_samples=-5"], "flag --num_samples=-5", []),
-    (EVALUATE, ["--model_dir={run}", "--checkpoint=999", "--output={tmp}/m.json"], "999", ["{tmp}/m.json"]),
+    (EVALUATE, ["--model_dir={run}", "--checkpoint=999", "--output={tmp}/m.json"],
+     "ckpt-999 does not exist (no {run}/checkpoints/ckpt-999.index; the run has steps 2, 4)", ["{tmp}/m.json"]),
     (EVALUATE, ["--model_dir={run}", "--output={tmp}/m.json", "--gin_param=evaluation_input.sorce = 1"],
      "did you mean 'source'", ["{tmp}/m.json"]),
     (EXPORT, ["--model_dir={run}"], "--export_dir is required", []),
     (EXPORT, ["--model_dir={empty}", "--export_dir={tmp}/e"], "a sagan_tf training directory?", ["{tmp}/e"]),
     (EXPORT, ["--model_dir={run}", "--export_dir={file}"], "is a file, not a folder", []),
     (EXPORT, ["--model_dir={run}", "--export_dir={tmp}/e", "--version=-1"], "flag --version=-1", ["{tmp}/e"]),
-    (EXPORT, ["--model_dir={run}", "--export_dir={tmp}/e", "--checkpoint=999"], "999", ["{tmp}/e"]),
+    (EXPORT, ["--model_dir={run}", "--export_dir={tmp}/e", "--checkpoint=999"],
+     "ckpt-999 does not exist (no {run}/checkpoints/ckpt-999.index; the run has steps 2, 4)", ["{tmp}/e"]),
 ]
 
 # The tools, run as users type them: `python tools/<name>.py` from the checkout.

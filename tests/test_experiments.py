@@ -15,6 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tools"))  # the lab, as `python tools/x.py` sees it
 
 from lab import experiments as runner  # noqa: E402
+from lab import records  # noqa: E402
 from lab.experiments import stages  # noqa: E402
 from lab.machine import description as describe_machine  # noqa: E402
 
@@ -180,7 +181,9 @@ def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
     assert runner.latest_step(str(directory)) == 2
     operative = (directory / "operative_config.gin").read_text()
     assert "Generator.base_channels = 4" in operative and "build_input.global_batch_size = 4" in operative
-    assert json.loads((directory / "runner.json").read_text())["devices"] == [describe_machine()]
+    state = json.loads((directory / "runner.json").read_text())
+    assert state["devices"] == [describe_machine()] and state["commits"] == [records.commit()]
+    assert state["command"].startswith("python") and f"-m sagan_tf.train --model_dir={directory}" in state["command"]
     evaluation = json.loads((directory / "final_eval.json").read_text())
     assert evaluation["step"] == 2 and evaluation["num_generated"] == 24 and np.isfinite(evaluation["fid"])
     results = json.loads((out_dir / "results.json").read_text())

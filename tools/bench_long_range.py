@@ -1,7 +1,7 @@
 """Does attention help with long-range structure? Attention vs no attention on the mirrored-pair data,
 over several seeds, with a test of the difference.
 
-    .venv/bin/python tools/bench_long_range.py --out_dir=runs/long_range --seeds=0,1,2,3,4 [--num_steps=1500]
+    .venv/bin/python tools/bench_long_range.py --out_dir=runs/long_range --seeds=0,1,2,3,4 [--num_steps=3500]
 
 Trains `gin/long_range.gin` (the embedded synthetic data: a shape and its mirror image half an image
 apart) with the same budget once as is (attention at 16x16 in G and D) and once with
@@ -28,7 +28,7 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     flags.DEFINE_string("out_dir", "runs/long_range", "Where the runs and the report go.")
-    flags.DEFINE_integer("num_steps", 1500, "Generator steps of each run.", lower_bound=1)
+    flags.DEFINE_integer("num_steps", 3500, "Generator steps of each run (gin/long_range.gin's budget).", lower_bound=1)
     flags.DEFINE_integer("num_samples", 500, "Generated (and real) images scored per run.", lower_bound=2)
     flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Run seeds (each variant is trained once per seed).")
     flags.DEFINE_integer("sample_seed", 0, "Seed of the scored samples.")

@@ -38,7 +38,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {
     "32": (["cifar10.gin"], 64, 32, 10, 64),
     "64": (["imagenet64.gin"], 32, 64, 1000, 64),
-    "128": (["imagenet.gin", "ablations/attention_64.gin"], 8, 128, 1000, 64),
+    "128": (["imagenet.gin"], 8, 128, 1000, 64),
     "fmnist": (["experiments/fashion_mnist_quality.gin"], 64, 32, 10, 16),
 }
 # The table's name of each config.

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from lab import records
 from lab.experiments.spec import latest_step, read_json, write_json
 from lab.machine import description as describe_machine
 
@@ -100,8 +101,11 @@ def train_run(spec, run, seed, directory):
     cmd += [f"--gin_param={p}" for p in params]
     print(f"[{run['name']} seed {seed}] training from step {latest_step(directory)} to {spec['num_steps']}", flush=True)
     wall_before, cpu_before = state["train_seconds"], state.get("train_cpu_seconds", 0.0)
-    # Every machine the run trained on (a resumed run may span several): its figures depend on them.
+    # Every machine and commit the run trained on (a resumed run may span several): its figures depend on them.
     state["devices"] = [*[d for d in state.get("devices", []) if d != describe_machine()], describe_machine()]
+    commit = records.commit()
+    state["commits"] = [*[c for c in state.get("commits", []) if c != commit], commit]
+    state["command"] = " ".join([os.path.basename(sys.executable), *cmd[1:]])
 
     def record(wall, cpu):  # kept on disk as the run goes: a hard kill loses at most one tick
         state["train_seconds"], state["train_cpu_seconds"] = wall_before + wall, cpu_before + cpu
