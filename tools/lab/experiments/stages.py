@@ -102,9 +102,8 @@ def train_run(spec, run, seed, directory):
     print(f"[{run['name']} seed {seed}] training from step {latest_step(directory)} to {spec['num_steps']}", flush=True)
     wall_before, cpu_before = state["train_seconds"], state.get("train_cpu_seconds", 0.0)
     # Every machine and commit the run trained on (a resumed run may span several): its figures depend on them.
-    state["devices"] = [*[d for d in state.get("devices", []) if d != describe_machine()], describe_machine()]
-    commit = records.commit()
-    state["commits"] = [*[c for c in state.get("commits", []) if c != commit], commit]
+    for key, value in (("devices", describe_machine()), ("commits", records.commit())):
+        state[key] = [*[v for v in state.get(key, []) if v != value], value]  # once each, this one last
     state["command"] = " ".join([os.path.basename(sys.executable), *cmd[1:]])
 
     def record(wall, cpu):  # kept on disk as the run goes: a hard kill loses at most one tick
