@@ -69,7 +69,8 @@ def saved_steps(model_dir):
     """The steps of the complete checkpoints in `model_dir`/checkpoints (those with an .index), ascending."""
     folder = os.path.join(model_dir, "checkpoints")
     names = os.listdir(folder) if os.path.isdir(folder) else []
-    return sorted(int(n[5:-6]) for n in names if n.startswith("ckpt-") and n.endswith(".index") and n[5:-6].isdigit())
+    matches = (re.fullmatch(r"ckpt-(\d+)\.index", name) for name in names)
+    return sorted(int(match.group(1)) for match in matches if match)
 
 
 def error_line(command, error):
