@@ -1,5 +1,7 @@
 """The options behind gin/experiments/fashion_mnist_aligned.gin each do what they say."""
 
+import os
+
 import gin
 import keras
 import numpy as np
@@ -114,3 +116,20 @@ def test_gin_binds_the_options():
     assert model.d_sn_update_in_g_step
     assert model.generator.get_config()["bn_initialization"] == "biggan"
     assert SAGAN.from_config(model.get_config()).d_sn_update_in_g_step
+
+
+def test_aligned_config_takes_the_reference_step():
+    """tests/data/reference_step.npz holds two training steps of BigGAN-PyTorch's SA-GAN networks, written by
+    tools/reference_step_check.py's reference half (G_ch = D_ch = 2, plain SGD): start state, z, labels, real
+    batches, losses, end state. The aligned config's networks and train step, started from that state on the
+    same draws, end at the same losses and weights; without D's power iteration in the G step they do not."""
+    import reference_step_check
+
+    data = os.path.join(os.path.dirname(__file__), "data", "reference_step.npz")
+    report = reference_step_check.compare(data, ["experiments/fashion_mnist_aligned.gin"])
+    assert report["steps"] == 2 and report["weights"] == 69  # every trainable tensor of G and D
+    assert report["loss_rtol"] < 1e-4 and report["largest_weight_differences"][0][0] < 5e-5, report
+    gin.clear_config()
+    report = reference_step_check.compare(data, ["experiments/fashion_mnist_aligned.gin"],
+                                          ["SAGAN.d_sn_update_in_g_step = False"])
+    assert report["loss_rtol"] > 1e-3, report

@@ -162,6 +162,15 @@ TABLE += [
     (PARITY, ["--ours={empty}", "--step=0", "--output={tmp}/p.md"], "flag --step=0", ["{tmp}/p.md"]),
 ]
 
+REFERENCE_STEP = "tools/reference_step_check.py"
+TOOLS.append(REFERENCE_STEP)
+TABLE += [
+    (REFERENCE_STEP, [], "give --biggan_dir with --write (the reference half) or --read", []),
+    (REFERENCE_STEP, ["--read={tmp}/none.npz"], "--read={tmp}/none.npz does not exist", []),
+    (REFERENCE_STEP, ["--read={file}"], "is not a file this tool's reference half wrote", []),
+    (REFERENCE_STEP, ["--biggan_dir={empty}", "--write={tmp}/r.npz"], "has no BigGAN.py", ["{tmp}/r.npz"]),
+]
+
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # any control character but tab and newline
 
 
@@ -211,6 +220,7 @@ HELP = {TRAIN: "--model_dir", EVALUATE: "--model_dir", EXPORT: "--model_dir", SA
         BENCH_LONG_RANGE: "--seeds"}
 HELP[BENCH_SERVING] = "--saved_model"
 HELP[PARITY] = "--reference"
+HELP[REFERENCE_STEP] = "--biggan_dir"
 
 
 def test_every_tool_has_rows_and_help():
