@@ -37,6 +37,13 @@ def sublayers(layer):
     return list(layer._flatten_layers())
 
 
+def adam_slots(optimizer, variable):
+    """(momentum, velocity): the slot variables of `variable` in a Keras Adam, which keeps them in
+    private lists indexed by a private key and lists them publicly only all together."""
+    index = optimizer._get_variable_index(variable)
+    return optimizer._momentums[index], optimizer._velocities[index]
+
+
 @functools.lru_cache(maxsize=None)
 def onednn_enabled():
     """Whether this TensorFlow build runs oneDNN (MKL) kernels; TensorFlow has no public query for it."""

@@ -108,8 +108,10 @@ def _configurable(selector):
 
 
 def check_bindings():
-    """Raises ConfigError for the first binding of a parameter its configurable does not take."""
-    for scope, selector, parameter in current_bindings():
+    """Raises ConfigError for the first binding of a parameter its configurable does not take, or of an
+    optimiser that its scope's `train.<scope>_optimizer` does not use (gin would ignore it silently)."""
+    bindings = current_bindings()
+    for scope, selector, parameter in bindings:
         target = _configurable(selector) if selector and parameter else None
         if target is None:  # a macro, or a configurable of a module not imported here (skip_unknown)
             continue
@@ -119,6 +121,30 @@ def check_bindings():
             where = f"{scope}/{short}" if scope else short
             raise ConfigError(f"Unknown gin binding {where}.{parameter}: {short} takes no parameter "
                               f"{parameter!r}{_suggest(parameter, names)}.")
+    _check_optimizer_bindings(bindings)
+
+
+def _check_optimizer_bindings(bindings):
+    for scope in ("generator", "discriminator"):
+        try:
+            used = getattr(gin.query_parameter(f"train.{scope}_optimizer"), "selector", None)
+        except (ValueError, KeyError):  # no train binding in this config, or train not registered here
+            continue
+        used_target = _configurable(used) if used else None
+        for binding_scope, selector, parameter in bindings:
+            target = _configurable(selector) if parameter and binding_scope == scope else None
+            if (used_target is not None and target is not used_target and isinstance(target, type)
+                    and issubclass(target, keras.optimizers.Optimizer)):
+                bound, used_name = _full_selector(target, selector), _full_selector(used_target, used)
+                raise ConfigError(f"Unused gin binding {scope}/{bound}.{parameter}: train.{scope}_optimizer "
+                                  f"is @{scope}/{used_name}", f"bind {scope}/{used_name}.{parameter}, or set "
+                                  f"train.{scope}_optimizer = @{scope}/{bound}")
+
+
+def _full_selector(target, selector):
+    """The longest selector gin registered `target` under ("keras.optimizers.Adam" for "Adam")."""
+    names = [name for name in compat.registered_configurables() if _configurable(name) is target]
+    return max(names, key=len) if names else selector
 
 
 def _one_line(error):

@@ -1,6 +1,6 @@
 """gin at the edges: the decorator for sagan_tf's configurable Keras classes, and the only
-`gin.external_configurable` registrations (Keras optimizers, for the scoped TTUR bindings
-`generator/keras.optimizers.Adam.learning_rate = 1e-4`, `discriminator/...`).
+`gin.external_configurable` registrations (the optimisers, for the scoped TTUR bindings
+`generator/sagan_tf.optimizers.FusedAdam.learning_rate = 1e-4`, `discriminator/...`; Keras's own optimisers too).
 
 Plain `import gin`: `gin.tf` needs the removed `tf.estimator` on TensorFlow >= 2.16.
 """
@@ -9,6 +9,8 @@ import inspect
 
 import gin
 import keras
+
+from sagan_tf import optimizers
 
 
 def configurable(cls):
@@ -26,3 +28,4 @@ def configurable(cls):
 _OPTIMIZERS = ("Adam", "AdamW", "SGD", "RMSprop", "Lion")
 for _name in _OPTIMIZERS:
     gin.external_configurable(getattr(keras.optimizers, _name), module="keras.optimizers")
+gin.external_configurable(optimizers.FusedAdam, module="sagan_tf.optimizers")

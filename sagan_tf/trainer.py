@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from sagan_tf import actions as actions_lib
-from sagan_tf import checkpointing, compat, machine, restore
+from sagan_tf import checkpointing, compat, machine, optimizers, restore
 from sagan_tf import config as config_lib
 from sagan_tf.machine import describe_machine, native_bf16
 from sagan_tf.actions import DivergedError, StepResult, scalar  # noqa: F401  (DivergedError: the CLI's)
@@ -102,7 +102,7 @@ class TrainConfig:
     log_every, checkpoint_every, sample_every: intervals in steps.
     keep_checkpoints: checkpoints kept by the CheckpointManager.
     generator_optimizer, discriminator_optimizer: optimizer classes or factories, called inside
-        the strategy scope (gin: `@generator/keras.optimizers.Adam`, scoped learning rates).
+        the strategy scope (gin: `@generator/sagan_tf.optimizers.FusedAdam`, scoped learning rates).
     jit_compile: XLA-compile the train step.
     mixed_precision: None (float32), "mixed_bfloat16", "mixed_float16" (with dynamic loss scaling) or
         "auto" (mixed_bfloat16 where bfloat16 is native: GPU, TPU, AVX512_BF16 or AMX; float32 elsewhere).
@@ -129,8 +129,8 @@ class TrainConfig:
     checkpoint_every: int = 500
     sample_every: int = 500
     keep_checkpoints: int = 3
-    generator_optimizer: Callable = keras.optimizers.Adam
-    discriminator_optimizer: Callable = keras.optimizers.Adam
+    generator_optimizer: Callable = optimizers.FusedAdam
+    discriminator_optimizer: Callable = optimizers.FusedAdam
     jit_compile: bool = False
     mixed_precision: Optional[str] = None
     checkpoint_input: bool = True

@@ -107,3 +107,18 @@ def test_the_packaged_gin_reader_comes_before_gins_package_resource_reader(tmp_p
     monkeypatch.syspath_prepend(str(tmp_path))
     config.parse(["experiments/fashion_mnist_aligned.gin"])  # includes experiments/fashion_mnist_quality.gin
     assert gin.query_parameter("SAGAN.fake_labels") == "sampled"
+
+
+def test_adam_slots_are_the_variables_momentum_and_velocity():
+    variables = [keras.Variable(np.ones((2, 3), "float32"), name="w"), keras.Variable(np.ones(4, "float32"), name="b")]
+    optimizer = keras.optimizers.Adam(0.1)
+    optimizer.build(variables)
+    try:
+        slots = [compat.adam_slots(optimizer, v) for v in variables]
+    except Exception as error:  # noqa: BLE001
+        _fail("keras.optimizers.Adam._get_variable_index / _momentums / _velocities", "keras", error)
+    for variable, (momentum, velocity) in zip(variables, slots):
+        assert momentum.shape == velocity.shape == variable.shape
+        assert "momentum" in momentum.path and "velocity" in velocity.path and momentum is not velocity
+    optimizer.apply([tf.fill((2, 3), 2.0), tf.fill((4,), 3.0)], variables)  # beta_1 0.9: m = 0.1 g
+    np.testing.assert_allclose(slots[1][0].numpy(), np.full(4, 0.3), rtol=1e-6)

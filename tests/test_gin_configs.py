@@ -31,7 +31,7 @@ def _built_configs(files):
     parts = {"Generator": Generator().get_config(), "Discriminator": Discriminator().get_config()}
     for scope in ("generator", "discriminator"):
         with gin.config_scope(scope):
-            optimizer = gin.get_configurable("keras.optimizers.Adam")().get_config()
+            optimizer = gin.get_configurable("sagan_tf.optimizers.FusedAdam")().get_config()
             parts[f"{scope}/Adam"] = {k: v for k, v in optimizer.items() if k != "name"}  # adam_1, adam_2, ...
     return {(part, key): value for part, values in parts.items() for key, value in values.items()}
 
@@ -75,8 +75,8 @@ def test_an_ablation_changes_what_it_names_and_nothing_else(ablation):
 
 def test_equal_lr_ablation_changes_only_the_discriminator_rate():
     config.parse(["cifar10.gin", "ablations/equal_lr.gin"])
-    assert gin.query_parameter("discriminator/keras.optimizers.Adam.learning_rate") == 1e-4
-    assert gin.query_parameter("generator/keras.optimizers.Adam.learning_rate") == 1e-4
+    assert gin.query_parameter("discriminator/sagan_tf.optimizers.FusedAdam.learning_rate") == 1e-4
+    assert gin.query_parameter("generator/sagan_tf.optimizers.FusedAdam.learning_rate") == 1e-4
 
 
 def test_missing_gin_file_names_it():
@@ -123,7 +123,7 @@ def test_benchmark_configs_have_the_reference_sizes(files, num_classes, g_params
 @pytest.mark.parametrize("binding, message", [
     ("Generator.base_chanels = 8", "Generator takes no parameter 'base_chanels' (did you mean 'base_channels'?)"),
     ("Discriminator.attention_resolution = (16,)", "did you mean 'attention_resolutions'?"),
-    ("generator/keras.optimizers.Adam.learnin_rate = 1e-3", "did you mean 'learning_rate'?"),
+    ("generator/sagan_tf.optimizers.FusedAdam.learnin_rate = 1e-3", "did you mean 'learning_rate'?"),
     ("train.num_step = 3", "did you mean 'num_steps'?"),
     ("Generatr.base_channels = 8", "did you mean 'Generator'?"),
 ])
