@@ -131,9 +131,11 @@ def _check_optimizer_bindings(bindings):
         except (ValueError, KeyError):  # no train binding in this config, or train not registered here
             continue
         used_target = _configurable(used) if used else None
+        if used_target is None:
+            continue
         for binding_scope, selector, parameter in bindings:
             target = _configurable(selector) if parameter and binding_scope == scope else None
-            if (used_target is not None and target is not used_target and isinstance(target, type)
+            if (target is not used_target and isinstance(target, type)
                     and issubclass(target, keras.optimizers.Optimizer)):
                 bound, used_name = _full_selector(target, selector), _full_selector(used_target, used)
                 raise ConfigError(f"Unused gin binding {scope}/{bound}.{parameter}: train.{scope}_optimizer "

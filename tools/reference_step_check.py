@@ -151,7 +151,8 @@ def compare(path, gin_files, gin_params=()):
     import tensorflow as tf  # noqa: PLC0415
 
     from sagan_tf import config, gin_registry  # noqa: F401, PLC0415 (gin_registry: the configurables)
-    from sagan_tf import trainer  # noqa: F401, PLC0415 (registers train)
+    from sagan_tf import compat, trainer  # noqa: F401, PLC0415 (trainer registers train)
+    from sagan_tf.layers.spectral_norm import SpectralNormalization  # noqa: PLC0415
     from sagan_tf.models import factory  # noqa: PLC0415
 
     ref = dict(np.load(path))
@@ -164,13 +165,13 @@ def compare(path, gin_files, gin_params=()):
     for net in nets:
         for weight in net.trainable_weights:
             weight.assign(start[weight.path].astype(np.float32))  # a KeyError names a weight the reference lacks
-        # Each spectral norm's u (".../<name>_sn/u") to the top singular vector of its wrapped kernel
-        # (".../<name>_sn/<name>/kernel" or embeddings), whose output axis is the last: [fan_in, out].
-        kernels = {w.path.rsplit("/", 2)[0]: w for w in net.trainable_weights if w.path.endswith(("kernel", "embeddings"))}
-        for u in (w for w in net.weights if w.path.endswith("_sn/u")):
-            kernel = kernels[u.path.rsplit("/", 1)[0]].numpy()
-            _, _, vt = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]).astype(np.float64))
-            u.assign(vt[:1].astype(np.float32))
+        # Each spectral norm's u to the top singular vector of its wrapped kernel, whose output axis is the
+        # last here (u is [1, out]): the kernel as [fan_in, out].
+        for layer in compat.sublayers(net):
+            if isinstance(layer, SpectralNormalization):
+                kernel = layer.kernel.numpy()
+                _, _, vt = np.linalg.svd(kernel.reshape(-1, layer.u.shape[-1]).astype(np.float64))
+                layer.u.assign(vt[:1].astype(np.float32))
     model.compile(keras.optimizers.SGD(LEARNING_RATES["generator"]), keras.optimizers.SGD(LEARNING_RATES["discriminator"]))
     steps = len(ref["losses"])
     draws = []
