@@ -57,6 +57,7 @@ def test_accumulate_streams_what_the_metrics_need():
     rng = np.random.RandomState(1)
     images = rng.uniform(-1, 1, (70, 16, 16, 3)).astype(np.float32)
     labels = rng.randint(0, 3, 70)
+    labels[::12] = 3  # a class of 5 images (fewer than pool_3's 12 dimensions: kept as rows)
     classifier = CountingClassifier()
     batches = ((images[i:i + 16], labels[i:i + 16]) for i in range(0, 70, 16))
     stats = streaming.accumulate(batches, classifier, num_samples=60, keep=25, per_class=True, progress=False)
@@ -67,12 +68,15 @@ def test_accumulate_streams_what_the_metrics_need():
     np.testing.assert_allclose(stats.covariance, np.cov(pool, rowvar=False), rtol=1e-4, atol=1e-9)
     np.testing.assert_allclose(stats.kept, pool[:25], rtol=1e-5)
     np.testing.assert_allclose(stats.logits, logits, rtol=1e-5)
-    for c in range(3):
-        count, mean, _ = stats.class_moments[c]
-        assert count == (labels[:60] == c).sum()
-        np.testing.assert_allclose(mean, pool[labels[:60] == c].mean(0), rtol=1e-5)
     restored = streaming.Statistics.from_arrays(stats.to_arrays())
-    np.testing.assert_allclose(restored.class_moments[2][2], stats.class_moments[2][2], rtol=1e-5)
+    for c in range(4):
+        rows = pool[labels[:60] == c]
+        moments = stats.class_moments[c]
+        assert moments.count == len(rows) and (moments.factor is not None) == (c == 3), (c, moments.count)
+        np.testing.assert_allclose(moments.mean, rows.mean(0), rtol=1e-5)
+        for held in (moments, restored.class_moments[c]):  # the cache keeps what the metrics need
+            np.testing.assert_allclose(held.covariance, np.cov(rows, rowvar=False), rtol=1e-4, atol=1e-9)
+            assert (held.factor is None) == (moments.factor is None)
 
 
 def test_compute_metrics_against_numpy():
@@ -81,7 +85,8 @@ def test_compute_metrics_against_numpy():
     logits = rng.randn(150, 5) * 2
 
     def stats(x, lg=None, labels=None):
-        per_class = {c: (int((labels == c).sum()), x[labels == c].mean(0), np.cov(x[labels == c], rowvar=False))
+        per_class = {c: metrics.Moments(int((labels == c).sum()), x[labels == c].mean(0),
+                                        covariance=np.cov(x[labels == c], rowvar=False))
                      for c in (0, 1)} if labels is not None else {}
         return streaming.Statistics(len(x), x.mean(0), np.cov(x, rowvar=False), x, lg, per_class)
 

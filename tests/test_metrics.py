@@ -131,6 +131,37 @@ def numpy_blocked_kid(a, b, max_block_size):
     return estimates.mean(), np.sqrt(np.sum((estimates - estimates.mean()) ** 2) / (blocks - 1) / blocks)
 
 
+def test_fid_of_sets_held_as_rows_equals_tensorflow_gans():
+    """Sets of fewer rows than dimensions are held as their factor (Moments.of_rows): FID through n x n
+    matrices equals tensorflow-gan's, with a factor on one side, on both, and on neither; the moments' traces
+    and covariances are the sets' own."""
+    from sagan_tf.eval.tfgan import tfgan_eval
+    import tensorflow as tf
+
+    rng = np.random.RandomState(4)
+    many, few, fewer = rng.randn(400, 64), rng.randn(9, 64) * 1.5 + 0.3, rng.randn(4, 64) - 0.5
+
+    def full(rows):
+        return metrics.Moments(len(rows), rows.mean(0), covariance=np.cov(rows, rowvar=False))
+
+    for first, second in ((many, few), (few, many), (few, fewer), (fewer, few)):
+        expected = float(tfgan_eval.frechet_classifier_distance_from_activations(tf.constant(first),
+                                                                                 tf.constant(second)))
+        assert expected > 1.0
+        for a, b in ((metrics.Moments.of_rows(first), metrics.Moments.of_rows(second)),
+                     (metrics.Moments.of_rows(first), full(second)), (full(first), metrics.Moments.of_rows(second)),
+                     (full(first), full(second))):
+            np.testing.assert_allclose(metrics.frechet_distance_of(a, b), expected, rtol=1e-7)
+    held = metrics.Moments.of_rows(few)
+    np.testing.assert_allclose(held.covariance, np.cov(few, rowvar=False), atol=1e-12)
+    np.testing.assert_allclose(held.trace(), np.trace(np.cov(few, rowvar=False)), rtol=1e-12)
+    assert abs(metrics.frechet_distance_of(held, metrics.Moments.of_rows(few))) < 1e-9
+    # The same rows shifted by 0.1 in each of 64 dimensions: only the mean term, 64 * 0.01, by hand.
+    np.testing.assert_allclose(metrics.frechet_distance_of(held, metrics.Moments.of_rows(few + 0.1)), 0.64, rtol=1e-9)
+    with pytest.raises(ValueError, match="one of them"):
+        metrics.Moments(2, np.zeros(3))
+
+
 def test_fid_equals_tensorflow_gans_and_a_held_root_changes_nothing():
     """FID by eigendecompositions against tensorflow-gan's SVD-based function, full-rank and rank-deficient
     (per-class statistics of a few images); passing the first covariance's root gives the same number."""

@@ -4,7 +4,9 @@ Inputs are classifier outputs, so any classifier can be injected: pool_3 activat
 and KID, logits [N, K] for the Inception Score. Computations run in float64. The Inception Score and KID
 are tensorflow-gan's eval functions; FID is computed here with symmetric eigendecompositions, which give
 tensorflow-gan's value (tested) several times faster than its SVDs and let the real side's matrix square
-root be computed once and reused (`Statistics.covariance_root`).
+root be computed once and reused (`Moments.root`). A set of n <= D rows is held as its centred rows
+(`Moments.factor`): its covariance has rank below n, and FID's matrix term then needs n x n matrices, not
+D x D ones (intra-class FID over many classes of few images each).
 """
 
 import numpy as np
@@ -52,6 +54,58 @@ def trace_sqrt_product(cov1, cov2, root1=None):
     product = root1 @ np.asarray(cov2, np.float64) @ root1
     values = np.linalg.eigvalsh((product + product.T) / 2.0)
     return float(np.sum(np.sqrt(np.clip(values, 0.0, None))))
+
+
+class Moments:
+    """Mean [D] and covariance [D, D] of a set of `count` rows, or, instead of the covariance, its factor
+    F [D, count] (F F^T is the covariance: the rows centred and scaled by 1/sqrt(count - 1))."""
+
+    def __init__(self, count, mean, covariance=None, factor=None):
+        if (covariance is None) == (factor is None):
+            raise ValueError("Moments take a covariance or a factor, one of them.")
+        self.count, self.mean, self._covariance, self.factor = int(count), mean, covariance, factor
+        self._root = None
+
+    @classmethod
+    def of_rows(cls, rows):
+        """The moments of rows [n >= 2, D], held as their factor."""
+        rows = np.asarray(rows, np.float64)
+        if rows.ndim != 2 or len(rows) < 2:
+            raise ValueError(f"Rows must be [N >= 2, D]. Received shape {rows.shape}.")
+        mean = rows.mean(axis=0)
+        return cls(len(rows), mean, factor=(rows - mean).T / np.sqrt(len(rows) - 1.0))
+
+    @property
+    def covariance(self):
+        return self._covariance if self._covariance is not None else self.factor @ self.factor.T
+
+    def trace(self):
+        return float(np.sum(self.factor ** 2)) if self.factor is not None else float(np.trace(self._covariance))
+
+    def root(self):
+        """The covariance's square root, computed once (real statistics meet every evaluation's)."""
+        if self._root is None:
+            self._root = covariance_root(self.covariance)
+        return self._root
+
+
+def frechet_distance_of(first, second):
+    """FID of two `Moments`. With a factor on either side, tr((C1 C2)^(1/2)) comes from small matrices:
+    for C1 = F1 F1^T, C1 C2 has the nonzero eigenvalues of F1^T C2 F1 [n1, n1], and with C2 = F2 F2^T too,
+    their square roots are the singular values of F1^T F2 [n1, n2]."""
+    mean1, mean2 = np.asarray(first.mean, np.float64), np.asarray(second.mean, np.float64)
+    if mean1.shape != mean2.shape:
+        raise ValueError(f"Statistics of different widths: {mean1.shape} and {mean2.shape}.")
+    if first.factor is None and second.factor is None:
+        trace_sqrt = trace_sqrt_product(first.covariance, second.covariance, first.root())
+    elif first.factor is not None and second.factor is not None:
+        trace_sqrt = float(np.sum(np.linalg.svd(first.factor.T @ second.factor, compute_uv=False)))
+    else:
+        factor, other = (first, second) if first.factor is not None else (second, first)
+        product = factor.factor.T @ other.covariance @ factor.factor
+        values = np.linalg.eigvalsh((product + product.T) / 2.0)
+        trace_sqrt = float(np.sum(np.sqrt(np.clip(values, 0.0, None))))
+    return float(np.sum((mean1 - mean2) ** 2) + first.trace() + second.trace() - 2.0 * trace_sqrt)
 
 
 def frechet_distance_from_statistics(mean1, cov1, mean2, cov2, root1=None):

@@ -62,6 +62,32 @@ class RunningMoments:
         return (self._outer - self.count * np.outer(centred_mean, centred_mean)) / (self.count - 1)
 
 
+class ClassRows:
+    """One class's rows [n, D] as they come: kept while n <= D (a covariance of rank below n is held as its
+    factor, `metrics.Moments`), folded into `RunningMoments` past that. So per-class statistics of many
+    classes of few images each take n x D numbers per class, not D x D."""
+
+    def __init__(self):
+        self.count, self._rows, self._running = 0, [], None
+
+    def update(self, rows):
+        rows = np.asarray(rows, np.float32)
+        self.count += len(rows)
+        if self._running is not None:
+            self._running.update(rows)
+            return
+        self._rows.append(rows)
+        if self.count > rows.shape[1]:
+            self._running = RunningMoments()
+            self._running.update(np.concatenate(self._rows))
+            self._rows = None
+
+    def moments(self):
+        if self._running is not None:
+            return metrics.Moments(self.count, self._running.mean, covariance=self._running.covariance)
+        return metrics.Moments.of_rows(np.concatenate(self._rows))
+
+
 class Statistics:
     """What the metrics need from one image set (real or generated).
 
@@ -70,21 +96,27 @@ class Statistics:
         mean [D], covariance [D, D]: of pool_3 (float64), or None without pool_3.
         kept [min(count, keep), D]: the first pool_3 rows, for KID.
         logits [count, K] or None.
-        class_moments: {label: (count, mean [D], covariance [D, D])} when accumulated per class.
+        class_moments: {label: `metrics.Moments`} when accumulated per class.
     """
 
     def __init__(self, count, mean, covariance, kept, logits=None, class_moments=None, meta=None):
         self.count, self.mean, self.covariance, self.kept = count, mean, covariance, kept
         self.logits, self.class_moments, self.meta = logits, class_moments or {}, meta or {}
-        self._roots = {}
+        self._moments = None
 
-    def covariance_root(self, label=None):
-        """The square root of the covariance (of class `label`'s, when given), computed once: real
-        statistics are compared with every evaluation's generated ones."""
-        if label not in self._roots:
-            covariance = self.covariance if label is None else self.class_moments[label][2]
-            self._roots[label] = metrics.covariance_root(covariance)
-        return self._roots[label]
+    def moments(self, label=None):
+        """`metrics.Moments` of pool_3 (of class `label`'s, when given), made once: real statistics meet
+        every evaluation's generated ones and keep their matrix square root. A set whose rows are all kept
+        and fewer than their width is held as its factor."""
+        if label is not None:
+            return self.class_moments[label]
+        if self._moments is None:
+            rows = self.kept
+            if rows is not None and len(rows) == self.count and 2 <= self.count <= rows.shape[1]:
+                self._moments = metrics.Moments.of_rows(rows)
+            else:
+                self._moments = metrics.Moments(self.count, self.mean, covariance=self.covariance)
+        return self._moments
 
     def to_arrays(self):
         arrays = {"count": np.int64(self.count), "mean": self.mean, "covariance": self.covariance, "kept": self.kept}
@@ -92,19 +124,37 @@ class Statistics:
             arrays["logits"] = self.logits
         if self.class_moments:
             labels = sorted(self.class_moments)
+            moments = [self.class_moments[c] for c in labels]
             arrays["class_labels"] = np.array(labels, np.int64)
-            arrays["class_counts"] = np.array([self.class_moments[c][0] for c in labels], np.int64)
-            arrays["class_means"] = np.stack([self.class_moments[c][1] for c in labels])
-            arrays["class_covariances"] = np.stack([self.class_moments[c][2] for c in labels]).astype(np.float32)
+            arrays["class_counts"] = np.array([m.count for m in moments], np.int64)
+            arrays["class_means"] = np.stack([m.mean for m in moments])
+            # A class held as its factor [D, n] is stored as its n centred, scaled rows; the others as covariances.
+            arrays["class_factored"] = np.array([m.factor is not None for m in moments])
+            factors = [m.factor.T for m in moments if m.factor is not None]
+            covariances = [m.covariance for m in moments if m.factor is None]
+            width = len(self.class_moments[labels[0]].mean)
+            arrays["class_factor_rows"] = (np.concatenate(factors) if factors else np.zeros((0, width))).astype(
+                np.float32)
+            arrays["class_covariances"] = (np.stack(covariances) if covariances else np.zeros((0, width, width))
+                                           ).astype(np.float32)
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays, meta=None):
         class_moments = {}
         if "class_labels" in arrays:
+            factor_rows, covariances = arrays["class_factor_rows"], arrays["class_covariances"]
+            row, covariance = 0, 0
             for i, label in enumerate(arrays["class_labels"]):
-                class_moments[int(label)] = (int(arrays["class_counts"][i]), arrays["class_means"][i],
-                                             arrays["class_covariances"][i].astype(np.float64))
+                count, mean = int(arrays["class_counts"][i]), arrays["class_means"][i]
+                if arrays["class_factored"][i]:
+                    factor = factor_rows[row:row + count].T.astype(np.float64)
+                    class_moments[int(label)] = metrics.Moments(count, mean, factor=factor)
+                    row += count
+                else:
+                    class_moments[int(label)] = metrics.Moments(count, mean,
+                                                                covariance=covariances[covariance].astype(np.float64))
+                    covariance += 1
         return cls(int(arrays["count"]), arrays["mean"], arrays["covariance"], arrays["kept"],
                    arrays["logits"] if "logits" in arrays else None, class_moments, meta)
 
@@ -122,7 +172,7 @@ def accumulate(batches, classifier, num_samples, keep=10_000, per_class=False, p
 
     `meta` of the result holds `classifier_images_per_second` (classifier time only) and `seconds`.
     """
-    moments, class_moments = RunningMoments(), {}
+    moments, class_rows = RunningMoments(), {}
     kept, logits = [], []
     count, classifier_seconds, start = 0, 0.0, time.time()
     report = _Report(num_samples, label) if progress else None
@@ -143,7 +193,7 @@ def accumulate(batches, classifier, num_samples, keep=10_000, per_class=False, p
                     raise ValueError("Per-class statistics need labels; this image source has none.")
                 labels = np.asarray(labels)[: len(images)]
                 for c in np.unique(labels):
-                    class_moments.setdefault(int(c), RunningMoments()).update(pool[labels == c])
+                    class_rows.setdefault(int(c), ClassRows()).update(pool[labels == c])
         if LOGITS in outputs:
             logits.append(outputs[LOGITS].astype(np.float32))
         count += len(images)
@@ -154,7 +204,7 @@ def accumulate(batches, classifier, num_samples, keep=10_000, per_class=False, p
     if count < 2:
         raise ValueError(f"Only {count} images to evaluate {label or 'a set'}: need at least 2.")
     has_pool = moments.count > 0
-    classes = {c: (m.count, m.mean, m.covariance) for c, m in class_moments.items() if m.count >= 2}
+    classes = {c: rows.moments() for c, rows in class_rows.items() if rows.count >= 2}
     meta = {"classifier_images_per_second": count / max(classifier_seconds, 1e-9),
             "seconds": time.time() - start}
     return Statistics(
