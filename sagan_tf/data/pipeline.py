@@ -35,6 +35,7 @@ def seeded_by_arguments_only():
         tf.random.set_seed(previous)
 
 from sagan_tf.data.files import DataError
+from sagan_tf.data.sources import as_written
 
 
 def to_channels(image, channels):
@@ -199,14 +200,15 @@ class _Pipeline:
         if input_context is not None:
             batch = input_context.get_per_replica_batch_size(self.global_batch_size)
         dataset = self.source.make(input_context, self.shuffle and not self.cache, seed, self.shuffle_buffer)
-        dataset = dataset.map(self.check_label).map(self.prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(as_written(self.check_label)).map(as_written(self.prepare),
+                                                                num_parallel_calls=tf.data.AUTOTUNE)
         if self.cache:
             dataset = dataset.cache()
             if self.shuffle:
                 dataset = dataset.shuffle(10_000, seed=seed)
         if self.repeat:
             dataset = dataset.repeat()
-        dataset = dataset.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.enumerate().map(as_written(augment), num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
         options = tf.data.Options()
         options.deterministic = self.deterministic or deterministic

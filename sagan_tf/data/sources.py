@@ -18,6 +18,12 @@ from sagan_tf.data import files, synthetic
 from sagan_tf.data.files import DataError
 
 
+def as_written(fn):
+    """`fn` for `tf.data` to trace without autograph, for functions whose control flow is static: autograph's
+    conversion of the synthetic pipeline's functions was about a second of every run's start."""
+    return tf.autograph.experimental.do_not_convert(fn)
+
+
 @dataclasses.dataclass
 class Source:
     """A data source.
@@ -59,10 +65,10 @@ def _example_order(count, input_context, shuffle, seed):
     def one_pass(key):
         permutation_seed = tf.stack([key, tf.constant(seed or 0, tf.int64)])
         return tf.data.Dataset.range(count).map(
-            lambda i: tf.random.experimental.index_shuffle(i, permutation_seed, count - 1))
+            as_written(lambda i: tf.random.experimental.index_shuffle(i, permutation_seed, count - 1)))
 
     if shuffle:
-        indices = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).flat_map(one_pass)
+        indices = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).flat_map(as_written(one_pass))
     else:
         indices = tf.data.Dataset.range(count)
     return _shard(indices, input_context)
@@ -84,7 +90,7 @@ def synthetic_source(num_examples=50_000, num_classes=10, resolution=32, seed=0,
     def make(input_context, shuffle, seed_=None, buffer=None):
         del buffer  # every pass is a permutation of the whole index list
         return _example_order(num_examples, input_context, shuffle, seed_).map(
-            lambda i: synthetic.example(i, seed, num_classes, resolution, shape_size),
+            as_written(lambda i: synthetic.example(i, seed, num_classes, resolution, shape_size)),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
