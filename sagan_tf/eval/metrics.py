@@ -35,8 +35,16 @@ def activation_statistics(activations):
 
 
 def frechet_distance(activations1, activations2):
-    """FID between two sets of activations [N, D] (Heusel et al., 2017)."""
-    return frechet_distance_from_statistics(*activation_statistics(activations1), *activation_statistics(activations2))
+    """FID between two sets of activations [N, D] (Heusel et al., 2017); a set of N <= D rows is held as
+    its factor (`Moments`)."""
+    return frechet_distance_of(_moments(activations1), _moments(activations2))
+
+
+def _moments(activations):
+    activations = np.asarray(activations, np.float64)
+    if activations.ndim == 2 and 2 <= len(activations) <= activations.shape[1]:
+        return Moments.of_rows(activations)
+    return Moments(len(activations), *activation_statistics(activations))
 
 
 def covariance_root(covariance):
