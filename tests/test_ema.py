@@ -51,7 +51,7 @@ def _train(strategy, initial, images, labels, steps=STEPS, **model_args):
             shadow.assign(weight)  # the EMA starts from the generator it was built with
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(len(images))
     batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
-    step = tf.function(lambda data: strategy.run(model.train_step, args=(data,)))
+    step = tf.function(lambda data: strategy.run(model.train_step, args=(data,)), autograph=False)  # as trained
     history, ema, first = [model.generator.get_weights()], [], None
     for _ in range(steps):
         outputs = step(batch)

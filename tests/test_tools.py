@@ -217,7 +217,7 @@ def test_flop_count_leaves_out_the_gradients_that_never_run():
     # The networks' default filter gradient is TensorFlow's: every one a Conv2DBackpropFilter op.
     model = build_model(DataFacts(10, 32, 3))
     model.compile(keras.optimizers.Adam(), keras.optimizers.Adam())
-    graph = tf.function(model.train_step).get_concrete_function(
+    graph = tf.function(model.train_step, autograph=False).get_concrete_function(
         (tf.zeros((4, 32, 32, 3)), tf.zeros((4,), tf.int32))).graph
     live = bench.live_ops(graph)
     ops = graph.get_operations()
