@@ -329,7 +329,7 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
         restore.write_model(model_dir, model, DataFacts.of(spec))
 
     # autograph=False: the step's Python control flow is static (loops over layers and D steps), so it is
-    # traced as written; converting its functions first cost about 2 s of every run's start.
+    # traced as written (converting its functions costs about 2 s of every run's start).
     @tf.function(jit_compile=config.jit_compile, autograph=False)
     def one_step(data):
         return model.train_step(data)

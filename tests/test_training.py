@@ -22,6 +22,7 @@ def _traced_step(model):
     """The model's train step as the trainer traces it (no autograph: its control flow is static)."""
     return tf.function(model.train_step, autograph=False)
 
+
 def test_hinge_losses_by_hand():
     real, fake = np.array([2.0, 0.5, -1.0]), np.array([-2.0, 0.0, 0.5])
     np.testing.assert_allclose(losses.hinge_discriminator_loss(real, fake), [0.0, 1.5, 3.5])

@@ -19,8 +19,8 @@ from sagan_tf.data.files import DataError
 
 
 def as_written(fn):
-    """`fn` for `tf.data` to trace without autograph, for functions whose control flow is static: autograph's
-    conversion of the synthetic pipeline's functions was about a second of every run's start."""
+    """`fn` for `tf.data` to trace without autograph, for functions whose control flow is static (converting
+    the synthetic pipeline's functions costs about a second of every run's start)."""
     return tf.autograph.experimental.do_not_convert(fn)
 
 
@@ -68,7 +68,8 @@ def _example_order(count, input_context, shuffle, seed):
             as_written(lambda i: tf.random.experimental.index_shuffle(i, permutation_seed, count - 1)))
 
     if shuffle:
-        indices = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).flat_map(as_written(one_pass))
+        first = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+        indices = first.flat_map(as_written(one_pass))
     else:
         indices = tf.data.Dataset.range(count)
     return _shard(indices, input_context)

@@ -42,9 +42,15 @@ def frechet_distance(activations1, activations2):
 
 def _moments(activations):
     activations = np.asarray(activations, np.float64)
-    if activations.ndim == 2 and 2 <= len(activations) <= activations.shape[1]:
+    if activations.ndim == 2 and held_as_rows(len(activations), activations.shape[1]):
         return Moments.of_rows(activations)
     return Moments(len(activations), *activation_statistics(activations))
+
+
+def held_as_rows(count, width):
+    """Whether a set of `count` rows of `width` numbers is held as its rows (`Moments.of_rows`): with no more
+    rows than dimensions, FID's matrix term is cheaper in count x count matrices than in width x width ones."""
+    return 2 <= count <= width
 
 
 def covariance_root(covariance):
@@ -65,14 +71,15 @@ def trace_sqrt_product(cov1, cov2, root1=None):
 
 
 class Moments:
-    """Mean [D] and covariance [D, D] of a set of `count` rows, or, instead of the covariance, its factor
-    F [D, count] (F F^T is the covariance: the rows centred and scaled by 1/sqrt(count - 1))."""
+    """Mean [D] and covariance [D, D] of a set of `count` rows (0: not known), or, instead of the covariance,
+    its factor F [D, count] (F F^T is the covariance: the rows centred and scaled by 1/sqrt(count - 1)).
+    `root`: the covariance's square root, when the caller holds it already."""
 
-    def __init__(self, count, mean, covariance=None, factor=None):
+    def __init__(self, count, mean, covariance=None, factor=None, root=None):
         if (covariance is None) == (factor is None):
             raise ValueError("Moments take a covariance or a factor, one of them.")
         self.count, self.mean, self._covariance, self.factor = int(count), mean, covariance, factor
-        self._root = None
+        self._root = root
 
     @classmethod
     def of_rows(cls, rows):
@@ -119,11 +126,8 @@ def frechet_distance_of(first, second):
 def frechet_distance_from_statistics(mean1, cov1, mean2, cov2, root1=None):
     """FID from (mean, covariance) pairs: |m1 - m2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)); `root1` as in
     `trace_sqrt_product`."""
-    mean1, mean2 = np.asarray(mean1, np.float64), np.asarray(mean2, np.float64)
-    if mean1.shape != mean2.shape:
-        raise ValueError(f"Statistics of different widths: {mean1.shape} and {mean2.shape}.")
-    trace_sqrt = trace_sqrt_product(cov1, cov2, root1)
-    return float(np.sum((mean1 - mean2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2.0 * trace_sqrt)
+    first = Moments(0, mean1, covariance=np.asarray(cov1, np.float64), root=root1)
+    return frechet_distance_of(first, Moments(0, mean2, covariance=np.asarray(cov2, np.float64)))
 
 
 def inception_score(logits, splits=10):

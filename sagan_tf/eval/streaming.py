@@ -77,7 +77,7 @@ class ClassRows:
             self._running.update(rows)
             return
         self._rows.append(rows)
-        if self.count > rows.shape[1]:
+        if self.count > rows.shape[1]:  # past metrics.held_as_rows (a class of fewer than 2 rows is dropped)
             self._running = RunningMoments()
             self._running.update(np.concatenate(self._rows))
             self._rows = None
@@ -112,7 +112,7 @@ class Statistics:
             return self.class_moments[label]
         if self._moments is None:
             rows = self.kept
-            if rows is not None and len(rows) == self.count and 2 <= self.count <= rows.shape[1]:
+            if rows is not None and len(rows) == self.count and metrics.held_as_rows(self.count, rows.shape[1]):
                 self._moments = metrics.Moments.of_rows(rows)
             else:
                 self._moments = metrics.Moments(self.count, self.mean, covariance=self.covariance)
