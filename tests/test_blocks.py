@@ -61,22 +61,23 @@ class BlocksTest(parameterized.TestCase, tf.test.TestCase):
 
 
 def _traced(block, x, *args):
-    """(convolutions with the matrix-product filter gradient, Conv2D ops, AvgPool ops) of a fresh trace of the
-    block's training call. tf.custom_gradient marks the first with an IdentityN op (batch norm has its own)."""
+    """(convolutions with the matrix-product filter gradient, Conv2D ops, transposed convolutions, AvgPool ops)
+    of a fresh trace of the block's training call. tf.custom_gradient marks the first with an IdentityN op
+    (batch norm has its own)."""
     graph = tf.function(lambda a: block(a, *args, training=True)).get_concrete_function(tf.TensorSpec(x.shape)).graph
     ops = graph.get_operations()
     return (sum(op.type == "IdentityN" and "batch_norm" not in op.name for op in ops),
-            sum(op.type == "Conv2D" for op in ops), sum(op.type == "AvgPool" for op in ops))
+            *(sum(op.type == kind for op in ops) for kind in ("Conv2D", "Conv2DBackpropInput", "AvgPool")))
 
 
 RULES = [{"kernel": "1x1", "min_positions": 16}, {"kernel": "kxk", "max_positions": 64, "min_channels": 4}]
 
 
 @pytest.mark.parametrize("make_block, input_shape, fused, plain", [
-    # upsampling: the 3x3 conv as 4 phase convolutions, the 1x1 shortcut at the low resolution (not fused: 1);
+    # upsampling: the first 3x3 conv as one transposed convolution, the 1x1 shortcut at the low resolution;
     # downsampling: 3x3 conv and pool as one stride-2 conv, the 1x1 shortcut after pooling (not fused: 2 pools).
-    (lambda **kw: GeneratorBlock(4, num_classes=0, **kw), (2, 4, 4, 4), (2, 6, 0), (0, 3, 0)),
-    (lambda **kw: DiscriminatorBlock(4, **kw), (2, 8, 8, 4), (2, 3, 1), (0, 3, 2)),
+    (lambda **kw: GeneratorBlock(4, num_classes=0, **kw), (2, 4, 4, 4), (2, 2, 1, 0), (0, 3, 0, 0)),
+    (lambda **kw: DiscriminatorBlock(4, **kw), (2, 8, 8, 4), (2, 3, 0, 1), (0, 3, 0, 2)),
 ])
 def test_a_block_keeps_its_settings_whatever_is_built_after_it(make_block, input_shape, fused, plain):
     """Settings are constructor arguments: a block traced after blocks with other settings were built and

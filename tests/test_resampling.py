@@ -54,9 +54,7 @@ def test_fused_forms_do_fewer_products():
     w = tf.random.stateless_normal([3, 3, 16, 16], seed=[3, 4])
 
     def products(function):
-        graph = tf.function(lambda a: function(a, w)).get_concrete_function(x).graph
-        return sum(op.outputs[0].shape.num_elements() * int(np.prod(op.inputs[1].shape[:3]))
-                   for op in graph.get_operations() if op.type == "Conv2D")
+        return _products(tf.function(lambda a: function(a, w)).get_concrete_function(x).graph)
 
     for name in ("upsample_conv2d", "conv2d_downsample"):
         fused = products(getattr(resampling, name))
@@ -96,5 +94,16 @@ def test_blocks_equal_their_plain_form(make_block, input_shape):
 def _conv_products(block, x, args):
     graph = tf.function(lambda a: block(a, *args, training=False)).get_concrete_function(
         tf.TensorSpec(x.shape)).graph
-    return sum(op.outputs[0].shape.num_elements() * int(np.prod(op.inputs[1].shape[:3]))
-               for op in graph.get_operations() if op.type == "Conv2D")
+    return _products(graph)
+
+
+def _products(graph):
+    """The multiply-adds of a graph's convolutions: per output pixel of a Conv2D, k * k * C_in; per input
+    pixel of a transposed convolution (Conv2DBackpropInput, whose filter is [k, k, C_out, C_in]), k * k * C_out."""
+    total = 0
+    for op in graph.get_operations():
+        if op.type == "Conv2D":
+            total += op.outputs[0].shape.num_elements() * int(np.prod(op.inputs[1].shape[:3]))
+        elif op.type == "Conv2DBackpropInput":
+            total += op.inputs[2].shape.num_elements() * int(np.prod(op.inputs[1].shape[:3]))
+    return total

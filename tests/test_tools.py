@@ -221,7 +221,10 @@ def test_flop_count_leaves_out_the_gradients_that_never_run():
         (tf.zeros((4, 32, 32, 3)), tf.zeros((4,), tf.int32))).graph
     live = bench.live_ops(graph)
     ops = graph.get_operations()
-    forward = sum(op.type == "Conv2D" for op in ops)  # G and D, each in the D step and in the G step
+    # The forward convolutions (G's upsampling ones are transposed convolutions) of G and D, each in the D step
+    # and in the G step; the ops under "gradient_tape/" are the gradients.
+    forward = sum(op.type in ("Conv2D", "Conv2DBackpropInput") and not op.name.startswith("gradient_tape/")
+                  for op in ops)
     built = sum(op.type == "Conv2DBackpropFilter" for op in ops)
     running = sum(op.type == "Conv2DBackpropFilter" for op in ops if op in live)
     assert running == forward // 2 < built  # one weight gradient per conv of D (D step) and of G (G step)

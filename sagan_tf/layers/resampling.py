@@ -6,12 +6,15 @@ equals a smaller convolution on the low-resolution side, with a kernel that is a
 kernel's taps:
 
 - upsample then 3x3 "same" convolution: each of the 4 output phases (even/odd row, even/odd column) reads
-  only 2x2 input pixels, so it is a 2x2 convolution of the input with taps summed from the 3x3 kernel
-  (rows of phase 0: w0 and w1 + w2; of phase 1: w0 + w1 and w2; the same for columns). 4 x 4 = 16
-  products per input pixel instead of 4 x 9 = 36.
+  only 2x2 input pixels, with taps summed from the 3x3 kernel (rows of phase 0: w0 and w1 + w2; of phase
+  1: w0 + w1 and w2; the same for columns). Together that is a transposed convolution with stride 2 and a
+  4x4 kernel: 4 x 4 = 16 products per input pixel instead of 4 x 9 = 36.
 - 3x3 "same" convolution then average pooling: a 4x4 convolution with stride 2 of the input padded by 1,
   whose kernel is the 3x3 kernel summed over the 4 pooling offsets, divided by 4. 16 products per output
   pixel instead of 4 x 9.
+
+The upsampling form is one op on the input itself, so the training step holds no upsampled, padded or
+per-phase copies of it for the backward pass.
 - with a 1x1 kernel, upsampling and pooling commute with the convolution: it runs on the low-resolution
   side (4x fewer products).
 
@@ -54,20 +57,16 @@ def upsample_conv2d(inputs, kernel, fused=True, filter_gradient="onednn"):
         return conv_grad.conv2d(upsample_nearest(inputs), _as(inputs.dtype, kernel), filter_gradient)
     if size == 1:
         return upsample_nearest(conv_grad.conv2d(inputs, _as(inputs.dtype, kernel), filter_gradient))
-    # The 2 taps of each phase along one axis: phase 0 reads pixels i - 1 and i, phase 1 reads i and i + 1.
-    rows = (tf.stack([kernel[0], kernel[1] + kernel[2]]), tf.stack([kernel[0] + kernel[1], kernel[2]]))
-    phases = []
-    for a, row_taps in enumerate(rows):
-        columns = (tf.stack([row_taps[:, 0], row_taps[:, 1] + row_taps[:, 2]], axis=1),
-                   tf.stack([row_taps[:, 0] + row_taps[:, 1], row_taps[:, 2]], axis=1))
-        row_phases = []
-        for b, taps in enumerate(columns):
-            padded = tf.pad(inputs, [[0, 0], [1 - a, a], [1 - b, b], [0, 0]])
-            row_phases.append(tf.nn.conv2d(padded, _as(inputs.dtype, taps), 1, "VALID"))  # [B, H, W, C_out]
-        phases.append(tf.stack(row_phases, axis=3))  # [B, H, W, 2 (column phase), C_out]
+    # As a transposed convolution with stride 2: output pixel 2i + a reads input pixels i - 1 and i (a = 0)
+    # or i and i + 1 (a = 1), so along one axis the 4-tap kernel, by offset from 2i - 1, is
+    # [w2, w1 + w2, w0 + w1, w0] (conv2d_transpose's "same" padding puts 1 before and 1 after).
+    # One op, holding no padded or per-phase copies of the input or output.
+    flipped = tf.transpose(kernel, [0, 1, 3, 2])  # conv2d_transpose's kernel is [k, k, C_out, C_in]
+    rows = tf.stack([flipped[2], flipped[1] + flipped[2], flipped[0] + flipped[1], flipped[0]])
+    taps = tf.stack([rows[:, 2], rows[:, 1] + rows[:, 2], rows[:, 0] + rows[:, 1], rows[:, 0]], axis=1)
     height, width = inputs.shape[1], inputs.shape[2]
-    interleaved = tf.stack(phases, axis=2)  # [B, H, 2 (row phase), W, 2, C_out]
-    return tf.reshape(interleaved, [-1, 2 * height, 2 * width, kernel.shape[-1]])
+    output_shape = tf.stack([tf.shape(inputs)[0], 2 * height, 2 * width, kernel.shape[-1]])
+    return tf.nn.conv2d_transpose(inputs, _as(inputs.dtype, taps), output_shape, 2, "SAME")
 
 
 def conv2d_downsample(inputs, kernel, fused=True, filter_gradient="onednn"):
