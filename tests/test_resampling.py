@@ -62,6 +62,21 @@ def test_fused_forms_do_fewer_products():
         assert fused * 36 == composed * 16, name
 
 
+def test_upsampling_is_fused_only_where_the_kernel_does_not_outweigh_the_input():
+    """Few positions and many output channels: the plain composition (no transposed convolution), with the same
+    result; more positions, the same kernel: fused. An unknown batch counts as 1."""
+    w = tf.random.stateless_normal([3, 3, 4, 40], seed=[3, 4])  # 9 x 40 = 360
+    for shape, fused in (((2, 4, 4, 4), False), ((6, 4, 4, 4), True), ((1, 10, 10, 4), True)):  # 4 x 32, 96, 100
+        assert resampling.fuses_upsampling(shape, 40) is fused
+        graph = tf.function(lambda a: resampling.upsample_conv2d(a, w)).get_concrete_function(
+            tf.TensorSpec(shape)).graph
+        assert any(op.type == "Conv2DBackpropInput" for op in graph.get_operations()) is fused
+        x = tf.random.stateless_normal(shape, seed=[1, 2])
+        _assert_close(_with_gradients(resampling.upsample_conv2d, x, w), _with_gradients(
+            lambda a, b: tf.nn.conv2d(resampling.upsample_nearest(a), b, 1, "SAME"), x, w))
+    assert not resampling.fuses_upsampling((None, 8, 8, 4), 40) and resampling.fuses_upsampling((None, 10, 10, 4), 40)
+
+
 @pytest.mark.parametrize("make_block, input_shape", [
     (lambda **kw: GeneratorBlock(6, num_classes=3, upsample=True, **kw), (2, 4, 4, 5)),
     (lambda **kw: DiscriminatorBlock(6, downsample=True, **kw), (2, 8, 8, 5)),
