@@ -12,11 +12,12 @@ kernel's taps:
 - 3x3 "same" convolution then average pooling: a 4x4 convolution with stride 2 of the input padded by 1,
   whose kernel is the 3x3 kernel summed over the 4 pooling offsets, divided by 4. 16 products per output
   pixel instead of 4 x 9.
-
-The upsampling form is one op on the input itself, so the training step holds no upsampled, padded or
-per-phase copies of it for the backward pass.
 - with a 1x1 kernel, upsampling and pooling commute with the convolution: it runs on the low-resolution
   side (4x fewer products).
+
+Each 3x3 form is one op on the input itself (for even sizes; odd ones pad a copy before pooling), so the
+training step holds no upsampled, padded or per-phase copies for the backward pass. The upsampling form
+is used where its summed kernel does not outweigh the input (`fuses_upsampling`).
 
 The results equal the plain compositions up to float rounding, with the same weights, so checkpoints and
 spectral norm are unchanged, and gradients reach the 3x3 kernel through the tap sums. The functions take
@@ -79,7 +80,6 @@ def upsample_conv2d(inputs, kernel, fused=True, filter_gradient="onednn"):
     # As a transposed convolution with stride 2: output pixel 2i + a reads input pixels i - 1 and i (a = 0)
     # or i and i + 1 (a = 1), so along one axis the 4-tap kernel, by offset from 2i - 1, is
     # [w2, w1 + w2, w0 + w1, w0] (conv2d_transpose's "same" padding puts 1 before and 1 after).
-    # One op, holding no padded or per-phase copies of the input or output.
     flipped = tf.transpose(kernel, [0, 1, 3, 2])  # conv2d_transpose's kernel is [k, k, C_out, C_in]
     rows = tf.stack([flipped[2], flipped[1] + flipped[2], flipped[0] + flipped[1], flipped[0]])
     taps = tf.stack([rows[:, 2], rows[:, 1] + rows[:, 2], rows[:, 0] + rows[:, 1], rows[:, 0]], axis=1)
@@ -101,7 +101,8 @@ def conv2d_downsample(inputs, kernel, fused=True, filter_gradient="onednn"):
     zero_column = tf.zeros_like(rows[:, :1])
     taps = 0.25 * (tf.concat([rows, zero_column], 1) + tf.concat([zero_column, rows], 1))  # [4, 4, ...]
     taps = _as(inputs.dtype, taps)
-    if inputs.shape[1] is not None and inputs.shape[2] is not None and inputs.shape[1] % 2 == inputs.shape[2] % 2 == 0:
+    height, width = inputs.shape[1], inputs.shape[2]
+    if height is not None and width is not None and height % 2 == width % 2 == 0:
         # For an even size, "same" padding of a 4x4 kernel with stride 2 is 1 before and 1 after: no padded copy.
         return tf.nn.conv2d(inputs, taps, 2, "SAME")
     return tf.nn.conv2d(tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]]), taps, 2, "VALID")
