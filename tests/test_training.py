@@ -63,22 +63,14 @@ def test_separate_discriminator_calls_match_the_joint_call():
     np.testing.assert_allclose(results[False]["d_fake"], results[True]["d_fake"], rtol=1e-3)
 
 
-def _ancestors(op):
-    """Every op that `op` waits for, through data and control edges."""
-    seen, stack = set(), [op]
-    while stack:
-        current = stack.pop()
-        for parent in [t.op for t in current.inputs] + list(current.control_inputs):
-            if parent not in seen:
-                seen.add(parent)
-                stack.append(parent)
-    return seen
-
-
 def test_each_generator_pass_waits_for_the_previous_update_gradients():
     """Peak memory: a generator pass that reads no D weight could start while the previous step's backward
     pass still holds its activations. In the traced step (two D steps, then the G step), the generator's
     input layer of each pass after the first waits for every filter gradient of the step before it."""
+    if os.path.join(REPO, "tools") not in sys.path:
+        sys.path.insert(0, os.path.join(REPO, "tools"))  # the lab, as `python tools/x.py` sees it
+    from lab.flops import ancestors
+
     base = _model()
     model = SAGAN(base.generator, base.discriminator, seed=7, disc_steps=2)
     model.build_all()
@@ -89,8 +81,8 @@ def test_each_generator_pass_waits_for_the_previous_update_gradients():
     assert len(draws) == 3
     for previous, draw in zip(draws, draws[1:]):
         gradients = [op for op in ops[previous:draw] if op.type == "Conv2DBackpropFilter"]
-        input_layer = next(op for op in ops[draw:] if op.type == "MatMul" and ops[draw] in _ancestors(op))
-        assert gradients and set(gradients) <= _ancestors(input_layer)
+        input_layer = next(op for op in ops[draw:] if op.type == "MatMul" and ops[draw] in ancestors([op]))
+        assert gradients and set(gradients) <= ancestors([input_layer])
 
 
 def test_blocked_attention_trains_like_the_full_path():

@@ -19,15 +19,20 @@ def live_ops(graph):
     which nothing uses and which never run (a profile of the step shows their kernels only in the D step)."""
     kept = [t.op for t in getattr(graph, "outputs", []) if t is not None]
     kept += [op for op in graph.get_operations() if op.op_def is not None and op.op_def.is_stateful]
-    live, stack = set(), list(kept)
+    return ancestors(kept)
+
+
+def ancestors(ops):
+    """`ops` and every op they wait for, through data and control edges."""
+    found, stack = set(), list(ops)
     while stack:
         op = stack.pop()
-        if op in live:
+        if op in found:
             continue
-        live.add(op)
+        found.add(op)
         stack.extend(t.op for t in op.inputs)
         stack.extend(op.control_inputs)
-    return live
+    return found
 
 
 def count_flops(graph):
