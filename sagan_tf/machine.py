@@ -11,7 +11,8 @@ the running one. The train command calls both once, binds the result to Generato
 
 The rule tables below are the data of the "auto" filter gradient: where `tools/bench_conv_grad.py` measured
 the matrix products faster than oneDNN's filter gradient, on a 2-core AMD EPYC at both kernel levels. A
-rule matches a stride-1 "same" convolution of kernel "1x1" or "kxk" (3x3 and larger) whose input has
+rule matches a stride-1 "same" convolution of kernel "1x1" or "kxk" (3x3 and larger), or a stride-2 4x4 one of
+the fused resampling forms ("4x4/2", counted on its high-resolution side), whose input has
 min_positions <= height * width <= max_positions and min(C_in, C_out) >= min_channels.
 """
 
@@ -104,11 +105,14 @@ AVX2_RULES = (
     {"kernel": "kxk", "min_positions": 64 * 64, "min_channels": 64},
     {"kernel": "kxk", "min_positions": 32 * 32, "min_channels": 128},
     {"kernel": "kxk", "max_positions": 8 * 8, "min_channels": 512},
+    {"kernel": "4x4/2", "max_positions": 16 * 16, "min_channels": 512},
 )
-# AVX-512 kernels: oneDNN's own filter gradient wins for the large 3x3 convolutions.
+# AVX-512 kernels: oneDNN's own filter gradient wins for the large 3x3 convolutions. At both levels its
+# stride-2 filter gradient is slow for few positions and many channels (the last D blocks at 64 and 128 pixels).
 AVX512_RULES = (
     {"kernel": "1x1", "min_positions": 32 * 32},
     {"kernel": "kxk", "max_positions": 8 * 8, "min_channels": 512},
+    {"kernel": "4x4/2", "max_positions": 16 * 16, "min_channels": 512},
 )
 
 

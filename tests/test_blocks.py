@@ -75,9 +75,10 @@ RULES = [{"kernel": "1x1", "min_positions": 16}, {"kernel": "kxk", "max_position
 
 @pytest.mark.parametrize("make_block, input_shape, fused, plain", [
     # upsampling: the first 3x3 conv as one transposed convolution, the 1x1 shortcut at the low resolution;
-    # downsampling: 3x3 conv and pool as one stride-2 conv, the 1x1 shortcut after pooling (not fused: 2 pools).
-    (lambda **kw: GeneratorBlock(4, num_classes=0, **kw), (2, 4, 4, 4), (2, 2, 1, 0), (0, 3, 0, 0)),
-    (lambda **kw: DiscriminatorBlock(4, **kw), (2, 8, 8, 4), (2, 3, 0, 1), (0, 3, 0, 2)),
+    # downsampling: 3x3 conv and pool as one stride-2 conv, the 1x1 shortcut after pooling (not fused: 2 pools);
+    # with "matmul", every convolution of the fused block takes the matrix products, the stride-2 ones too.
+    (lambda **kw: GeneratorBlock(4, num_classes=0, **kw), (2, 4, 4, 4), (3, 2, 1, 0), (0, 3, 0, 0)),
+    (lambda **kw: DiscriminatorBlock(4, **kw), (2, 8, 8, 4), (3, 3, 0, 1), (0, 3, 0, 2)),
 ])
 def test_a_block_keeps_its_settings_whatever_is_built_after_it(make_block, input_shape, fused, plain):
     """Settings are constructor arguments: a block traced after blocks with other settings were built and

@@ -130,6 +130,7 @@ TABLE += [
     (BENCH_ATTENTION, ["--batch=64", "--max_batch=32"], "--batch=64 is above --max_batch=32", []),
     (BENCH_CONV_GRAD, ["--shapes=2,8,8"], "five positive integers", []),
     (BENCH_CONV_GRAD, ["--shapes=2,8,8,8,2"], "the kernel size must be odd", []),
+    (BENCH_CONV_GRAD, ["--shapes=2,7,8,8,4s2"], "a 4s2 shape needs an even height", []),
     (BENCH_CONV_GRAD, ["--json={empty}"], "--json {empty} is a folder", []),
     (BENCH_CONV_GRAD, ["--repeats=0"], "flag --repeats=0", []),
     (BENCH_REFERENCE, [], "--reference_python is required", []),

@@ -2,6 +2,8 @@
 gradients equal TensorFlow's, its `filter_gradient` argument picks the shapes, and SAGAN's layers pass it on.
 The rule tables of "auto" are the hardware policy's (tests/test_machine.py)."""
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -114,3 +116,50 @@ def test_spectrally_normalised_conv_uses_it_with_the_same_gradients():
     config = layers["matmul"].get_config()
     assert config["filter_gradient"] == "matmul"
     assert SpectralNormalization.from_config(config).filter_gradient == "matmul"
+
+
+# (batch, height, width, C_in, C_out) of the high-resolution side, even sizes: the fused resampling forms.
+STRIDE2_SHAPES = [(2, 8, 8, 5, 7), (1, 4, 6, 3, 4), (3, 2, 2, 16, 8)]
+
+
+@pytest.mark.parametrize("shape", STRIDE2_SHAPES)
+def test_stride2_matmul_filter_gradients_equal_tensorflows(shape):
+    batch, height, width, c_in, c_out = shape
+    x = tf.random.stateless_normal([batch, height, width, c_in], seed=[1, 2])
+    w = tf.random.stateless_normal([4, 4, c_in, c_out], seed=[3, 4])
+    low = tf.random.stateless_normal([batch, height // 2, width // 2, c_out], seed=[5, 6])
+    w_up = tf.random.stateless_normal([4, 4, c_in, c_out], seed=[7, 8])  # [4, 4, C_out of the output, C_in]
+    shape_up = tf.constant([batch, height, width, c_in])
+    cases = [  # (the function with its filter gradient argument, TensorFlow's op, its input)
+        (lambda a, b, mode: conv_grad.conv2d_stride2(a, b, mode), lambda a, b: tf.nn.conv2d(a, b, 2, "SAME"), x, w),
+        (lambda a, b, mode: conv_grad.conv2d_transpose_stride2(a, b, shape_up, mode),
+         lambda a, b: tf.nn.conv2d_transpose(a, b, shape_up, 2, "SAME"), low, w_up),
+    ]
+    for function, tensorflow_op, inputs, kernel in cases:
+        expected = _gradients(tensorflow_op, inputs, kernel)
+        matmul = functools.partial(function, mode="matmul")
+        assert _custom_gradient_ops(matmul, inputs, kernel) == 1
+        assert _custom_gradient_ops(functools.partial(function, mode="onednn"), inputs, kernel) == 0
+        for convolution in (matmul, tf.function(matmul)):
+            for a, b in zip(_gradients(convolution, inputs, kernel), expected):
+                np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4 * np.abs(b.numpy()).max())
+    reference = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=[4, 4, c_in, c_out], out_backprop=low,
+                                                strides=[1, 2, 2, 1], padding="SAME")
+    np.testing.assert_allclose(conv_grad.matmul_filter_gradient_stride2(x, low).numpy(), reference.numpy(),
+                               rtol=1e-4, atol=1e-4 * np.abs(reference.numpy()).max())
+
+
+def test_stride2_rules_read_the_high_resolution_side():
+    rules = ({"kernel": "4x4/2", "max_positions": 64, "min_channels": 8},)
+    x, w = tf.zeros([1, 8, 8, 8]), tf.zeros([4, 4, 8, 8])
+    assert conv_grad.use_matmul_filter_gradient(rules, 8, 8, 8, 9, 4, stride=2) is True
+    assert conv_grad.use_matmul_filter_gradient(rules, 8, 8, 8, 9, 3) is False  # a stride-1 kernel: not its rule
+    assert conv_grad.use_matmul_filter_gradient(rules, 16, 8, 8, 9, 4, stride=2) is False
+    assert conv_grad.use_matmul_filter_gradient(rules, 8, 8, 7, 9, 4, stride=2) is False
+    assert _custom_gradient_ops(lambda a, b: conv_grad.conv2d_stride2(a, b, rules), x, w) == 1
+    assert _custom_gradient_ops(lambda a, b: conv_grad.conv2d_stride2(a, b, rules), tf.zeros([1, 16, 8, 8]), w) == 0
+    # The transposed convolution's positions are its output's: 4x4 -> 8x8 matches, 8x8 -> 16x16 does not.
+    for low, expected in ((tf.zeros([1, 4, 4, 8]), 1), (tf.zeros([1, 8, 8, 8]), 0)):
+        output_shape = [1, 2 * low.shape[1], 2 * low.shape[2], 8]
+        assert _custom_gradient_ops(
+            lambda a, b: conv_grad.conv2d_transpose_stride2(a, b, output_shape, rules), low, w) == expected

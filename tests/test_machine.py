@@ -49,6 +49,11 @@ def test_the_rule_tables_pick_what_the_benchmark_measured():
     assert rule(avx512, 4, 1024, 1024, 3) and not rule(avx512, 16, 1024, 1024, 3)
     for table in (avx2, avx512):  # valid arguments of the layers
         assert conv_grad.check_filter_gradient(table) == table
+        # stride-2 4x4 (fused resampling; the high-resolution side): 16x16 and 8x8 with 512 channels or more
+        stride2 = lambda height, c_in, c_out: conv_grad.use_matmul_filter_gradient(  # noqa: E731
+            table, height, height, c_in, c_out, 4, stride=2)
+        assert stride2(8, 1024, 1024) and stride2(16, 512, 512)
+        assert not stride2(32, 256, 256) and not stride2(16, 256, 256) and not stride2(32, 512, 512)
 
 
 def test_settings_describe_themselves_and_bad_modes_are_named():

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from inception_weights import requires_weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,14 +42,17 @@ def test_bench_conv_grad_times_both_filter_gradients_and_names_the_rules_pick(tm
     output = tmp_path / "conv.json"
     cmd = [sys.executable, "tools/bench_conv_grad.py", "--repeats=1", "--onednn=off", f"--json={output}",
            f"--markdown={tmp_path / 'conv.md'}"]
-    result = subprocess.run([*cmd, "--shapes=2,8,8,8,3;2,8,8,4,1"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    result = subprocess.run([*cmd, "--shapes=2,8,8,8,3;2,8,8,4,1;2,8,8,6,4s2"], capture_output=True, text=True, cwd=REPO,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(output.read_text())["rows"]
-    assert [row["shape"] for row in rows] == [[2, 8, 8, 8, 3], [2, 8, 8, 4, 1]]
+    assert [row["shape"] for row in rows] == [[2, 8, 8, 8, 3], [2, 8, 8, 4, 1], [2, 8, 8, 6, "4s2"]]
+    assert rows[2]["gflop"] == pytest.approx(2 * 2 * 4 * 4 * 16 * 8 * 6 / 1e9)  # stride 2: a quarter of the positions
     for row in rows:
         assert row["filter_gradient_matmul"]["ms"] > 0 and row["filter_gradient_onednn"]["ms"] > 0
         assert row["auto_picks"] == "onednn"  # small shapes: TensorFlow's own kernel on either kernel level
-    assert "| 2, 8x8, 8 -> 8, 3x3 |" in (tmp_path / "conv.md").read_text()
+    table = (tmp_path / "conv.md").read_text()
+    assert "| 2, 8x8, 8 -> 8, 3x3 |" in table and "| 2, 8x8, 8 -> 6, 4x4/2 |" in table
     bad = subprocess.run([*cmd, "--shapes=2,8,8"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert bad.returncode == 2 and "five positive integers" in bad.stderr and "Traceback" not in bad.stderr
 

@@ -17,7 +17,13 @@ TensorFlow's gradient up to float rounding.
 Which convolutions take it is the `filter_gradient` argument of the layers that convolve (`conv2d`,
 `SpectralNormalization`, the residual blocks, Generator and Discriminator), fixed when they are built:
 "onednn" (TensorFlow's kernel for all), "matmul" (matrix products for all), or a rule list, matrix products
-for the shapes that match one of its rules (`use_matmul_filter_gradient`). Which rule list fits a machine is
+for the shapes that match one of its rules (`use_matmul_filter_gradient`).
+
+The stride-2 4x4 convolutions of the fused resampling forms (`sagan_tf.layers.resampling`) take the same
+argument (`conv2d_stride2`, `conv2d_transpose_stride2`): their filter gradient is one matrix product of the
+high-resolution side's 4x4 patches with the low-resolution side (`matmul_filter_gradient_stride2`), where
+oneDNN's kernel is slow for few positions and many channels (a 2-core AMD EPYC with AVX-512: 8x8 -> 4x4 with
+1,024 channels at about a third of the matrix products' rate). Which rule list fits a machine is
 the hardware policy's choice (`sagan_tf.machine.network_settings`), made once by the train command.
 """
 
@@ -26,13 +32,15 @@ import tensorflow as tf
 
 FILTER_GRADIENTS = ("onednn", "matmul")  # besides a rule list
 RULE_KEYS = ("kernel", "min_positions", "max_positions", "min_channels")
+# A rule's kernel: 1x1, larger stride-1 kernels, or the stride-2 4x4 kernels of the fused resampling forms.
+RULE_KERNELS = ("1x1", "kxk", "4x4/2")
 
 
 def _check_rule(rule, filter_gradient):
-    if not isinstance(rule, dict) or set(rule) - set(RULE_KEYS) or rule.get("kernel") not in ("1x1", "kxk"):
+    if not isinstance(rule, dict) or set(rule) - set(RULE_KEYS) or rule.get("kernel") not in RULE_KERNELS:
         raise ValueError(
-            '`filter_gradient` must be "onednn", "matmul" or a list of rules, dicts with a "kernel" ("1x1" or '
-            f'"kxk") and optionally {", ".join(RULE_KEYS[1:])} ("auto" is resolved by the hardware policy, '
+            '`filter_gradient` must be "onednn", "matmul" or a list of rules, dicts with a "kernel" ("1x1", '
+            f'"kxk" or "4x4/2") and optionally {", ".join(RULE_KEYS[1:])} ("auto" is resolved by the hardware policy, '
             f"sagan_tf.machine.network_settings). Received: `filter_gradient={filter_gradient!r}`")
     return dict(rule)
 
@@ -51,15 +59,16 @@ def serialize_filter_gradient(filter_gradient):
     return filter_gradient if isinstance(filter_gradient, str) else [dict(rule) for rule in filter_gradient]
 
 
-def use_matmul_filter_gradient(filter_gradient, height, width, in_channels, out_channels, kernel_size):
-    """Whether a stride-1 "same" convolution of [N, height, width, in_channels] by a kernel_size^2 kernel
-    takes the matrix products: always for "matmul", never for "onednn"; for a rule list where a rule of its
-    kernel ("1x1", or "kxk" for larger kernels) has min_positions <= height * width <= max_positions and
-    min_channels <= min(in_channels, out_channels) (bounds left out do not limit)."""
+def use_matmul_filter_gradient(filter_gradient, height, width, in_channels, out_channels, kernel_size, stride=1):
+    """Whether a "same" convolution of [N, height, width, in_channels] by a kernel_size^2 kernel takes the
+    matrix products: always for "matmul", never for "onednn"; for a rule list where a rule of its kernel
+    ("1x1", "kxk" for larger stride-1 kernels, "4x4/2" for stride 2, where height and width are the
+    high-resolution side's) has min_positions <= height * width <= max_positions and min_channels <=
+    min(in_channels, out_channels) (bounds left out do not limit)."""
     if isinstance(filter_gradient, str):
         return filter_gradient == "matmul"
     positions, channels = height * width, min(in_channels, out_channels)
-    kernel = "1x1" if kernel_size == 1 else "kxk"
+    kernel = "4x4/2" if stride == 2 else "1x1" if kernel_size == 1 else "kxk"
     return any(rule["kernel"] == kernel and positions >= rule.get("min_positions", 0)
                and (rule.get("max_positions") is None or positions <= rule["max_positions"])
                and channels >= rule.get("min_channels", 0) for rule in filter_gradient)
@@ -115,13 +124,67 @@ def conv2d(inputs, kernel, filter_gradient="onednn"):
             use_matmul_filter_gradient(filter_gradient, height, width, in_channels, out_channels, kernel_size)):
         return tf.nn.conv2d(inputs, kernel, 1, "SAME")
 
+    return _with_filter_gradient(lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"), _input_gradient(1),
+                                 lambda x, dy: matmul_filter_gradient(x, dy, kernel_size))(inputs, kernel)
+
+
+def _with_filter_gradient(forward, input_gradient, filter_gradient):
+    """forward(x, w) as a function of (x, w) whose gradients are input_gradient(x, w, dy) and
+    filter_gradient(x, dy)."""
+
     @tf.custom_gradient
     def convolution(x, w):
-        def gradient(dy):
-            dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=w, out_backprop=dy,
-                                                strides=[1, 1, 1, 1], padding="SAME")
-            return dx, matmul_filter_gradient(x, dy, kernel_size)
+        return forward(x, w), lambda dy: (input_gradient(x, w, dy), filter_gradient(x, dy))
 
-        return tf.nn.conv2d(x, w, 1, "SAME"), gradient
+    return convolution
 
-    return convolution(inputs, kernel)
+
+def _input_gradient(stride):
+    """The input gradient of tf.nn.conv2d(x, w, stride, "SAME"), TensorFlow's."""
+    return lambda x, w, dy: tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=w, out_backprop=dy,
+                                                           strides=[1, stride, stride, 1], padding="SAME")
+
+
+def matmul_filter_gradient_stride2(inputs, output_gradient):
+    """dL/dW [4, 4, C_in, C_out] of tf.nn.conv2d(inputs, W, 2, "SAME") for inputs of even height and width
+    (padded by 1 on each side): one matrix product of the inputs' 4x4 patches at stride 2, a copy of 4x the
+    inputs, with the output gradient."""
+    in_channels, out_channels = inputs.shape[-1], output_gradient.shape[-1]
+    patches = tf.image.extract_patches(tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]]), [1, 4, 4, 1], [1, 2, 2, 1],
+                                       [1, 1, 1, 1], "VALID")  # [N, H / 2, W / 2, 16 C_in], taps row-major
+    product = tf.matmul(tf.reshape(patches, [-1, 16 * in_channels]), tf.reshape(output_gradient, [-1, out_channels]),
+                        transpose_a=True)
+    return tf.reshape(product, [4, 4, in_channels, out_channels])
+
+
+def _stride2_takes_matmul(filter_gradient, high_resolution_shape, kernel):
+    height, width = high_resolution_shape[1], high_resolution_shape[2]
+    return (kernel.shape[0] == kernel.shape[1] == 4 and height is not None and width is not None
+            and height % 2 == width % 2 == 0 and use_matmul_filter_gradient(filter_gradient, height, width, kernel.shape[2], kernel.shape[3], 4, 2))
+
+
+def conv2d_stride2(inputs, kernel, filter_gradient="onednn"):
+    """tf.nn.conv2d(inputs, kernel, 2, "SAME") for NHWC inputs of even height and width and a 4x4 kernel (the
+    fused downsampling form), with the filter gradient of `matmul_filter_gradient_stride2` where
+    `use_matmul_filter_gradient(filter_gradient, ..., stride=2)` says so for the inputs' size."""
+    if not _stride2_takes_matmul(filter_gradient, inputs.shape, kernel):
+        return tf.nn.conv2d(inputs, kernel, 2, "SAME")
+
+    return _with_filter_gradient(lambda x, w: tf.nn.conv2d(x, w, 2, "SAME"), _input_gradient(2),
+                                 matmul_filter_gradient_stride2)(inputs, kernel)
+
+
+def conv2d_transpose_stride2(inputs, kernel, output_shape, filter_gradient="onednn"):
+    """tf.nn.conv2d_transpose(inputs, kernel, output_shape, 2, "SAME") for a [4, 4, C_out, C_in] kernel and an
+    output of twice the inputs' height and width (the fused upsampling form), with the filter gradient of
+    `matmul_filter_gradient_stride2` where `use_matmul_filter_gradient(filter_gradient, ..., stride=2)` says
+    so for the output's size. The transposed convolution is the adjoint of the stride-2 one with the same
+    kernel, so its filter gradient is that convolution's with the roles of input and output gradient swapped."""
+    height, width = inputs.shape[1], inputs.shape[2]
+    high_resolution = [None, None if height is None else 2 * height, None if width is None else 2 * width]
+    if not _stride2_takes_matmul(filter_gradient, high_resolution, kernel):
+        return tf.nn.conv2d_transpose(inputs, kernel, output_shape, 2, "SAME")
+
+    return _with_filter_gradient(lambda x, w: tf.nn.conv2d_transpose(x, w, output_shape, 2, "SAME"),
+                                 lambda x, w, dy: tf.nn.conv2d(dy, w, 2, "SAME"),
+                                 lambda x, dy: matmul_filter_gradient_stride2(dy, x))(inputs, kernel)

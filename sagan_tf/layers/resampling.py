@@ -24,7 +24,8 @@ spectral norm are unchanged, and gradients reach the 3x3 kernel through the tap 
 the kernel in float32 and compute in the inputs' dtype (under mixed precision the taps are summed before
 the cast to bfloat16 or float16). With `fused=False` they compute the plain compositions instead (the blocks'
 `fused_resampling=False`: tests, and the benchmark's count of the model's nominal FLOPs). `filter_gradient`
-is passed to the convolutions that remain plain 1-stride ones (`sagan_tf.layers.conv_grad.conv2d`).
+is passed to every convolution but the one that pools an odd size (`sagan_tf.layers.conv_grad`: how each takes
+its filter gradient).
 """
 
 import tensorflow as tf
@@ -85,7 +86,7 @@ def upsample_conv2d(inputs, kernel, fused=True, filter_gradient="onednn"):
     taps = tf.stack([rows[:, 2], rows[:, 1] + rows[:, 2], rows[:, 0] + rows[:, 1], rows[:, 0]], axis=1)
     height, width = inputs.shape[1], inputs.shape[2]
     output_shape = tf.stack([tf.shape(inputs)[0], 2 * height, 2 * width, kernel.shape[-1]])
-    return tf.nn.conv2d_transpose(inputs, _as(inputs.dtype, taps), output_shape, 2, "SAME")
+    return conv_grad.conv2d_transpose_stride2(inputs, _as(inputs.dtype, taps), output_shape, filter_gradient)
 
 
 def conv2d_downsample(inputs, kernel, fused=True, filter_gradient="onednn"):
@@ -104,5 +105,5 @@ def conv2d_downsample(inputs, kernel, fused=True, filter_gradient="onednn"):
     height, width = inputs.shape[1], inputs.shape[2]
     if height is not None and width is not None and height % 2 == width % 2 == 0:
         # For an even size, "same" padding of a 4x4 kernel with stride 2 is 1 before and 1 after: no padded copy.
-        return tf.nn.conv2d(inputs, taps, 2, "SAME")
+        return conv_grad.conv2d_stride2(inputs, taps, filter_gradient)
     return tf.nn.conv2d(tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]]), taps, 2, "VALID")
