@@ -140,6 +140,11 @@ def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_r
     table = bench.markdown({**report, "max_isa": "avx2", "runs": runs})
     assert "oneDNN on, as the train command" in table and "Kernels limited to AVX2 on both sides" in table
     assert "| 1.75x (1.50-2.00) | 12 / 20 |" in table  # 280 GFLOP over 24 and 14 s
+    assert table.count("GiB | - |") == 1  # no executed count or matmul rate recorded: no fraction
+    # The executed FLOPs (fused convolutions) against the matmul rate the sagan_tf runs measured (their median).
+    runs = [{**run, **({"gflop_executed_per_iteration": 196.0, "matmul_gflop_per_second": m}
+                       if run["side"] == "sagan_tf" else {})} for run, m in zip(runs, (0, 20.0, 15.0, 0))]
+    assert "| 1.00 / 1.00 GiB | 14 / 18 (0.80) |" in bench.markdown({**report, "max_isa": "avx2", "runs": runs})
     # --render rewrites the table of a stored report and runs nothing.
     stored = tmp_path / "machine.json"
     stored.write_text(json.dumps({**report, "runs": runs}))

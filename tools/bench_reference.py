@@ -135,8 +135,8 @@ def markdown(report):
         f"{report['iters']} timed iterations each (median); one iteration = one D step + one G step.", "",
         "| config | parameters G / D | BigGAN-PyTorch s/iter (runs; median) | sagan_tf s/iter (runs; median) "
         "| images/s ratio sagan_tf / reference (range over pairs) | GFLOP/s reference / sagan_tf "
-        "| peak memory reference / sagan_tf |",
-        "|---|---|---|---|---|---|---|"]
+        "| peak memory reference / sagan_tf | sagan_tf executed GFLOP/s / float32 matmul GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|"]
     def rates(row):
         """Achieved GFLOP/s of both sides: sagan_tf's live-op count of the step over each side's median."""
         flops = [r.get("gflop_per_iteration") for r in report.get("runs", [])
@@ -145,6 +145,17 @@ def markdown(report):
             return "-"
         return " / ".join(f"{flops[0] / row[side]['median']:.0f}" for side in ("reference", "sagan_tf"))
 
+    def executed(row):
+        """sagan_tf's executed GFLOP/s (its fused convolutions' count) over its median, against the median of
+        the float32 4096^3 matmul rates its runs measured after their steps, and the fraction."""
+        runs = [r for r in report.get("runs", []) if r["config"] == row["config"] and r["side"] == "sagan_tf"]
+        flops = [r["gflop_executed_per_iteration"] for r in runs if r.get("gflop_executed_per_iteration")]
+        matmul = [r["matmul_gflop_per_second"] for r in runs if r.get("matmul_gflop_per_second")]
+        if not flops or not matmul:
+            return "-"
+        rate, ceiling = flops[0] / row["sagan_tf"]["median"], statistics.median(matmul)
+        return f"{rate:.0f} / {ceiling:.0f} ({rate / ceiling:.2f})"
+
     for row in report["configs"]:
         ref, ours = row["reference"], row["sagan_tf"]
         runs = lambda side: ", ".join(f"{s:.2f}" for s in side["seconds"])  # noqa: E731
@@ -152,7 +163,7 @@ def markdown(report):
             f"| {LABELS.get(row['config'], row['config'])}: {row['resolution']}x{row['resolution']}, batch {row['batch']} | {row['g_params'] / 1e6:.2f}M / "
             f"{row['d_params'] / 1e6:.2f}M | {runs(ref)}; {ref['median']:.2f} | {runs(ours)}; {ours['median']:.2f} | "
             f"{row['ratio']:.2f}x ({row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}) | {rates(row)} | "
-            f"{ref['peak_rss_gib']:.2f} / {ours['peak_rss_gib']:.2f} GiB |")
+            f"{ref['peak_rss_gib']:.2f} / {ours['peak_rss_gib']:.2f} GiB | {executed(row)} |")
     busy = [load for row in report["configs"] for side in ("reference", "sagan_tf")
             for load in row[side]["start_loads"] if load is not None and load >= report["idle_load"]]
     if busy:
@@ -167,6 +178,9 @@ def markdown(report):
                       "reference does; sagan_tf's fused resampling convolutions (sagan_tf.layers.resampling) execute "
                       f"{min(executed):.2f}-{max(executed):.2f} of it, so its figure is the model's FLOPs per second, "
                       "not the rate of its kernels.")
+    lines += ["", "Executed: sagan_tf's convolutions and matrix products as they run (the fused ones' own FLOPs) over "
+                  "its median seconds per iteration, against the float32 4096^3 matmul rate its runs measured after "
+                  "their steps (median), and the fraction (\"-\": a record without them)."]
     return "\n".join(lines) + "\n"
 
 
@@ -207,7 +221,7 @@ def run_sagan_tf(name, warmup, iters, threads, output, max_isa=None):
     gin_files, batch, resolution, classes, _ = CONFIGS[name]
     cmd = [sys.executable, os.path.join(REPO, "tools", "bench_train.py"), *[f"--gin_file={f}" for f in gin_files],
            f"--batch={batch}", f"--resolution={resolution}", f"--num_classes={classes}", "--channels=3", f"--warmup={warmup}",
-           f"--steps={iters}", f"--threads={threads}", "--nomeasure_peak", f"--json={output}"]
+           f"--steps={iters}", f"--threads={threads}", f"--json={output}"]  # with the matmul rate, after the steps
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=run_environment(max_isa))
     if done.returncode:
         raise RuntimeError(f"sagan_tf's benchmark failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
@@ -217,7 +231,7 @@ def run_sagan_tf(name, warmup, iters, threads, output, max_isa=None):
             "d_params": figures["d_params"], "seconds_per_iteration": figures["ms_per_iteration"] / 1000,
             "peak_rss_gib": figures["peak_host_rss_gib"], "gflop_per_iteration": figures["gflop_per_iteration"],
             "gflop_executed_per_iteration": figures.get("gflop_executed_per_iteration"),
-            "onednn": figures.get("onednn")}
+            "matmul_gflop_per_second": figures.get("matmul_gflop_per_second"), "onednn": figures.get("onednn")}
 
 
 def read_report(path):
