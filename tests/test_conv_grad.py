@@ -156,6 +156,7 @@ def test_stride2_rules_read_the_high_resolution_side():
     assert conv_grad.use_matmul_filter_gradient(rules, 8, 8, 8, 9, 3) is False  # a stride-1 kernel: not its rule
     assert conv_grad.use_matmul_filter_gradient(rules, 16, 8, 8, 9, 4, stride=2) is False
     assert conv_grad.use_matmul_filter_gradient(rules, 8, 8, 7, 9, 4, stride=2) is False
+    assert conv_grad.use_matmul_filter_gradient(rules, 8, 8, 9, 7, 4, stride=2) is False  # the smaller side counts
     assert _custom_gradient_ops(lambda a, b: conv_grad.conv2d_stride2(a, b, rules), x, w) == 1
     assert _custom_gradient_ops(lambda a, b: conv_grad.conv2d_stride2(a, b, rules), tf.zeros([1, 16, 8, 8]), w) == 0
     # The transposed convolution's positions are its output's: 4x4 -> 8x8 matches, 8x8 -> 16x16 does not.
@@ -163,3 +164,38 @@ def test_stride2_rules_read_the_high_resolution_side():
         output_shape = [1, 2 * low.shape[1], 2 * low.shape[2], 8]
         assert _custom_gradient_ops(
             lambda a, b: conv_grad.conv2d_transpose_stride2(a, b, output_shape, rules), low, w) == expected
+
+
+def test_stride2_forms_fall_back_or_trace_where_their_shapes_say():
+    """Odd sizes (and an output that is not twice the input) keep TensorFlow's gradient; an unknown batch and
+    bfloat16 inputs take the products like known ones."""
+    w = tf.random.stateless_normal([4, 4, 3, 5], seed=[1, 2])
+    odd = tf.random.stateless_normal([2, 7, 6, 3], seed=[3, 4])
+    assert _custom_gradient_ops(lambda a, b: conv_grad.conv2d_stride2(a, b, "matmul"), odd, w) == 0
+    np.testing.assert_allclose(conv_grad.conv2d_stride2(odd, w, "matmul").numpy(),
+                               tf.nn.conv2d(odd, w, 2, "SAME").numpy(), rtol=1e-5, atol=1e-5)
+    low = tf.zeros([2, 4, 4, 5])
+    assert _custom_gradient_ops(lambda a, b: conv_grad.conv2d_transpose_stride2(a, b, [2, 7, 7, 3], "matmul"),
+                                low, w) == 0
+    for dtype in (tf.float32, tf.bfloat16):
+        unknown_batch = tf.TensorSpec([None, 8, 6, 3], dtype)
+        graph = tf.function(lambda a: conv_grad.conv2d_stride2(a, tf.cast(w, dtype), "matmul")).get_concrete_function(
+            unknown_batch).graph
+        assert sum(op.type == "IdentityN" for op in graph.get_operations()) == 1
+        up = lambda a: conv_grad.conv2d_transpose_stride2(  # noqa: E731
+            a, tf.cast(tf.transpose(w, [0, 1, 3, 2]), dtype), tf.stack([tf.shape(a)[0], 8, 6, 5]), "matmul")
+        graph = tf.function(up).get_concrete_function(tf.TensorSpec([None, 4, 3, 3], dtype)).graph
+        assert sum(op.type == "IdentityN" for op in graph.get_operations()) == 1
+        x = tf.cast(tf.random.stateless_normal([2, 8, 6, 3], seed=[5, 6]), dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = conv_grad.conv2d_stride2(x, tf.cast(w, dtype), "matmul")
+        assert tape.gradient(y, x).dtype == dtype
+        dy = tf.cast(tf.random.stateless_normal([2, 4, 3, 5], seed=[7, 8]), dtype)
+        got = conv_grad.matmul_filter_gradient_stride2(x, dy)
+        reference = tf.raw_ops.Conv2DBackpropFilter(input=tf.cast(x, tf.float32), filter_sizes=[4, 4, 3, 5],
+                                                    out_backprop=tf.cast(dy, tf.float32), strides=[1, 2, 2, 1],
+                                                    padding="SAME")
+        assert got.dtype == dtype
+        np.testing.assert_allclose(tf.cast(got, tf.float32).numpy(), reference.numpy(), rtol=0.05,
+                                   atol=0.02 * np.abs(reference.numpy()).max())

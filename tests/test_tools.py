@@ -42,8 +42,8 @@ def test_bench_conv_grad_times_both_filter_gradients_and_names_the_rules_pick(tm
     output = tmp_path / "conv.json"
     cmd = [sys.executable, "tools/bench_conv_grad.py", "--repeats=1", "--onednn=off", f"--json={output}",
            f"--markdown={tmp_path / 'conv.md'}"]
-    result = subprocess.run([*cmd, "--shapes=2,8,8,8,3;2,8,8,4,1;2,8,8,6,4s2"], capture_output=True, text=True, cwd=REPO,
-                            timeout=300)
+    shapes = "--shapes=2,8,8,8,3;2,8,8,4,1;2,8,8,6,4s2"
+    result = subprocess.run([*cmd, shapes], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(output.read_text())["rows"]
     assert [row["shape"] for row in rows] == [[2, 8, 8, 8, 3], [2, 8, 8, 4, 1], [2, 8, 8, 6, "4s2"]]

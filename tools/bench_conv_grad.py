@@ -10,8 +10,9 @@ convolution, or `4s2` for the stride-2 4x4 convolutions of the fused resampling 
 the high-resolution side; an upsampling form's filter gradient is that of the stride-2 convolution from its
 output to its input, so a G block is listed with its output first). The default list holds the 3x3 and 1x1
 convolutions of SAGAN's configs (Fashion-MNIST ch 16, CIFAR-10 / ImageNet ch 64 at their benchmark batches)
-and their D blocks' and ImageNet 128 G blocks' fused resampling convolutions (D's batch: real and fake). Each figure is the median of --repeats calls of a
-traced function after one untimed call, in GFLOP/s of the convolution's 2 N H W C_in C_out k^2 FLOPs.
+and the fused resampling convolutions of their D blocks and of the ImageNet G blocks that fuse them (D's
+batch: real and fake together). Each figure is the median of --repeats calls of a traced function after one
+untimed call, in GFLOP/s of the convolution's 2 N H W C_in C_out k^2 FLOPs (H, W: the output's).
 Run it with ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 machine to see the kernels of AVX2 CPUs (the rule then
 follows the cap). oneDNN is switched on as the train command does (`--onednn`).
 """
@@ -32,7 +33,7 @@ DEFAULT_SHAPES = ";".join([
     "32,64,128,128,3", "32,32,256,256,3", "32,8,1024,1024,3",  # ImageNet 64
     "8,128,64,64,3", "8,64,128,128,3", "8,64,128,16,1", "8,8,1024,1024,3", "8,4,1024,1024,3",  # ImageNet 128
     "128,32,64,64,4s2", "128,32,256,256,4s2", "128,16,256,256,4s2",  # fused: Fashion-MNIST, CIFAR-10 D
-    "64,16,512,512,4s2", "64,8,1024,1024,4s2",  # ImageNet 64 D
+    "64,16,256,256,4s2", "64,8,512,512,4s2", "32,16,512,1024,4s2",  # ImageNet 64 D, G
     "16,64,128,128,4s2", "16,16,512,512,4s2", "16,8,1024,1024,4s2", "8,32,256,512,4s2",  # ImageNet 128 D, G
 ])
 STRIDE2 = "4s2"  # the kernel field of a fused resampling form's stride-2 4x4 convolution
@@ -114,9 +115,9 @@ def markdown(rows, description):
              "filter gradient, matmul | auto picks | faster |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         n, h, c_in, c_out, k = row["shape"]
-        k = "4x4/2" if k == STRIDE2 else f"{k}x{k}"
+        kernel = "4x4/2" if k == STRIDE2 else f"{k}x{k}"
         cell = lambda key: f"{row[key]['ms']:.1f} ({row[key]['gflop_per_second']:.0f})"  # noqa: E731
-        lines.append(f"| {n}, {h}x{h}, {c_in} -> {c_out}, {k} | {row['gflop']:.2f} | {cell('forward')} | "
+        lines.append(f"| {n}, {h}x{h}, {c_in} -> {c_out}, {kernel} | {row['gflop']:.2f} | {cell('forward')} | "
                      f"{cell('input_gradient')} | {cell('filter_gradient_onednn')} | {cell('filter_gradient_matmul')} | "
                      f"{row['auto_picks']} | {row['faster']} |")
     total = {key: sum(row[key]["ms"] for row in rows) for key in ("filter_gradient_onednn", "filter_gradient_matmul")}

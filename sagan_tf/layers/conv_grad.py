@@ -17,14 +17,14 @@ TensorFlow's gradient up to float rounding.
 Which convolutions take it is the `filter_gradient` argument of the layers that convolve (`conv2d`,
 `SpectralNormalization`, the residual blocks, Generator and Discriminator), fixed when they are built:
 "onednn" (TensorFlow's kernel for all), "matmul" (matrix products for all), or a rule list, matrix products
-for the shapes that match one of its rules (`use_matmul_filter_gradient`).
+for the shapes that match one of its rules (`use_matmul_filter_gradient`). Which rule list fits a machine is
+the hardware policy's choice (`sagan_tf.machine.network_settings`), made once by the train command.
 
 The stride-2 4x4 convolutions of the fused resampling forms (`sagan_tf.layers.resampling`) take the same
 argument (`conv2d_stride2`, `conv2d_transpose_stride2`): their filter gradient is one matrix product of the
 high-resolution side's 4x4 patches with the low-resolution side (`matmul_filter_gradient_stride2`), where
-oneDNN's kernel is slow for few positions and many channels (a 2-core AMD EPYC with AVX-512: 8x8 -> 4x4 with
-1,024 channels at about a third of the matrix products' rate). Which rule list fits a machine is
-the hardware policy's choice (`sagan_tf.machine.network_settings`), made once by the train command.
+oneDNN's kernel is slow for few positions and many channels (on a 2-core AMD EPYC, 8x8 -> 4x4 with 1,024
+channels ran at about 0.3 of the float32 matmul rate with AVX-512 kernels and 0.2 with AVX2 ones).
 """
 
 
@@ -150,24 +150,26 @@ def matmul_filter_gradient_stride2(inputs, output_gradient):
     (padded by 1 on each side): one matrix product of the inputs' 4x4 patches at stride 2, a copy of 4x the
     inputs, with the output gradient."""
     in_channels, out_channels = inputs.shape[-1], output_gradient.shape[-1]
-    patches = tf.image.extract_patches(tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]]), [1, 4, 4, 1], [1, 2, 2, 1],
-                                       [1, 1, 1, 1], "VALID")  # [N, H / 2, W / 2, 16 C_in], taps row-major
-    product = tf.matmul(tf.reshape(patches, [-1, 16 * in_channels]), tf.reshape(output_gradient, [-1, out_channels]),
-                        transpose_a=True)
+    padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    patches = tf.image.extract_patches(padded, [1, 4, 4, 1], [1, 2, 2, 1], [1, 1, 1, 1], "VALID")  # taps row-major
+    product = tf.matmul(tf.reshape(patches, [-1, 16 * in_channels]),  # [N H W / 4, 16 C_in]
+                        tf.reshape(output_gradient, [-1, out_channels]), transpose_a=True)
     return tf.reshape(product, [4, 4, in_channels, out_channels])
 
 
-def _stride2_takes_matmul(filter_gradient, high_resolution_shape, kernel):
-    height, width = high_resolution_shape[1], high_resolution_shape[2]
-    return (kernel.shape[0] == kernel.shape[1] == 4 and height is not None and width is not None
-            and height % 2 == width % 2 == 0 and use_matmul_filter_gradient(filter_gradient, height, width, kernel.shape[2], kernel.shape[3], 4, 2))
+def _stride2_takes_matmul(filter_gradient, height, width, kernel):
+    """Whether a stride-2 4x4 convolution whose high-resolution side is height x width (both known and even)
+    takes `matmul_filter_gradient_stride2`."""
+    if kernel.shape[0] != 4 or kernel.shape[1] != 4 or height is None or width is None or height % 2 or width % 2:
+        return False
+    return use_matmul_filter_gradient(filter_gradient, height, width, kernel.shape[2], kernel.shape[3], 4, stride=2)
 
 
 def conv2d_stride2(inputs, kernel, filter_gradient="onednn"):
     """tf.nn.conv2d(inputs, kernel, 2, "SAME") for NHWC inputs of even height and width and a 4x4 kernel (the
     fused downsampling form), with the filter gradient of `matmul_filter_gradient_stride2` where
     `use_matmul_filter_gradient(filter_gradient, ..., stride=2)` says so for the inputs' size."""
-    if not _stride2_takes_matmul(filter_gradient, inputs.shape, kernel):
+    if not _stride2_takes_matmul(filter_gradient, inputs.shape[1], inputs.shape[2], kernel):
         return tf.nn.conv2d(inputs, kernel, 2, "SAME")
 
     return _with_filter_gradient(lambda x, w: tf.nn.conv2d(x, w, 2, "SAME"), _input_gradient(2),
@@ -180,9 +182,12 @@ def conv2d_transpose_stride2(inputs, kernel, output_shape, filter_gradient="oned
     `matmul_filter_gradient_stride2` where `use_matmul_filter_gradient(filter_gradient, ..., stride=2)` says
     so for the output's size. The transposed convolution is the adjoint of the stride-2 one with the same
     kernel, so its filter gradient is that convolution's with the roles of input and output gradient swapped."""
-    height, width = inputs.shape[1], inputs.shape[2]
-    high_resolution = [None, None if height is None else 2 * height, None if width is None else 2 * width]
-    if not _stride2_takes_matmul(filter_gradient, high_resolution, kernel):
+    output_size = tf.get_static_value(output_shape, partial=True)  # a batch may be unknown, the size not
+    output_size = (None, None) if output_size is None else tuple(
+        None if v is None else int(v) for v in list(output_size)[1:3])
+    low_resolution = (inputs.shape[1], inputs.shape[2])
+    if (None in low_resolution or output_size != (2 * low_resolution[0], 2 * low_resolution[1])
+            or not _stride2_takes_matmul(filter_gradient, *output_size, kernel)):
         return tf.nn.conv2d_transpose(inputs, kernel, output_shape, 2, "SAME")
 
     return _with_filter_gradient(lambda x, w: tf.nn.conv2d_transpose(x, w, output_shape, 2, "SAME"),

@@ -47,6 +47,26 @@ def _kernel_size(kernel):
     return size if size in (1, 3) and kernel.shape[1] == size else None
 
 
+# Which 3x3 taps each 4x4 tap sums, along one axis (row t of the matrix: the 3x3 taps d it adds up).
+# Upsampling: output pixel 2i + a reads input pixels i - 1 and i (a = 0) or i and i + 1 (a = 1), so the
+# transposed convolution's 4 taps, by offset from 2i - 1, are [w2, w1 + w2, w0 + w1, w0].
+UPSAMPLING_TAPS = ((0, 0, 1), (0, 1, 1), (1, 1, 0), (1, 0, 0))
+# Downsampling: output pixel i reads padded rows 2i .. 2i + 3; tap t adds the 3x3 taps d with d + offset = t
+# (offset 0 or 1: the two rows a 2x2 pool averages), and the pool's 1/4 is shared out as 1/2 per axis.
+DOWNSAMPLING_TAPS = ((0.5, 0, 0), (0.5, 0.5, 0), (0, 0.5, 0.5), (0, 0, 0.5))
+
+
+def _summed_taps(matrix, kernel):
+    """The [4, 4, A, B] kernel whose tap (s, t) is sum_ij matrix[s][i] matrix[t][j] kernel[i, j] for a
+    [3, 3, A, B] kernel: two matrix products on the kernel's own layout, so neither they nor their gradient
+    hold more than one [4, 3, A, B] intermediate (sums of shifted copies held several)."""
+    a, b = kernel.shape[2], kernel.shape[3]
+    m = tf.constant(matrix, kernel.dtype)  # [4, 3]
+    rows = tf.reshape(tf.matmul(m, tf.reshape(kernel, [3, 3 * a * b])), [4, 3, a * b])  # rows summed
+    taps = tf.matmul(tf.broadcast_to(m, [4, 4, 3]), rows)  # [4, 4, A * B]: columns summed, row by row
+    return tf.reshape(taps, [4, 4, a, b])
+
+
 def _as(dtype, kernel):
     """The kernel in the inputs' dtype (under mixed precision the taps are summed in float32 first)."""
     return tf.cast(kernel, dtype)
@@ -78,12 +98,9 @@ def upsample_conv2d(inputs, kernel, fused=True, filter_gradient="onednn"):
         return conv_grad.conv2d(upsample_nearest(inputs), _as(inputs.dtype, kernel), filter_gradient)
     if size == 1:
         return upsample_nearest(conv_grad.conv2d(inputs, _as(inputs.dtype, kernel), filter_gradient))
-    # As a transposed convolution with stride 2: output pixel 2i + a reads input pixels i - 1 and i (a = 0)
-    # or i and i + 1 (a = 1), so along one axis the 4-tap kernel, by offset from 2i - 1, is
-    # [w2, w1 + w2, w0 + w1, w0] (conv2d_transpose's "same" padding puts 1 before and 1 after).
+    # As a transposed convolution with stride 2 (its "same" padding puts 1 before and 1 after).
     flipped = tf.transpose(kernel, [0, 1, 3, 2])  # conv2d_transpose's kernel is [k, k, C_out, C_in]
-    rows = tf.stack([flipped[2], flipped[1] + flipped[2], flipped[0] + flipped[1], flipped[0]])
-    taps = tf.stack([rows[:, 2], rows[:, 1] + rows[:, 2], rows[:, 0] + rows[:, 1], rows[:, 0]], axis=1)
+    taps = _summed_taps(UPSAMPLING_TAPS, flipped)
     height, width = inputs.shape[1], inputs.shape[2]
     output_shape = tf.stack([tf.shape(inputs)[0], 2 * height, 2 * width, kernel.shape[-1]])
     return conv_grad.conv2d_transpose_stride2(inputs, _as(inputs.dtype, taps), output_shape, filter_gradient)
@@ -96,12 +113,7 @@ def conv2d_downsample(inputs, kernel, fused=True, filter_gradient="onednn"):
         return downsample_average(conv_grad.conv2d(inputs, _as(inputs.dtype, kernel), filter_gradient))
     if size == 1:
         return conv_grad.conv2d(downsample_average(inputs), _as(inputs.dtype, kernel), filter_gradient)
-    # Output pixel i reads padded rows 2i .. 2i + 3: tap t collects the 3x3 taps d with d + offset = t.
-    zero_row = tf.zeros_like(kernel[:1])
-    rows = tf.concat([kernel, zero_row], 0) + tf.concat([zero_row, kernel], 0)  # [4, 3, C_in, C_out]
-    zero_column = tf.zeros_like(rows[:, :1])
-    taps = 0.25 * (tf.concat([rows, zero_column], 1) + tf.concat([zero_column, rows], 1))  # [4, 4, ...]
-    taps = _as(inputs.dtype, taps)
+    taps = _as(inputs.dtype, _summed_taps(DOWNSAMPLING_TAPS, kernel))
     height, width = inputs.shape[1], inputs.shape[2]
     if height is not None and width is not None and height % 2 == width % 2 == 0:
         # For an even size, "same" padding of a 4x4 kernel with stride 2 is 1 before and 1 after: no padded copy.
