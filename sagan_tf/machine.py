@@ -11,10 +11,10 @@ the running one. The train command calls both once, binds the result to Generato
 
 The rule tables below are the data of the "auto" filter gradient: where `tools/bench_conv_grad.py` measured
 the matrix products faster than oneDNN's filter gradient, on a 2-core AMD EPYC at both kernel levels (one
-exception, named at the stride-2 rule). A
-rule matches a stride-1 "same" convolution of kernel "1x1" or "kxk" (3x3 and larger), or a stride-2 4x4 one of
-the fused resampling forms ("4x4/2", counted on its high-resolution side), whose input has
-min_positions <= height * width <= max_positions and min(C_in, C_out) >= min_channels.
+exception, named at the stride-2 rule). A rule matches a stride-1 "same" convolution of kernel "1x1" or "kxk"
+(3x3 and larger), or a stride-2 4x4 one of the fused resampling forms ("4x4/2", counted on its
+high-resolution side), whose input has min_positions <= height * width <= max_positions and
+min(C_in, C_out) >= min_channels.
 """
 
 import dataclasses
@@ -109,10 +109,11 @@ AVX2_RULES = (
     {"kernel": "4x4/2", "max_positions": 16 * 16, "min_channels": 512},
 )
 # AVX-512 kernels: oneDNN's own filter gradient wins for the large 3x3 convolutions. At both levels its
-# stride-2 filter gradient is slow for few positions and many channels: the D blocks that pool 16x16 or 8x8
-# with 512 channels or more and the generator block that upsamples 8x8 to 16x16 (ImageNet 64 and 128). One
-# of them, D's 16x16 with 512 channels at batch 16, measured equal or slower: the rules cannot tell it from
-# the generator's 16x16, which gains more.
+# stride-2 filter gradient is slow for few positions and many channels: D's blocks that pool 8x8 (ImageNet 64
+# and 128) or 16x16 with 512 channels (ImageNet 128), and ImageNet 64's generator block that upsamples 8x8 to
+# 16x16. The exception: with AVX-512 kernels ImageNet 128's D at 16x16 (512 channels, batch 16) took 97.8 ms
+# by matrix products against oneDNN's 73.6; the rules see no batch, and ImageNet 64's G at 16x16 (batch 32)
+# gains more there (207.7 against 302.5 ms).
 AVX512_RULES = (
     {"kernel": "1x1", "min_positions": 32 * 32},
     {"kernel": "kxk", "max_positions": 8 * 8, "min_channels": 512},

@@ -182,11 +182,12 @@ def conv2d_transpose_stride2(inputs, kernel, output_shape, filter_gradient="oned
     `matmul_filter_gradient_stride2` where `use_matmul_filter_gradient(filter_gradient, ..., stride=2)` says
     so for the output's size. The transposed convolution is the adjoint of the stride-2 one with the same
     kernel, so its filter gradient is that convolution's with the roles of input and output gradient swapped."""
-    output_size = tf.get_static_value(output_shape, partial=True)  # a batch may be unknown, the size not
+    # a batch may be unknown, the size not (a list holding tensors is packed first)
+    output_size = tf.get_static_value(tf.convert_to_tensor(output_shape), partial=True)
     output_size = (None, None) if output_size is None else tuple(
         None if v is None else int(v) for v in list(output_size)[1:3])
-    low_resolution = (inputs.shape[1], inputs.shape[2])
-    if (None in low_resolution or output_size != (2 * low_resolution[0], 2 * low_resolution[1])
+    input_size = (inputs.shape[1], inputs.shape[2])
+    if (None in input_size or output_size != (2 * input_size[0], 2 * input_size[1])
             or not _stride2_takes_matmul(filter_gradient, *output_size, kernel)):
         return tf.nn.conv2d_transpose(inputs, kernel, output_shape, 2, "SAME")
 
