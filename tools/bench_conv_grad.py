@@ -11,8 +11,9 @@ the high-resolution side; an upsampling form's filter gradient is that of the st
 output to its input, so a G block is listed with its output first). The default list holds the 3x3 and 1x1
 convolutions of SAGAN's configs (Fashion-MNIST ch 16, CIFAR-10 / ImageNet ch 64 at their benchmark batches)
 and the fused resampling convolutions of their D blocks and of two G blocks, ImageNet 64's 8 -> 16 and
-ImageNet 128's 16 -> 32 (D's batch: real and fake together). Each figure is the median of --repeats calls of a traced function after one
-untimed call, in GFLOP/s of the convolution's 2 N H W C_in C_out k^2 FLOPs (H, W: the output's).
+ImageNet 128's 16 -> 32 (D's batch: real and fake together). Each figure is the median of --repeats calls
+of a traced function after one untimed call, in GFLOP/s of the convolution's 2 N H W C_in C_out k^2 FLOPs
+(H, W: the output's).
 Run it with ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 machine to see the kernels of AVX2 CPUs (the rule then
 follows the cap). oneDNN is switched on as the train command does (`--onednn`).
 """
