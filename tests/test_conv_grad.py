@@ -132,7 +132,7 @@ def test_stride2_matmul_filter_gradients_equal_tensorflows(shape):
     shape_up = tf.constant([batch, height, width, c_in])
     cases = [  # (the function with its filter gradient argument, TensorFlow's op, its input)
         (lambda a, b, mode: conv_grad.conv2d_stride2(a, b, mode), lambda a, b: tf.nn.conv2d(a, b, 2, "SAME"), x, w),
-        (lambda a, b, mode: conv_grad.conv2d_transpose_stride2(a, b, shape_up, mode),
+        (lambda a, b, mode: conv_grad.conv2d_transpose_stride2(a, b, mode),
          lambda a, b: tf.nn.conv2d_transpose(a, b, shape_up, 2, "SAME"), low, w_up),
     ]
     for function, tensorflow_op, inputs, kernel in cases:
@@ -161,29 +161,29 @@ def test_stride2_rules_read_the_high_resolution_side():
     assert _custom_gradient_ops(lambda a, b: conv_grad.conv2d_stride2(a, b, rules), tf.zeros([1, 16, 8, 8]), w) == 0
     # The transposed convolution's positions are its output's: 4x4 -> 8x8 matches, 8x8 -> 16x16 does not.
     for low, expected in ((tf.zeros([1, 4, 4, 8]), 1), (tf.zeros([1, 8, 8, 8]), 0)):
-        output_shape = [1, 2 * low.shape[1], 2 * low.shape[2], 8]
-        assert _custom_gradient_ops(
-            lambda a, b: conv_grad.conv2d_transpose_stride2(a, b, output_shape, rules), low, w) == expected
+        assert _custom_gradient_ops(lambda a, b: conv_grad.conv2d_transpose_stride2(a, b, rules), low, w) == expected
 
 
 def test_stride2_forms_fall_back_or_trace_where_their_shapes_say():
-    """Odd sizes (and an output that is not twice the input) keep TensorFlow's gradient; an unknown batch and
+    """Odd sizes (and a transposed input of unknown size) keep TensorFlow's gradient; an unknown batch and
     bfloat16 inputs take the products like known ones."""
     w = tf.random.stateless_normal([4, 4, 3, 5], seed=[1, 2])
     odd = tf.random.stateless_normal([2, 7, 6, 3], seed=[3, 4])
     assert _custom_gradient_ops(lambda a, b: conv_grad.conv2d_stride2(a, b, "matmul"), odd, w) == 0
     np.testing.assert_allclose(conv_grad.conv2d_stride2(odd, w, "matmul").numpy(),
                                tf.nn.conv2d(odd, w, 2, "SAME").numpy(), rtol=1e-5, atol=1e-5)
-    low = tf.zeros([2, 4, 4, 5])
-    assert _custom_gradient_ops(lambda a, b: conv_grad.conv2d_transpose_stride2(a, b, [2, 7, 7, 3], "matmul"),
-                                low, w) == 0
+    w_up = tf.transpose(w, [0, 1, 3, 2])  # [4, 4, C_out 5, C_in 3]
+    unknown_size = tf.function(lambda a: conv_grad.conv2d_transpose_stride2(a, w_up, "matmul"))
+    graph = unknown_size.get_concrete_function(tf.TensorSpec([2, None, None, 3])).graph
+    assert sum(op.type == "IdentityN" for op in graph.get_operations()) == 0
+    assert unknown_size(tf.zeros([2, 3, 5, 3])).shape == (2, 6, 10, 5)
     for dtype in (tf.float32, tf.bfloat16):
         unknown_batch = tf.TensorSpec([None, 8, 6, 3], dtype)
         graph = tf.function(lambda a: conv_grad.conv2d_stride2(a, tf.cast(w, dtype), "matmul")).get_concrete_function(
             unknown_batch).graph
         assert sum(op.type == "IdentityN" for op in graph.get_operations()) == 1
         up = lambda a: conv_grad.conv2d_transpose_stride2(  # noqa: E731
-            a, tf.cast(tf.transpose(w, [0, 1, 3, 2]), dtype), [tf.shape(a)[0], 8, 6, 5], "matmul")  # a list
+            a, tf.cast(tf.transpose(w, [0, 1, 3, 2]), dtype), "matmul")
         graph = tf.function(up).get_concrete_function(tf.TensorSpec([None, 4, 3, 3], dtype)).graph
         assert sum(op.type == "IdentityN" for op in graph.get_operations()) == 1
         x = tf.cast(tf.random.stateless_normal([2, 8, 6, 3], seed=[5, 6]), dtype)

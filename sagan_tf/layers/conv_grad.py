@@ -39,9 +39,10 @@ RULE_KERNELS = ("1x1", "kxk", "4x4/2")
 def _check_rule(rule, filter_gradient):
     if not isinstance(rule, dict) or set(rule) - set(RULE_KEYS) or rule.get("kernel") not in RULE_KERNELS:
         raise ValueError(
-            '`filter_gradient` must be "onednn", "matmul" or a list of rules, dicts with a "kernel" ("1x1", '
-            f'"kxk" or "4x4/2") and optionally {", ".join(RULE_KEYS[1:])} ("auto" is resolved by the hardware policy, '
-            f"sagan_tf.machine.network_settings). Received: `filter_gradient={filter_gradient!r}`")
+            '`filter_gradient` must be "onednn", "matmul" or a list of rules, dicts with a "kernel" ('
+            + ", ".join(f'"{kernel}"' for kernel in RULE_KERNELS) + f') and optionally {", ".join(RULE_KEYS[1:])} '
+            f'("auto" is resolved by the hardware policy, sagan_tf.machine.network_settings). '
+            f"Received: `filter_gradient={filter_gradient!r}`")
     return dict(rule)
 
 
@@ -176,19 +177,18 @@ def conv2d_stride2(inputs, kernel, filter_gradient="onednn"):
                                  matmul_filter_gradient_stride2)(inputs, kernel)
 
 
-def conv2d_transpose_stride2(inputs, kernel, output_shape, filter_gradient="onednn"):
-    """tf.nn.conv2d_transpose(inputs, kernel, output_shape, 2, "SAME") for a [4, 4, C_out, C_in] kernel and an
-    output of twice the inputs' height and width (the fused upsampling form), with the filter gradient of
+def conv2d_transpose_stride2(inputs, kernel, filter_gradient="onednn"):
+    """tf.nn.conv2d_transpose with stride 2 and "same" padding of NHWC inputs by a [4, 4, C_out, C_in] kernel
+    to twice their height and width (the fused upsampling form), with the filter gradient of
     `matmul_filter_gradient_stride2` where `use_matmul_filter_gradient(filter_gradient, ..., stride=2)` says
-    so for the output's size. The transposed convolution is the adjoint of the stride-2 one with the same
-    kernel, so its filter gradient is that convolution's with the roles of input and output gradient swapped."""
-    # a batch may be unknown, the size not (a list holding tensors is packed first)
-    output_size = tf.get_static_value(tf.convert_to_tensor(output_shape), partial=True)
-    output_size = (None, None) if output_size is None else tuple(
-        None if v is None else int(v) for v in list(output_size)[1:3])
-    input_size = (inputs.shape[1], inputs.shape[2])
-    if (None in input_size or output_size != (2 * input_size[0], 2 * input_size[1])
-            or not _stride2_takes_matmul(filter_gradient, *output_size, kernel)):
+    so for the output's size (known sizes only). The transposed convolution is the adjoint of the stride-2 one
+    with the same kernel, so its filter gradient is that convolution's with the roles of input and output
+    gradient swapped."""
+    shape = tf.shape(inputs)
+    height, width = inputs.shape[1], inputs.shape[2]
+    output_shape = tf.stack([shape[0], 2 * (shape[1] if height is None else height),
+                             2 * (shape[2] if width is None else width), kernel.shape[2]])
+    if None in (height, width) or not _stride2_takes_matmul(filter_gradient, 2 * height, 2 * width, kernel):
         return tf.nn.conv2d_transpose(inputs, kernel, output_shape, 2, "SAME")
 
     return _with_filter_gradient(lambda x, w: tf.nn.conv2d_transpose(x, w, output_shape, 2, "SAME"),

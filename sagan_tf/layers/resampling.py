@@ -101,9 +101,7 @@ def upsample_conv2d(inputs, kernel, fused=True, filter_gradient="onednn"):
     # As a transposed convolution with stride 2 (its "same" padding puts 1 before and 1 after).
     flipped = tf.transpose(kernel, [0, 1, 3, 2])  # conv2d_transpose's kernel is [k, k, C_out, C_in]
     taps = _summed_taps(UPSAMPLING_TAPS, flipped)
-    height, width = inputs.shape[1], inputs.shape[2]
-    output_shape = tf.stack([tf.shape(inputs)[0], 2 * height, 2 * width, kernel.shape[-1]])
-    return conv_grad.conv2d_transpose_stride2(inputs, _as(inputs.dtype, taps), output_shape, filter_gradient)
+    return conv_grad.conv2d_transpose_stride2(inputs, _as(inputs.dtype, taps), filter_gradient)
 
 
 def conv2d_downsample(inputs, kernel, fused=True, filter_gradient="onednn"):
