@@ -59,7 +59,7 @@ DOWNSAMPLING_TAPS = ((0.5, 0, 0), (0.5, 0.5, 0), (0, 0.5, 0.5), (0, 0, 0.5))
 def _summed_taps(matrix, kernel):
     """The [4, 4, A, B] kernel whose tap (s, t) is sum_ij matrix[s][i] matrix[t][j] kernel[i, j] for a
     [3, 3, A, B] kernel: two matrix products on the kernel's own layout, so neither they nor their gradient
-    hold more than one [4, 3, A, B] intermediate (sums of shifted copies held several)."""
+    hold more than one [4, 3, A, B] intermediate (sums of zero-padded shifted copies would hold several)."""
     a, b = kernel.shape[2], kernel.shape[3]
     m = tf.constant(matrix, kernel.dtype)  # [4, 3]
     rows = tf.reshape(tf.matmul(m, tf.reshape(kernel, [3, 3 * a * b])), [4, 3, a * b])  # rows summed
