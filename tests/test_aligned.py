@@ -133,3 +133,41 @@ def test_aligned_config_takes_the_reference_step():
     report = reference_step_check.compare(data, ["experiments/fashion_mnist_aligned.gin"],
                                           ["SAGAN.d_sn_update_in_g_step = False"])
     assert report["loss_rtol"] > 1e-3, report
+
+
+def _recipe(gin_file, bindings=()):
+    """The settings the aligned config changes, as `gin_file` with `bindings` builds them."""
+    gin.clear_config()
+    config.parse([gin_file], bindings)
+    settings = TrainConfig(input_spec=None)
+    channels = gin.query_parameter("%CHANNELS")
+    model = factory.build_model(factory.DataFacts(num_classes=10, resolution=32, channels=channels))
+    norm = model.generator.blocks[0].bn1
+    recipe = {"channels": (channels, model.generator.out_channels), "fake_labels": model.fake_labels,
+              "bn_momentum": norm.momentum, "bn_initialization": norm.initialization,
+              "adam_epsilon": (settings.generator_optimizer().epsilon, settings.discriminator_optimizer().epsilon),
+              "d_sn_update_in_g_step": model.d_sn_update_in_g_step}
+    gin.clear_config()
+    return recipe
+
+
+def test_one_factor_list_puts_back_one_setting_per_run():
+    """tools/experiments/fashion_mnist_aligned_one_factor_1500.json: every run is the aligned recipe with exactly
+    one of its settings at the quality config's value, and together the runs cover every setting."""
+    import json
+
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools", "experiments",
+                        "fashion_mnist_aligned_one_factor_1500.json")
+    with open(path) as f:
+        spec = json.load(f)
+    assert spec["gin_files"] == ["experiments/fashion_mnist_aligned.gin"]
+    quality = _recipe("experiments/fashion_mnist_quality.gin")
+    aligned = _recipe(spec["gin_files"][0])
+    assert all(quality[key] != aligned[key] for key in quality), (quality, aligned)
+    put_back = []
+    for run in spec["runs"]:
+        recipe = _recipe(spec["gin_files"][0], run["gin_params"])
+        changed = [key for key in recipe if recipe[key] != aligned[key]]
+        assert len(changed) == 1 and recipe[changed[0]] == quality[changed[0]], (run["name"], recipe)
+        put_back += changed
+    assert sorted(put_back) == sorted(quality)
