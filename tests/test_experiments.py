@@ -73,9 +73,8 @@ def test_every_shipped_list_binds_what_it_names():
         spec = runner.load_spec(path)
         for run in spec["runs"]:
             gin.clear_config()
-            config.parse([*spec["gin_files"], *run.get("gin_files", [])],
-                         [*spec.get("gin_params", []), *run.get("gin_params", []),
-                          *spec.get("evaluation", {}).get("gin_params", [])])
+            gin_files, gin_params = stages.gin_arguments(spec, run)
+            config.parse(gin_files, [*gin_params, *spec.get("evaluation", {}).get("gin_params", [])])
     gin.clear_config()
     with pytest.raises(config.ConfigError, match="learning_rat"):
         config.parse(["experiments/fashion_mnist_quality.gin"],

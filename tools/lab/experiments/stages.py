@@ -80,6 +80,12 @@ def stop_on_sigterm():
     signal.signal(signal.SIGTERM, handler)
 
 
+def gin_arguments(spec, run):
+    """(gin files, bindings) a run of the list trains with: the list's, then the run's."""
+    return ([*spec["gin_files"], *run.get("gin_files", [])],
+            [*spec.get("gin_params", []), *run.get("gin_params", [])])
+
+
 def train_run(spec, run, seed, directory):
     """Trains one run to the budget (resuming); returns its state dict (status, train_seconds)."""
     state_path = os.path.join(directory, "runner.json")
@@ -95,9 +101,10 @@ def train_run(spec, run, seed, directory):
         params += [f"train.eval_every = {curve['eval_every']}", f"Evaluator.num_samples = {curve['num_samples']}",
                    f"Evaluator.classifier = '{spec.get('evaluation', {}).get('classifier', 'port')}'",
                    *spec.get("evaluation", {}).get("gin_params", [])]
-    params += [*spec.get("gin_params", []), *run.get("gin_params", [])]  # the list's, then the run's
+    gin_files, gin_params = gin_arguments(spec, run)
+    params += gin_params
     cmd = [sys.executable, "-m", "sagan_tf.train", f"--model_dir={directory}"]
-    cmd += [f"--gin_file={f}" for f in [*spec["gin_files"], *run.get("gin_files", [])]]
+    cmd += [f"--gin_file={f}" for f in gin_files]
     cmd += [f"--gin_param={p}" for p in params]
     print(f"[{run['name']} seed {seed}] training from step {latest_step(directory)} to {spec['num_steps']}", flush=True)
     wall_before, cpu_before = state["train_seconds"], state.get("train_cpu_seconds", 0.0)
