@@ -5,6 +5,7 @@ import os
 import gin
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from sagan_tf import ConditionalBatchNorm, Discriminator, Generator, config, gin_registry  # noqa: F401
@@ -116,6 +117,56 @@ def test_gin_binds_the_options():
     assert model.d_sn_update_in_g_step
     assert model.generator.get_config()["bn_initialization"] == "biggan"
     assert SAGAN.from_config(model.get_config()).d_sn_update_in_g_step
+
+
+def _bias_limits(model):
+    """{bias path: (values, 1/sqrt(fan_in) of the kernel beside it)} for every convolution and dense layer."""
+    kernels = {v.path: v for v in model.weights if v.path.endswith("/kernel")}
+    out = {}
+    for v in model.weights:
+        if v.path.endswith("/bias") and v.path[:-len("bias")] + "kernel" in kernels:
+            fan_in = int(np.prod(kernels[v.path[:-len("bias")] + "kernel"].shape[:-1]))
+            out[v.path] = (v.numpy(), fan_in ** -0.5)
+    return out
+
+
+def test_fan_in_uniform_biases_start_as_pytorch_draws_them():
+    """PyTorch (and so BigGAN-PyTorch) starts every Conv2d and Linear bias uniform on +-1/sqrt(fan_in):
+    D's first convolution on 3 channels (fan-in 27) up to 0.19, its 1x1 shortcut (fan-in 3) up to 0.58."""
+    keras.utils.set_random_seed(0)
+    networks = (Generator(resolution=32, num_classes=4, base_channels=16, out_channels=3, attention_resolutions=(),
+                          bias_initialization="fan_in_uniform"),
+                Discriminator(resolution=32, num_classes=4, base_channels=16, attention_resolutions=(),
+                              bias_initialization="fan_in_uniform"))
+    networks[0].build()
+    networks[1].build((None, 32, 32, 3))
+    biases = {**_bias_limits(networks[0]), **_bias_limits(networks[1])}
+    assert len(biases) == 22, sorted(biases)  # G: linear, 3 blocks x 3 convs, output conv; D: 10 convs, linear
+    assert abs(biases["discriminator/block1/conv1_sn/conv1/bias"][1] - 27 ** -0.5) < 1e-9
+    assert abs(biases["discriminator/block1/shortcut_sn/shortcut/bias"][1] - 3 ** -0.5) < 1e-9
+    for path, (values, limit) in biases.items():
+        assert np.abs(values).max() <= limit, path
+        if values.size >= 64:  # 64 uniform draws fill the interval: the largest is above 0.9 x limit
+            assert np.abs(values).max() > 0.9 * limit and values.std() > 0.45 * limit, path
+    shortcuts = [values for path, (values, _) in biases.items() if path.endswith("shortcut/bias")]
+    assert not np.array_equal(shortcuts[0], shortcuts[1])  # every layer draws its own
+    rebuilt = Discriminator.from_config(networks[1].get_config())
+    assert rebuilt.bias_initialization == "fan_in_uniform"
+    plain = Discriminator(resolution=32, num_classes=4, base_channels=16, attention_resolutions=())
+    plain.build((None, 32, 32, 3))
+    assert all(not values.any() for values, _ in _bias_limits(plain).values())
+    with pytest.raises(ValueError, match="bias_initialization"):
+        Generator(resolution=32, num_classes=4, bias_initialization="pytorch")
+
+
+def test_gin_binds_the_bias_initialization():
+    gin.parse_config(["Generator.bias_initialization = 'fan_in_uniform'",
+                      "Discriminator.bias_initialization = 'fan_in_uniform'",
+                      "Generator.attention_resolutions = ()", "Discriminator.attention_resolutions = ()"])
+    model = factory.build_model(factory.DataFacts(num_classes=2, resolution=32, channels=3))
+    assert model.generator.bias_initialization == model.discriminator.bias_initialization == "fan_in_uniform"
+    assert model.discriminator.blocks[0].get_config()["bias_initialization"] == "fan_in_uniform"
+    assert np.abs(keras.ops.convert_to_numpy(model.discriminator.blocks[0].conv1.layer.bias)).max() > 0.1
 
 
 def test_aligned_config_takes_the_reference_step():

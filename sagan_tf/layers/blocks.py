@@ -21,7 +21,7 @@ class _ConvBlock(keras.layers.Layer):
 
     def __init__(
         self, out_channels, use_spectral_norm=True, kernel_initializer="glorot_uniform", fused_resampling=True,
-        filter_gradient="onednn", **kwargs
+        filter_gradient="onednn", bias_initialization="zeros", **kwargs
     ):
         if not isinstance(out_channels, int) or out_channels < 1:
             raise ValueError(
@@ -32,10 +32,12 @@ class _ConvBlock(keras.layers.Layer):
                 f"`fused_resampling` must be True or False. Received: `fused_resampling={fused_resampling!r}`"
             )
         filter_gradient = conv_grad.check_filter_gradient(filter_gradient)
+        initializers.check_bias_initialization(bias_initialization)
         super().__init__(**kwargs)
         self.out_channels = out_channels
         self.use_spectral_norm = use_spectral_norm
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initialization = bias_initialization
         self.fused_resampling = fused_resampling
         self.filter_gradient = filter_gradient
         # the block's resampling convolutions, fixed here (sagan_tf.layers.resampling)
@@ -43,12 +45,13 @@ class _ConvBlock(keras.layers.Layer):
         self._upsample_conv2d = functools.partial(resampling.upsample_conv2d, **settings)
         self._conv2d_downsample = functools.partial(resampling.conv2d_downsample, **settings)
 
-    def _conv(self, kernel_size, name):
+    def _conv(self, kernel_size, in_channels, name):
         conv = keras.layers.Conv2D(
             self.out_channels,
             kernel_size,
             padding="same",
             kernel_initializer=initializers.fresh(self.kernel_initializer),
+            bias_initializer=initializers.bias(self.bias_initialization, kernel_size * kernel_size * in_channels),
             dtype=self.dtype_policy,
             name=name,
         )
@@ -69,6 +72,7 @@ class _ConvBlock(keras.layers.Layer):
                 "out_channels": self.out_channels,
                 "use_spectral_norm": self.use_spectral_norm,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initialization": self.bias_initialization,
                 "fused_resampling": self.fused_resampling,
                 "filter_gradient": conv_grad.serialize_filter_gradient(self.filter_gradient),
             }
@@ -90,6 +94,8 @@ class GeneratorBlock(_ConvBlock):
         upsample: double the spatial size.
         use_spectral_norm: spectrally normalise the convolutions.
         kernel_initializer: convolution initializer.
+        bias_initialization: the convolutions' biases at the start, "zeros" or "fan_in_uniform"
+            (`sagan_tf.layers.initializers.bias`).
         bn_momentum, bn_epsilon: batch-norm settings.
         bn_initialization: the conditional batch norms' gains and biases at the start, "unit" or
             "biggan" (see `ConditionalBatchNorm`).
@@ -114,10 +120,11 @@ class GeneratorBlock(_ConvBlock):
         bn_initialization="unit",
         fused_resampling=True,
         filter_gradient="onednn",
+        bias_initialization="zeros",
         **kwargs,
     ):
         super().__init__(out_channels, use_spectral_norm, kernel_initializer, fused_resampling, filter_gradient,
-                         **kwargs)
+                         bias_initialization, **kwargs)
         self.num_classes = num_classes
         self.upsample = upsample
         self.bn_momentum = bn_momentum
@@ -131,11 +138,11 @@ class GeneratorBlock(_ConvBlock):
                        dtype=self.dtype_policy)
         self.bn1 = ConditionalBatchNorm(self.num_classes, name="bn1", **bn_args)
         self.bn2 = ConditionalBatchNorm(self.num_classes, name="bn2", **bn_args)
-        self.conv1 = self._conv(3, "conv1")
-        self.conv2 = self._conv(3, "conv2")
+        self.conv1 = self._conv(3, in_channels, "conv1")
+        self.conv2 = self._conv(3, self.out_channels, "conv2")
         self.shortcut = None
         if in_channels != self.out_channels or self.upsample:
-            self.shortcut = self._conv(1, "shortcut")
+            self.shortcut = self._conv(1, in_channels, "shortcut")
         factor = 2 if self.upsample else 1
         upsampled = (input_shape[0], _times(input_shape[1], factor), _times(input_shape[2], factor))
         self.bn1.build(input_shape)
@@ -195,7 +202,7 @@ class DiscriminatorBlock(_ConvBlock):
         optimized: build the optimised first block.
         use_spectral_norm: spectrally normalise the convolutions.
         kernel_initializer: convolution initializer.
-        fused_resampling, filter_gradient: as for `GeneratorBlock`.
+        fused_resampling, filter_gradient, bias_initialization: as for `GeneratorBlock`.
 
     Input shape: [B, H, W, C_in]. Output shape: [B, H/2, W/2, out_channels] (or [B, H, W, ...]).
     """
@@ -209,10 +216,11 @@ class DiscriminatorBlock(_ConvBlock):
         kernel_initializer="glorot_uniform",
         fused_resampling=True,
         filter_gradient="onednn",
+        bias_initialization="zeros",
         **kwargs,
     ):
         super().__init__(out_channels, use_spectral_norm, kernel_initializer, fused_resampling, filter_gradient,
-                         **kwargs)
+                         bias_initialization, **kwargs)
         if optimized and not downsample:
             raise ValueError(
                 "The optimised first discriminator block always downsamples. "
@@ -223,11 +231,11 @@ class DiscriminatorBlock(_ConvBlock):
 
     def build(self, input_shape):
         in_channels = int(input_shape[-1])
-        self.conv1 = self._conv(3, "conv1")
-        self.conv2 = self._conv(3, "conv2")
+        self.conv1 = self._conv(3, in_channels, "conv1")
+        self.conv2 = self._conv(3, self.out_channels, "conv2")
         self.shortcut = None
         if self.optimized or in_channels != self.out_channels or self.downsample:
-            self.shortcut = self._conv(1, "shortcut")
+            self.shortcut = self._conv(1, in_channels, "shortcut")
         self.conv1.build(input_shape)
         self.conv2.build((*input_shape[:3], self.out_channels))
         if self.shortcut is not None:

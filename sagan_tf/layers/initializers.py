@@ -5,6 +5,8 @@ that: one instance handed to several layers gives every same-shaped kernel the s
 layer of sagan_tf therefore gets its own copy, as keras `MultiHeadAttention` and the model garden do.
 """
 
+import math
+
 import keras
 
 
@@ -34,3 +36,27 @@ class OnePlus(keras.initializers.Initializer):
 
     def get_config(self):
         return {"initializer": keras.initializers.serialize(self.initializer)}
+
+
+BIAS_INITIALIZATIONS = ("zeros", "fan_in_uniform")
+
+
+def check_bias_initialization(bias_initialization):
+    """Returns `bias_initialization` if it names one of `BIAS_INITIALIZATIONS`, else raises ValueError."""
+    if bias_initialization not in BIAS_INITIALIZATIONS:
+        raise ValueError(f"`bias_initialization` must be one of {BIAS_INITIALIZATIONS}. "
+                         f"Received: `bias_initialization={bias_initialization!r}`")
+    return bias_initialization
+
+
+def bias(bias_initialization, fan_in):
+    """The bias initializer of a convolution or dense layer whose outputs each read `fan_in` inputs.
+
+    "zeros": every bias starts at 0 (Keras's default). "fan_in_uniform": uniform on
+    [-1/sqrt(fan_in), 1/sqrt(fan_in)], PyTorch's default for `Conv2d` and `Linear` biases, which
+    BigGAN-PyTorch leaves in place when it initialises the weights.
+    """
+    if check_bias_initialization(bias_initialization) == "zeros":
+        return "zeros"
+    limit = 1.0 / math.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-limit, limit)

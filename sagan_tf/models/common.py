@@ -4,7 +4,7 @@ import math
 
 import keras
 
-from sagan_tf.layers import conv_grad
+from sagan_tf.layers import conv_grad, initializers
 from sagan_tf.layers.attention import SelfAttention, attention_style_kwargs
 
 
@@ -72,7 +72,7 @@ class Network(keras.Model):
 
     def _set_common(self, network, resolution, num_classes, base_channels, multipliers, feature_sizes,
                     attention_resolutions, attention_style, attention_block_size, use_spectral_norm,
-                    kernel_initializer):
+                    kernel_initializer, bias_initialization):
         """Checks and stores the shared arguments; `feature_sizes`: the blocks' output sizes."""
         if not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f"`num_classes` must be an int >= 0. Received: `num_classes={num_classes}`")
@@ -86,6 +86,7 @@ class Network(keras.Model):
         self.attention_block_size = attention_block_size
         self.use_spectral_norm = use_spectral_norm
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initialization = initializers.check_bias_initialization(bias_initialization)
         self._attention_after = ()
 
     def _set_hardware_settings(self, fused_resampling, filter_gradient):
@@ -129,6 +130,7 @@ class Network(keras.Model):
             "attention_block_size": self.attention_block_size,
             "use_spectral_norm": self.use_spectral_norm,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initialization": self.bias_initialization,
             "fused_resampling": self.fused_resampling,
             "filter_gradient": conv_grad.serialize_filter_gradient(self.filter_gradient),
         }

@@ -45,6 +45,7 @@ class Discriminator(common.Network):
         use_spectral_norm: spectral norm on every weight.
         kernel_initializer: weight initializer.
         fused_resampling, filter_gradient: as for the generator (fused: convolve and pool in one).
+        bias_initialization: as for the generator.
 
     Call arguments: `images` float [B, resolution, resolution, C]; `labels` int [B] (required if
     conditional); `return_attention` as for the generator.
@@ -65,6 +66,7 @@ class Discriminator(common.Network):
         kernel_initializer="glorot_uniform",
         fused_resampling=True,
         filter_gradient="onednn",
+        bias_initialization="zeros",
         **kwargs,
     ):
         kwargs.setdefault("name", "discriminator")
@@ -86,7 +88,7 @@ class Discriminator(common.Network):
             )
         self._set_common("discriminator", resolution, num_classes, base_channels, multipliers, sizes,
                          attention_resolutions, attention_style, attention_block_size, use_spectral_norm,
-                         kernel_initializer)
+                         kernel_initializer, bias_initialization)
         self.final_resolution = final_resolution
 
         dtype = self.dtype_policy
@@ -100,6 +102,7 @@ class Discriminator(common.Network):
                     optimized=i == 0,
                     use_spectral_norm=use_spectral_norm,
                     kernel_initializer=self.kernel_initializer,
+                    bias_initialization=bias_initialization,
                     **hardware_settings,
                     dtype=dtype,
                     name=f"block{i + 1}",
@@ -110,7 +113,9 @@ class Discriminator(common.Network):
             previous = size
         self._feature_channels = multipliers[-1] * base_channels
         self.linear = maybe_spectral_norm(
-            keras.layers.Dense(1, kernel_initializer=initializers.fresh(self.kernel_initializer), dtype=dtype, name="linear"),
+            keras.layers.Dense(1, kernel_initializer=initializers.fresh(self.kernel_initializer),
+                               bias_initializer=initializers.bias(bias_initialization, self._feature_channels),
+                               dtype=dtype, name="linear"),
             use_spectral_norm,
         )
         self.embedding = None

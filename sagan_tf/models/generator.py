@@ -57,6 +57,8 @@ class Generator(common.Network):
             kernels), "matmul" (matrix products) or a rule list of the shapes that take matrix products
             (`sagan_tf.layers.conv_grad`). The train command binds the hardware policy's choice
             (`sagan_tf.machine.network_settings`, `--filter_gradient`) unless the config binds one.
+        bias_initialization: the convolution and linear biases at the start: "zeros", or
+            "fan_in_uniform" (uniform on +-1/sqrt(fan_in), PyTorch's default, which BigGAN-PyTorch keeps).
 
     Call arguments: `z` float [B, dim_z]; `labels` int [B] (required if conditional);
     `return_attention`: also return {layer name: attention map [B, N, N_key]}.
@@ -81,6 +83,7 @@ class Generator(common.Network):
         bn_initialization="unit",
         fused_resampling=True,
         filter_gradient="onednn",
+        bias_initialization="zeros",
         **kwargs,
     ):
         kwargs.setdefault("name", "generator")
@@ -97,7 +100,7 @@ class Generator(common.Network):
         block_resolutions = [4 * 2 ** (i + 1) for i in range(num_blocks)]
         self._set_common("generator", resolution, num_classes, base_channels, multipliers, block_resolutions,
                          attention_resolutions, attention_style, attention_block_size, use_spectral_norm,
-                         kernel_initializer)
+                         kernel_initializer, bias_initialization)
         self.dim_z = dim_z
         self.out_channels = out_channels
         self.bn_momentum = bn_momentum
@@ -110,6 +113,7 @@ class Generator(common.Network):
             keras.layers.Dense(
                 4 * 4 * self._initial_channels,
                 kernel_initializer=initializers.fresh(self.kernel_initializer),
+                bias_initializer=initializers.bias(bias_initialization, dim_z),
                 dtype=dtype,
                 name="linear",
             ),
@@ -126,6 +130,7 @@ class Generator(common.Network):
                     bn_momentum=bn_momentum,
                     bn_epsilon=bn_epsilon,
                     bn_initialization=bn_initialization,
+                    bias_initialization=bias_initialization,
                     **hardware_settings,
                     dtype=dtype,
                     name=f"block{i + 1}",
@@ -147,6 +152,8 @@ class Generator(common.Network):
                 3,
                 padding="same",
                 kernel_initializer=initializers.fresh(self.kernel_initializer),
+                bias_initializer=initializers.bias(
+                    self.bias_initialization, 3 * 3 * self.channel_multipliers[-1] * self.base_channels),
                 dtype=self.dtype_policy,
                 name="output_conv",
             ),
