@@ -7,6 +7,8 @@ is a single `ResourceApplyAdam` op instead of the twenty-odd ops Keras builds fo
 graph is smaller, which shortens the start of a run (tracing and graph optimisation), most under
 MirroredStrategy, where each update is built once per replica; the update is one pass over each variable.
 Results equal Keras's to float rounding (tests/test_optimizers.py). `amsgrad=True` takes Keras's own update.
+Keras adds epsilon before the bias correction of v, PyTorch after it: a step with epsilon e here is
+`torch.optim.Adam`'s with epsilon e / sqrt(1 - beta_2^t) (tested).
 """
 
 import keras

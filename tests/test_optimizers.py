@@ -49,6 +49,40 @@ def test_updates_equal_keras_adam(settings):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
 
 
+def _pytorch_adam(learning_rate, beta_1, beta_2, epsilon, steps=6):
+    """torch.optim.Adam's update (PyTorch's documented algorithm) in NumPy, on the dense variables of `_train`;
+    `epsilon(t)` gives the epsilon of step t (1-based)."""
+    variables = [v.numpy().astype(np.float64) for v in _variables()[:2]]
+    m = [np.zeros_like(v) for v in variables]
+    s = [np.zeros_like(v) for v in variables]
+    for step in range(steps):
+        t = step + 1
+        for i, g in enumerate(_gradients(step)[:2]):
+            g = g.numpy().astype(np.float64)
+            m[i] = beta_1 * m[i] + (1 - beta_1) * g
+            s[i] = beta_2 * s[i] + (1 - beta_2) * g * g
+            denominator = np.sqrt(s[i]) / np.sqrt(1 - beta_2 ** t) + epsilon(t)
+            variables[i] -= learning_rate / (1 - beta_1 ** t) * m[i] / denominator
+    return variables
+
+
+def test_update_is_pytorchs_with_epsilon_over_sqrt_of_the_bias_correction():
+    """Keras's Adam (so FusedAdam) adds epsilon to sqrt(v) before the bias correction, PyTorch after it: Keras's
+    step with epsilon e is PyTorch's with epsilon e / sqrt(1 - beta_2^t). At the aligned config's 1e-8 on gradients
+    of order 1 the two agree to float precision; with a large epsilon the difference shows."""
+    settings = dict(learning_rate=4e-4, beta_1=0.0, beta_2=0.9)
+    for epsilon in (1e-8, 0.3):
+        fused, _ = _train(optimizers.FusedAdam(epsilon=epsilon, **settings))
+        scaled = _pytorch_adam(epsilon=lambda t: epsilon / np.sqrt(1 - 0.9 ** t), **settings)
+        plain = _pytorch_adam(epsilon=lambda t: epsilon, **settings)
+        for got, want, pytorch in zip(fused, scaled, plain):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+            if epsilon == 0.3:
+                assert np.abs(got - pytorch).max() > 1e-5
+            else:
+                np.testing.assert_allclose(got, pytorch, rtol=1e-6, atol=1e-7)
+
+
 def test_amsgrad_takes_keras_update():
     fused, _ = _train(optimizers.FusedAdam(1e-2, amsgrad=True))
     plain, _ = _train(keras.optimizers.Adam(1e-2, amsgrad=True))
