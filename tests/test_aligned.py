@@ -32,6 +32,7 @@ def test_aligned_config_builds_the_reference_recipe():
     model = factory.build_model(factory.DataFacts(num_classes=10, resolution=32, channels=3))
     assert model.fake_labels == "sampled" and model.ema_decay is None and model.d_sn_update_in_g_step
     assert model.generator.out_channels == 3
+    assert model.generator.bias_initialization == model.discriminator.bias_initialization == "fan_in_uniform"
     norms = [norm for block in model.generator.blocks for norm in (block.bn1, block.bn2)]
     assert norms and all(n.initialization == "biggan" and n.momentum == 0.9 for n in norms)
     assert evaluator.Evaluator().channel_mean
@@ -197,14 +198,16 @@ def _recipe(gin_file, bindings=()):
     recipe = {"channels": (channels, model.generator.out_channels), "fake_labels": model.fake_labels,
               "bn_momentum": norm.momentum, "bn_initialization": norm.initialization,
               "adam_epsilon": (settings.generator_optimizer().epsilon, settings.discriminator_optimizer().epsilon),
-              "d_sn_update_in_g_step": model.d_sn_update_in_g_step}
+              "d_sn_update_in_g_step": model.d_sn_update_in_g_step,
+              "bias_initialization": (model.generator.bias_initialization, model.discriminator.bias_initialization)}
     gin.clear_config()
     return recipe
 
 
 def test_one_factor_list_puts_back_one_setting_per_run():
-    """tools/experiments/fashion_mnist_aligned_one_factor_1500.json: every run is the aligned recipe with exactly
-    one of its settings at the quality config's value, and together the runs cover every setting."""
+    """tools/experiments/fashion_mnist_aligned_one_factor_1500.json: its base is the aligned recipe with the biases
+    at 0 (the list's own bindings), every run puts back exactly one more setting to the quality config's value,
+    and together the base and the runs cover every setting."""
     import json
 
     path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools", "experiments",
@@ -215,10 +218,12 @@ def test_one_factor_list_puts_back_one_setting_per_run():
     quality = _recipe("experiments/fashion_mnist_quality.gin")
     aligned = _recipe(spec["gin_files"][0])
     assert all(quality[key] != aligned[key] for key in quality), (quality, aligned)
-    put_back = []
+    base = _recipe(spec["gin_files"][0], spec["gin_params"])
+    put_back = [key for key in base if base[key] != aligned[key]]
+    assert put_back == ["bias_initialization"] and base["bias_initialization"] == quality["bias_initialization"]
     for run in spec["runs"]:
-        recipe = _recipe(spec["gin_files"][0], run["gin_params"])
-        changed = [key for key in recipe if recipe[key] != aligned[key]]
+        recipe = _recipe(spec["gin_files"][0], spec["gin_params"] + run["gin_params"])
+        changed = [key for key in recipe if recipe[key] != base[key]]
         assert len(changed) == 1 and recipe[changed[0]] == quality[changed[0]], (run["name"], recipe)
         put_back += changed
     assert sorted(put_back) == sorted(quality)
