@@ -161,6 +161,10 @@ TABLE += [
      ["{tmp}/p.md"]),
     (PARITY, ["--ours={empty}", "--step=1500", "--output={tmp}/p.md"], "holds no evaluated run", ["{tmp}/p.md"]),
     (PARITY, ["--ours={empty}", "--step=0", "--output={tmp}/p.md"], "flag --step=0", ["{tmp}/p.md"]),
+    (PARITY, ["--ours={empty}", "--against={tmp}/none", "--step=1500", "--output={tmp}/p.md"],
+     "--against {tmp}/none does not exist", ["{tmp}/p.md"]),
+    (PARITY, ["--ours={empty}", "--step=1500", "--names=one", "--output={tmp}/p.md"],
+     "--names=one: give two different labels", ["{tmp}/p.md"]),
 ]
 
 REFERENCE_STEP = "tools/reference_step_check.py"

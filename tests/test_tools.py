@@ -296,3 +296,29 @@ def test_parity_report_reads_both_sides_and_states_the_outcome_from_the_interval
     void = parity.report(ours, other, 1500)
     assert not void["same_real_statistics"] and "the comparison is void" in parity.markdown(void)
     assert "| FID | 52.00 ± 1.58 (5) | 66.00 ± 1.00 (3) | -14.00 |" in parity.markdown(result)
+    named = parity.markdown(parity.report(ours, reference, 1500, ("biases uniform", "biases 0")))
+    assert "| metric | biases uniform (mean ± sd, n) | biases 0 (mean ± sd, n) |" in named
+    assert "real statistics biases uniform: ['0ef2fea11657'], biases 0: ['0ef2fea11657']" in named
+
+
+def test_parity_report_compares_two_lists(tmp_path):
+    """--against reads a second experiment list's evaluations in place of the reference's sets."""
+    def write(folder, run, fids):
+        for seed, fid in enumerate(fids):
+            path = tmp_path / folder / run / f"seed_{seed}"
+            path.mkdir(parents=True)
+            (path / "final_eval.json").write_text(json.dumps(
+                {"fid": fid, "kid": fid / 1000, "step": 1500, "real_statistics": "/c/x-0ef2fea11657.npz"}))
+
+    write("uniform", "fan_in_uniform_biases", [58.0, 94.0, 72.0, 72.0, 70.0])
+    write("zeros", "aligned", [95.0, 109.0, 103.0, 96.0, 101.0])
+    out = tmp_path / "p.md"
+    result = subprocess.run([sys.executable, "tools/parity_report.py",
+                             f"--ours={tmp_path / 'uniform'}", f"--against={tmp_path / 'zeros'}", "--step=1500",
+                             "--names=biases uniform,biases 0", f"--output={out}"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    table = out.read_text()
+    assert "| FID | 73.20 ± 13.01 (5) | 100.80 ± 5.67 (5) | -27.60 |" in table and "| ahead |" in table
+    figures = json.loads(out.with_suffix(".json").read_text())
+    assert figures["run"] == "fan_in_uniform_biases" and figures["against_run"] == "aligned"

@@ -9,6 +9,12 @@ tools/eval_reference.py), checks that both sides were scored against the same re
 a table: mean +- sd per side, the difference (ours - reference), Welch's t and a bootstrap 95% interval of
 the difference, and the outcome read from the interval: "ahead" (below 0 for FID), "at parity" (0 inside)
 or "behind". The JSON beside the table holds every figure and the commands behind them.
+
+Two of sagan_tf's lists compare the same way (a one-factor test): `--against` names the second list's folder
+(and `--against_run` its run) in place of `--reference`, and `--names` labels the two sides:
+
+    .venv/bin/python tools/parity_report.py --ours=results/fashion_mnist_aligned_bias_1500 --step=1500 \
+        --against=results/fashion_mnist_aligned_1500 --names="biases uniform,biases 0" --output=results/parity/biases_1500.md
 """
 
 import glob
@@ -26,6 +32,9 @@ flags.DEFINE_string("ours", None, "An experiment list's output folder (tools/run
 flags.DEFINE_string("run", None, "The run inside it (default: its only run).")
 flags.DEFINE_string("reference", "results/reference", "The reference's evaluations (tools/eval_reference.py).")
 flags.DEFINE_integer("step", None, "The training step both sides are compared at.", lower_bound=1)
+flags.DEFINE_string("against", None, "Another experiment list's output folder, compared in place of --reference.")
+flags.DEFINE_string("against_run", None, "The run inside --against (default: its only run).")
+flags.DEFINE_list("names", None, "The two sides' labels (default: sagan_tf,BigGAN-PyTorch).")
 flags.DEFINE_string("output", None, "The markdown table to write; a .json with the figures goes beside it.")
 METRICS = ("fid", "kid")
 
@@ -38,13 +47,13 @@ def _read(pattern):
     return found
 
 
-def _ours(folder, run, step):
+def _ours(folder, run, step, flag="ours", run_flag="run"):
     runs = sorted(d for d in os.listdir(folder) if glob.glob(os.path.join(folder, d, "seed_*", "final_eval.json")))
     if not runs:
-        raise commands.UserError(f"--ours {folder} holds no evaluated run", "run tools/run_experiments.py first")
+        raise commands.UserError(f"--{flag} {folder} holds no evaluated run", "run tools/run_experiments.py first")
     run = run or runs[0]
     if run not in runs:
-        raise commands.UserError(f"--run {run} is not evaluated in {folder}", f"pass one of {', '.join(runs)}")
+        raise commands.UserError(f"--{run_flag} {run} is not evaluated in {folder}", f"pass one of {', '.join(runs)}")
     evaluations = _read(os.path.join(folder, run, "seed_*", "final_eval.json"))
     evaluations = {path: e for path, e in evaluations.items() if e.get("step") == step}
     if len(evaluations) < 2:
@@ -58,16 +67,20 @@ def _statistics_key(evaluation):
     return os.path.splitext(os.path.basename(evaluation.get("real_statistics") or "?"))[0].rsplit("-", 1)[-1]
 
 
-def report(ours, reference, step):
+SIDES = ("sagan_tf", "BigGAN-PyTorch")
+
+
+def report(ours, reference, step, names=SIDES):
     import numpy as np  # noqa: PLC0415
 
-    sides = {"sagan_tf": ours, "BigGAN-PyTorch": reference}
+    first, second = names
+    sides = {first: ours, second: reference}
     keys = {name: sorted({_statistics_key(e) for e in side.values()}) for name, side in sides.items()}
     result = {"step": step, "real_statistics": keys, "same_real_statistics": len(set(sum(keys.values(), []))) == 1}
     for metric in METRICS:
         values = {name: [e[metric] for e in side.values()] for name, side in sides.items()}
         scale = 1000.0 if metric == "kid" else 1.0
-        comparison = compare(np.array(values["sagan_tf"]) * scale, np.array(values["BigGAN-PyTorch"]) * scale)
+        comparison = compare(np.array(values[first]) * scale, np.array(values[second]) * scale)
         result[metric] = {
             "scale": scale,
             "sides": {name: {"values": [v * scale for v in vs], "mean": float(np.mean(vs) * scale),
@@ -78,10 +91,11 @@ def report(ours, reference, step):
 
 
 def markdown(result):
+    first, second = result["fid"]["sides"]
     lines = [f"At step {result['step']}, raw generators, 10,000 samples each, the same evaluator "
              f"(real statistics {', '.join(f'{k}: {v}' for k, v in result['real_statistics'].items())}"
              f"{'' if result['same_real_statistics'] else '; NOT the same: the comparison is void'}).", "",
-             "| metric | sagan_tf (mean ± sd, n) | BigGAN-PyTorch (mean ± sd, n) | difference | Welch's t (df, p) "
+             f"| metric | {first} (mean ± sd, n) | {second} (mean ± sd, n) | difference | Welch's t (df, p) "
              "| bootstrap 95% interval | outcome |", "|---|---|---|---|---|---|---|"]
     for metric in METRICS:
         entry = result[metric]
@@ -101,16 +115,27 @@ def main(argv):
     checks.required("ours", FLAGS.ours, "pass an experiment list's --out_dir")
     checks.required("step", FLAGS.step, "pass the step both sides are compared at")
     checks.folder("ours", FLAGS.ours, "pass an experiment list's --out_dir")
-    checks.folder("reference", FLAGS.reference, "pass the folder tools/eval_reference.py wrote to")
+    if FLAGS.against:
+        checks.folder("against", FLAGS.against, "pass another experiment list's --out_dir")
+    else:
+        checks.folder("reference", FLAGS.reference, "pass the folder tools/eval_reference.py wrote to")
+    names = tuple(FLAGS.names or SIDES)
+    if len(names) != 2 or not all(names) or names[0] == names[1]:
+        raise commands.UserError(f"--names={','.join(names)}: give two different labels", 'e.g. --names="ours,theirs"')
     checks.required("output", FLAGS.output, "pass a .md path for the table")
     checks.output_file("output", FLAGS.output, "pass a .md path for the table")
     run, ours = _ours(FLAGS.ours, FLAGS.run, FLAGS.step)
-    reference = {p: e for p, e in _read(os.path.join(FLAGS.reference, f"ref_s*_step{FLAGS.step:05d}.json")).items()}
-    if len(reference) < 2:
-        raise commands.UserError(f"--reference {FLAGS.reference} has {len(reference)} set(s) at step {FLAGS.step}",
-                                 "evaluate them with tools/eval_reference.py")
-    result = report(ours, reference, FLAGS.step)
+    if FLAGS.against:
+        against_run, reference = _ours(FLAGS.against, FLAGS.against_run, FLAGS.step, "against", "against_run")
+    else:
+        reference = _read(os.path.join(FLAGS.reference, f"ref_s*_step{FLAGS.step:05d}.json"))
+        if len(reference) < 2:
+            raise commands.UserError(f"--reference {FLAGS.reference} has {len(reference)} set(s) at step {FLAGS.step}",
+                                     "evaluate them with tools/eval_reference.py")
+    result = report(ours, reference, FLAGS.step, names)
     result.update(run=run, ours=sorted(ours), reference=sorted(reference))
+    if FLAGS.against:
+        result.update(against_run=against_run)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     with open(FLAGS.output, "w") as f:
         f.write(markdown(result))
