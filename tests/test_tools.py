@@ -145,6 +145,11 @@ def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_r
     runs = [{**run, **({"gflop_executed_per_iteration": 196.0, "matmul_gflop_per_second": m}
                        if run["side"] == "sagan_tf" else {})} for run, m in zip(runs, (0, 20.0, 15.0, 0))]
     assert "| 1.00 / 1.00 GiB | 14 / 18 (0.80) |" in bench.markdown({**report, "max_isa": "avx2", "runs": runs})
+    assert "anonymous" not in bench.markdown(report)  # no side sampled it: the old table
+    sampled = [{**run, "peak_anonymous_gib": {"reference": 0.5, "sagan_tf": 0.4}[run["side"]] + 0.1 * i}
+               for i, run in enumerate(runs)]
+    table = bench.markdown({**report, "configs": [bench.summarise("32", sampled)], "runs": sampled})
+    assert "| 1.00 / 1.00 GiB; anonymous 0.80 / 0.60 |" in table and "RssAnon" in table  # each side's largest
     # --render rewrites the table of a stored report and runs nothing.
     stored = tmp_path / "machine.json"
     stored.write_text(json.dumps({**report, "runs": runs}))

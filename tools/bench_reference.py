@@ -103,6 +103,8 @@ def summarise(name, runs):
         seconds = [r["seconds_per_iteration"] for r in items]
         summary[side] = {"seconds": seconds, "median": statistics.median(seconds) if seconds else None,
                          "peak_rss_gib": max((r.get("peak_rss_gib", 0) for r in items), default=None),
+                         "peak_anonymous_gib": max((r["peak_anonymous_gib"] for r in items
+                                                    if r.get("peak_anonymous_gib") is not None), default=None),
                          "start_loads": [r.get("start_load") for r in items]}
     summary["ratio"] = statistics.median(ratios) if ratios else None
     summary["ratio_range"] = [min(ratios), max(ratios)] if ratios else None
@@ -156,6 +158,11 @@ def markdown(report):
         rate, ceiling = flops[0] / row["sagan_tf"]["median"], statistics.median(matmul)
         return f"{rate:.0f} / {ceiling:.0f} ({rate / ceiling:.2f})"
 
+    def anonymous(row):
+        """The anonymous part of both peaks (lab.memory), where both sides' runs sampled it."""
+        figures = [row[side].get("peak_anonymous_gib") for side in ("reference", "sagan_tf")]
+        return "" if None in figures else f"; anonymous {figures[0]:.2f} / {figures[1]:.2f}"
+
     for row in report["configs"]:
         ref, ours = row["reference"], row["sagan_tf"]
         runs = lambda side: ", ".join(f"{s:.2f}" for s in side["seconds"])  # noqa: E731
@@ -163,7 +170,7 @@ def markdown(report):
             f"| {LABELS.get(row['config'], row['config'])}: {row['resolution']}x{row['resolution']}, batch {row['batch']} | {row['g_params'] / 1e6:.2f}M / "
             f"{row['d_params'] / 1e6:.2f}M | {runs(ref)}; {ref['median']:.2f} | {runs(ours)}; {ours['median']:.2f} | "
             f"{row['ratio']:.2f}x ({row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}) | {rates(row)} | "
-            f"{ref['peak_rss_gib']:.2f} / {ours['peak_rss_gib']:.2f} GiB | {executed(row)} |")
+            f"{ref['peak_rss_gib']:.2f} / {ours['peak_rss_gib']:.2f} GiB{anonymous(row)} | {executed(row)} |")
     busy = [load for row in report["configs"] for side in ("reference", "sagan_tf")
             for load in row[side]["start_loads"] if load is not None and load >= report["idle_load"]]
     if busy:
@@ -178,6 +185,12 @@ def markdown(report):
                       "reference does; sagan_tf's fused resampling convolutions (sagan_tf.layers.resampling) execute "
                       f"{min(executed):.2f}-{max(executed):.2f} of it, so its figure is the model's FLOPs per second, "
                       "not the rate of its kernels.")
+    if any(row[side].get("peak_anonymous_gib") is not None for row in report["configs"]
+           for side in ("reference", "sagan_tf")):
+        lines += ["", "Peak memory: each side's peak resident set (ru_maxrss) and, after \"anonymous\", the peak of its "
+                      "anonymous part (RssAnon, sampled every 5 ms from before the framework's import to the last timed "
+                      "iteration; lab.memory): the resident set also counts the touched pages of the frameworks' "
+                      "shared libraries, which the kernel can drop and reread from their files."]
     lines += ["", "Executed: sagan_tf's convolutions and matrix products as they run (the fused ones' own FLOPs) over "
                   "its median seconds per iteration, against the float32 4096^3 matmul rate its runs measured after "
                   "their steps (median), and the fraction (\"-\": a record without them)."]
@@ -229,7 +242,8 @@ def run_sagan_tf(name, warmup, iters, threads, output, max_isa=None):
         figures = json.load(f)
     return {"implementation": "sagan_tf", "resolution": resolution, "batch": batch, "g_params": figures["g_params"],
             "d_params": figures["d_params"], "seconds_per_iteration": figures["ms_per_iteration"] / 1000,
-            "peak_rss_gib": figures["peak_host_rss_gib"], "gflop_per_iteration": figures["gflop_per_iteration"],
+            "peak_rss_gib": figures["peak_host_rss_gib"], "peak_anonymous_gib": figures.get("peak_host_anonymous_gib"),
+            "gflop_per_iteration": figures["gflop_per_iteration"],
             "gflop_executed_per_iteration": figures.get("gflop_executed_per_iteration"),
             "matmul_gflop_per_second": figures.get("matmul_gflop_per_second"), "onednn": figures.get("onednn")}
 

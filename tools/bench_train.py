@@ -19,7 +19,6 @@ FLOP/s can be read against it. `--separate_d_calls` times the slower variant tha
 """
 
 import os
-import resource
 import statistics
 
 from absl import flags
@@ -27,6 +26,7 @@ from absl import flags
 from lab import checks, records, timing
 from lab import machine as lab_machine
 from lab.flops import count_flops, matmul_conv_flops
+from lab.memory import AnonymousPeak, peak_rss_gib
 from sagan_tf import commands, logs, machine  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
@@ -88,7 +88,8 @@ def _query(name):
 
 PRINTED = ("resolution", "global_batch", "g_params", "d_params", "ms_per_iteration", "images_per_second",
            "gflop_per_iteration", "gflop_executed_per_iteration", "gflop_per_iteration_all_ops", "gflop_per_second",
-           "gflop_executed_per_second", "matmul_gflop_per_second", "fraction_of_matmul_rate", "peak_host_rss_gib")
+           "gflop_executed_per_second", "matmul_gflop_per_second", "fraction_of_matmul_rate", "peak_host_rss_gib",
+           "peak_host_anonymous_gib")
 
 
 def print_figures(figures):
@@ -105,6 +106,7 @@ def main(argv):
         checks.output_file("json", FLAGS.json, "pass a .json file path")
     onednn_source = machine.set_onednn(FLAGS.onednn)  # as `sagan_tf.train` does, before TensorFlow starts
     logs.quiet_libraries()
+    anonymous = AnonymousPeak().start()  # from TensorFlow's import to the last timed step
     import keras
     import numpy as np
     import tensorflow as tf
@@ -135,7 +137,7 @@ def main(argv):
     seconds = statistics.median(timing.time_calls(lambda: step((images, labels))["d_loss"].numpy(), FLAGS.steps,
                                                   FLAGS.warmup))
     # Read before the FLOP count below builds a second model: the peak is the trained model's alone.
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB
+    peak_rss, peak_anonymous = peak_rss_gib(), anonymous.stop()
     model_counts = counts
     if FLAGS.fused_resampling:
         # The model's FLOPs, as the reference counts them: the train step traced (never run) with the plain
@@ -160,7 +162,7 @@ def main(argv):
         "gflop_executed_per_iteration": executed / 1e9, "gflop_executed_per_second": executed / 1e9 / seconds,
         "gflop_per_iteration_all_ops": flops / 1e9,
         "gflop_by_op": {k: v / 1e9 for k, v in sorted(counts.items(), key=lambda kv: -kv[1])},
-        "peak_host_rss_gib": peak_rss, "iterations_timed": FLAGS.steps,
+        "peak_host_rss_gib": peak_rss, "peak_host_anonymous_gib": peak_anonymous, "iterations_timed": FLAGS.steps,
         # the state TensorFlow runs with ("1" / "0", as the variable), not the variable: they differ when
         # TensorFlow started before set_onednn
         "onednn": "1" if trainer.onednn_enabled() else "0", "onednn_source": onednn_source,

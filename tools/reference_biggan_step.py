@@ -9,7 +9,8 @@ no shared embedding, hinge loss, Adam(0, 0.999), lr G 1e-4 / D 4e-4, one D step 
 concatenated [fake; real] batch; attention at 16x16 (32x32 input, CIFAR widths; D gets one attention
 layer after its first block, as sagan_tf's), at 32x32 (64x64 input) and at 64x64 (128x128 input).
 One training iteration is one D step and one G step on random tensors. Prints `RESULT {json}`: the
-median seconds per iteration, the parameter counts, torch's version and threads, the peak memory.
+median seconds per iteration, the parameter counts, torch's version and threads, the peak memory (resident
+set and its anonymous part, lab.memory).
 This file needs only torch, the reference's sources and the lab's timing loop (standard library); sagan_tf
 never imports it.
 """
@@ -17,11 +18,11 @@ never imports it.
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 
-from lab.timing import time_calls  # tools/lab: the standard library only
+from lab.memory import AnonymousPeak, peak_rss_gib  # tools/lab: the standard library only
+from lab.timing import time_calls
 
 # resolution -> (classes, G attention, D attention as BigGAN-PyTorch spells them)
 SETTINGS = {32: (10, "16", "0"), 64: (1000, "32", "32"), 128: (1000, "64", "64")}
@@ -106,17 +107,18 @@ def main():
     if not os.path.isfile(os.path.join(args.biggan_dir, "BigGAN.py")):
         parser.error(f"--biggan_dir {args.biggan_dir} has no BigGAN.py")
 
-    import torch  # noqa: PLC0415
+    with AnonymousPeak() as anonymous:
+        import torch  # noqa: PLC0415
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    iteration, g_params, d_params = iteration_function(args.biggan_dir, args.resolution, args.batch, args.ch)
-    times = time_calls(iteration, args.iters, args.warmup)
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(args.seed)
+        iteration, g_params, d_params = iteration_function(args.biggan_dir, args.resolution, args.batch, args.ch)
+        times = time_calls(iteration, args.iters, args.warmup)
     print("RESULT " + json.dumps({
         "implementation": "BigGAN-PyTorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
         "resolution": args.resolution, "batch": args.batch, "ch": args.ch, "g_params": g_params, "d_params": d_params,
         "seconds_per_iteration": statistics.median(times), "iteration_seconds": times,
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,
+        "peak_rss_gib": peak_rss_gib(), "peak_anonymous_gib": anonymous.gib,
     }), flush=True)
 
 

@@ -1,0 +1,72 @@
+"""Peak memory of this process, split as Linux accounts it (standard library only; both benchmark sides use it).
+
+`ru_maxrss` is the peak resident set: anonymous memory (heaps, tensors, the allocator's arenas) plus the pages
+of mapped files that were touched, mostly shared libraries' code. The second part is clean and backed by its
+file, so the kernel can drop it at any time; the first is what a larger batch or model has to fit in. The
+kernel keeps no peak of the anonymous part, so `AnonymousPeak` samples it from a background thread.
+"""
+
+import resource
+import threading
+
+
+def peak_rss_gib():
+    """The peak resident set size so far (`ru_maxrss`), in GiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def resident_gib(field="RssAnon"):
+    """One field of /proc/self/status (RssAnon, RssFile, VmRSS) in GiB, or None where there is none."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 2 ** 20
+    except OSError:
+        return None
+    return None
+
+
+class AnonymousPeak:
+    """The largest anonymous resident memory seen while it runs, read every `interval` seconds.
+
+        with AnonymousPeak() as peak:
+            train()
+        peak.gib  # None where /proc/self/status has no RssAnon
+
+    A sample can miss a peak shorter than `interval`; the figure is a lower bound of the true peak.
+    """
+
+    def __init__(self, interval=0.005):
+        self.interval = interval
+        self.gib = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _sample(self):
+        value = resident_gib("RssAnon")
+        if value is not None and (self.gib is None or value > self.gib):
+            self.gib = value
+
+    def _watch(self):
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def start(self):
+        self._sample()
+        self._thread.start()
+        return self
+
+    def stop(self):
+        """Ends the sampling; returns the peak in GiB (None without RssAnon)."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        return self.gib
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
