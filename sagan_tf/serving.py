@@ -227,7 +227,10 @@ def export_generator(generator, num_classes, export_dir, version, description=No
     if tf.io.gfile.exists(tmp):
         tf.io.gfile.rmtree(tmp)
     tf.io.gfile.makedirs(export_dir)
-    tf.saved_model.save(module, tmp, signatures=signatures)
+    # Serving computes no gradients: the blocked attention path's custom gradient is not saved (tracing it
+    # would need shapes an exported signature leaves open).
+    tf.saved_model.save(module, tmp, signatures=signatures,
+                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
     if description is not None:
         tf.io.gfile.makedirs(os.path.join(tmp, "assets"))
         with tf.io.gfile.GFile(os.path.join(tmp, "assets", "sagan_tf_export.json"), "w") as f:

@@ -110,6 +110,17 @@ class SelfAttentionTest(parameterized.TestCase, tf.test.TestCase):
         for g_full, g_blocked in zip(loss_and_grads(full), loss_and_grads(blocked)):
             self.assertAllClose(g_blocked, g_full, rtol=1e-4, atol=1e-5)
 
+    def test_blocked_path_traces_with_an_unknown_batch_size(self):
+        """An exported signature leaves the batch size unknown; the query count stays static (the blocked path
+        needs it) and the result equals the full path's."""
+        full = self._layer("official")
+        blocked = SelfAttention(**attention_style_kwargs("official"), query_block_size=16)
+        blocked.build((2, 8, 8, 16))
+        blocked.set_weights(full.get_weights())
+        traced = tf.function(lambda x: blocked(x), input_signature=[tf.TensorSpec((None, 8, 8, 16))])
+        x = tf.random.normal((3, 8, 8, 16))
+        self.assertAllClose(traced(x), full(x), rtol=1e-5, atol=1e-5)
+
     def test_blocked_function_in_graph_mode_and_bfloat16(self):
         """blocked_attention's own backward equals autodiff of the plain formula, traced and in bfloat16."""
         rng = np.random.RandomState(1)

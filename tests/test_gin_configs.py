@@ -95,6 +95,8 @@ def test_imagenet_gin_is_the_paper_setup():
     assert [layer.name for layer in d.attention_layers] == ["attention64"]
     assert d._attention_after == (0,)  # after the first down-block
     assert g._attention_after == (3,)  # after the fourth up-block
+    assert g.attention_block_size == d.attention_block_size == 256  # the memory-bounded path at 4,096 queries
+    assert d.attention_layers[0].query_block_size == 256
     gin.clear_config()
     config.parse(["imagenet_feat32.gin"])
     g, d = Generator(), Discriminator()

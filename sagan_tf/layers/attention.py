@@ -250,7 +250,10 @@ class SelfAttention(keras.layers.Layer):
         queries = self.query_conv(inputs, training=training)
         keys = self._pool(self.key_conv(inputs, training=training))
         values = self._pool(self.value_conv(inputs, training=training))
-        queries = ops.reshape(queries, (batch, -1, self._key_channels))
+        # The query count stays static where the feature map's size is (the blocked path needs it), also
+        # when the batch size is not (an exported signature's).
+        static = inputs.shape[1] * inputs.shape[2] if None not in (inputs.shape[1], inputs.shape[2]) else -1
+        queries = ops.reshape(queries, (batch, static, self._key_channels))
         keys = ops.reshape(keys, (batch, -1, self._key_channels))
         values = ops.reshape(values, (batch, -1, self._value_channels))
         if self.query_block_size is None:
