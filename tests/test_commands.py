@@ -165,6 +165,10 @@ TABLE += [
      "--against {tmp}/none does not exist", ["{tmp}/p.md"]),
     (PARITY, ["--ours={empty}", "--step=1500", "--names=one", "--output={tmp}/p.md"],
      "--names=one: give two different labels", ["{tmp}/p.md"]),
+    (PARITY, ["--ours={empty}", "--step=1500", "--against_run=aligned", "--output={tmp}/p.md"],
+     "--against_run needs --against", ["{tmp}/p.md"]),
+    (PARITY, ["--ours={empty}", "--step=1500", "--against={empty}", "--reference={empty}", "--output={tmp}/p.md"],
+     "--reference and --against both given", ["{tmp}/p.md"]),
 ]
 
 REFERENCE_STEP = "tools/reference_step_check.py"

@@ -327,3 +327,10 @@ def test_parity_report_compares_two_lists(tmp_path):
     assert "| FID | 73.20 ± 13.01 (5) | 100.80 ± 5.67 (5) | -27.60 |" in table and "| ahead |" in table
     figures = json.loads(out.with_suffix(".json").read_text())
     assert figures["run"] == "fan_in_uniform_biases" and figures["against_run"] == "aligned"
+    assert len(figures["against"]) == 5 and "reference" not in figures
+    write("zeros", "other", [90.0, 91.0])
+    several = subprocess.run([sys.executable, "tools/parity_report.py", f"--ours={tmp_path / 'uniform'}",
+                              f"--against={tmp_path / 'zeros'}", "--step=1500", f"--output={tmp_path / 'q.md'}"],
+                             capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert several.returncode == 2 and "holds 2 evaluated runs" in several.stderr and "--against_run" in several.stderr
+    assert not (tmp_path / "q.md").exists()

@@ -1,7 +1,7 @@
 """Parity with BigGAN-PyTorch: an experiment list's per-seed FID and KID against the reference's sets.
 
-    .venv/bin/python tools/parity_report.py --ours=results/fashion_mnist_aligned_1500 --step=1500 \
-        --output=results/parity/aligned_1500.md
+    .venv/bin/python tools/parity_report.py --ours=results/fashion_mnist_aligned_bias_1500 --step=1500 \
+        --reference=results/reference_aligned --output=results/parity/aligned_1500.md
 
 Reads `<ours>/<run>/seed_<k>/final_eval.json` (the raw generator's evaluation, written by
 tools/run_experiments.py) and the reference's `<reference>/ref_s<k>_step<step>.json` (written by
@@ -14,7 +14,8 @@ Two of sagan_tf's lists compare the same way (a one-factor test): `--against` na
 (and `--against_run` its run) in place of `--reference`, and `--names` labels the two sides:
 
     .venv/bin/python tools/parity_report.py --ours=results/fashion_mnist_aligned_bias_1500 --step=1500 \
-        --against=results/fashion_mnist_aligned_1500 --names="biases uniform,biases 0" --output=results/parity/biases_1500.md
+        --against=results/fashion_mnist_aligned_1500 --names="biases uniform (aligned),biases 0" \
+        --output=results/parity/biases_1500.md
 """
 
 import glob
@@ -29,11 +30,11 @@ from sagan_tf import commands  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("ours", None, "An experiment list's output folder (tools/run_experiments.py --out_dir).")
-flags.DEFINE_string("run", None, "The run inside it (default: its only run).")
+flags.DEFINE_string("run", None, "The run inside it (needed when it holds several).")
 flags.DEFINE_string("reference", "results/reference", "The reference's evaluations (tools/eval_reference.py).")
 flags.DEFINE_integer("step", None, "The training step both sides are compared at.", lower_bound=1)
 flags.DEFINE_string("against", None, "Another experiment list's output folder, compared in place of --reference.")
-flags.DEFINE_string("against_run", None, "The run inside --against (default: its only run).")
+flags.DEFINE_string("against_run", None, "The run inside --against (needed when it holds several).")
 flags.DEFINE_list("names", None, "The two sides' labels (default: sagan_tf,BigGAN-PyTorch).")
 flags.DEFINE_string("output", None, "The markdown table to write; a .json with the figures goes beside it.")
 METRICS = ("fid", "kid")
@@ -51,6 +52,8 @@ def _ours(folder, run, step, flag="ours", run_flag="run"):
     runs = sorted(d for d in os.listdir(folder) if glob.glob(os.path.join(folder, d, "seed_*", "final_eval.json")))
     if not runs:
         raise commands.UserError(f"--{flag} {folder} holds no evaluated run", "run tools/run_experiments.py first")
+    if run is None and len(runs) > 1:
+        raise commands.UserError(f"--{flag} {folder} holds {len(runs)} evaluated runs", f"pass --{run_flag}, one of {', '.join(runs)}")
     run = run or runs[0]
     if run not in runs:
         raise commands.UserError(f"--{run_flag} {run} is not evaluated in {folder}", f"pass one of {', '.join(runs)}")
@@ -115,7 +118,11 @@ def main(argv):
     checks.required("ours", FLAGS.ours, "pass an experiment list's --out_dir")
     checks.required("step", FLAGS.step, "pass the step both sides are compared at")
     checks.folder("ours", FLAGS.ours, "pass an experiment list's --out_dir")
+    if FLAGS.against_run and not FLAGS.against:
+        raise commands.UserError("--against_run needs --against", "pass the folder of the list it belongs to")
     if FLAGS.against:
+        if FLAGS["reference"].present:
+            raise commands.UserError("--reference and --against both given", "pass one: the second side is either")
         checks.folder("against", FLAGS.against, "pass another experiment list's --out_dir")
     else:
         checks.folder("reference", FLAGS.reference, "pass the folder tools/eval_reference.py wrote to")
@@ -133,9 +140,11 @@ def main(argv):
             raise commands.UserError(f"--reference {FLAGS.reference} has {len(reference)} set(s) at step {FLAGS.step}",
                                      "evaluate them with tools/eval_reference.py")
     result = report(ours, reference, FLAGS.step, names)
-    result.update(run=run, ours=sorted(ours), reference=sorted(reference))
+    result.update(run=run, ours=sorted(ours))
     if FLAGS.against:
-        result.update(against_run=against_run)
+        result.update(against_run=against_run, against=sorted(reference))
+    else:
+        result.update(reference=sorted(reference))
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     with open(FLAGS.output, "w") as f:
         f.write(markdown(result))
