@@ -34,8 +34,21 @@ def test_bench_train_runs_and_reports(tmp_path):
     assert figures["fused_resampling"] is True
     assert 0.4 * figures["gflop_per_iteration"] < figures["gflop_executed_per_iteration"] < 0.9 * figures["gflop_per_iteration"]
     assert figures["gflop_per_iteration_all_ops"] > figures["gflop_executed_per_iteration"]
-    assert figures["peak_host_rss_gib"] > 0.1
+    assert figures["peak_host_rss_gib"] > 0.1 and 0.05 < figures["peak_host_anonymous_gib"] <= figures["peak_host_rss_gib"]
     assert "images_per_second" in result.stdout
+    # The blocked attention runs its query blocks in a loop; the FLOP count is that of the same model written
+    # out (a loop's body would be counted once), and the record names the block size the networks used.
+    assert figures["attention_block_size"] == [None, None]
+    blocked = subprocess.run(
+        [sys.executable, "tools/bench_train.py", "--gin_file=synthetic.gin", "--gin_param=Generator.base_channels = 4",
+         "--gin_param=Discriminator.base_channels = 4", "--batch=8", "--steps=1", "--warmup=1", "--nomeasure_peak",
+         "--separate_d_calls", "--onednn=off", "--attention_block_size=8", f"--json={tmp_path / 'blocked.json'}"],
+        capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert blocked.returncode == 0, blocked.stderr[-3000:]
+    counted = json.loads((tmp_path / "blocked.json").read_text())
+    assert counted["attention_block_size"] == [8, 8]
+    for key in ("gflop_per_iteration", "gflop_executed_per_iteration"):
+        assert counted[key] == pytest.approx(figures[key], rel=1e-9), key
 
 
 def test_bench_conv_grad_times_both_filter_gradients_and_names_the_rules_pick(tmp_path):
