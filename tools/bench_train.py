@@ -131,8 +131,16 @@ def main(argv):
     batch, resolution, num_classes, channels = data_facts(FLAGS.batch, FLAGS.resolution, FLAGS.num_classes)
     channels = FLAGS.channels or channels
     keras.mixed_precision.set_dtype_policy(FLAGS.mixed_precision or "float32")
-    model = build_model(DataFacts(num_classes, resolution, channels))
-    model.compile(optimizers.FusedAdam(1e-4, 0.0, 0.9), optimizers.FusedAdam(4e-4, 0.0, 0.9))  # the configs' Adam
+
+    def compiled_model():  # as the configs build it, with their Adam
+        built = build_model(DataFacts(num_classes, resolution, channels))
+        built.compile(optimizers.FusedAdam(1e-4, 0.0, 0.9), optimizers.FusedAdam(4e-4, 0.0, 0.9))
+        return built
+
+    def traced_flops(network):  # its train step traced, never run
+        return count_flops(tf.function(network.train_step).get_concrete_function((images, labels)).graph)
+
+    model = compiled_model()
     rng = np.random.RandomState(0)
     images = tf.constant(rng.uniform(-1, 1, (batch, resolution, resolution, channels)).astype(np.float32))
     labels = tf.constant(rng.randint(0, max(num_classes, 1), batch).astype(np.int32))
@@ -143,7 +151,7 @@ def main(argv):
     counts = None if blocked else count_flops(step.get_concrete_function((images, labels)).graph)
     seconds = statistics.median(timing.time_calls(lambda: step((images, labels))["d_loss"].numpy(), FLAGS.steps,
                                                   FLAGS.warmup))
-    # Read before the FLOP count below builds a second model: the peak is the trained model's alone.
+    # Read before the FLOP counts below build more models: the peak is the trained model's alone.
     peak_rss, peak_anonymous = peak_rss_gib(), anonymous.stop()
     if blocked:
         import gin  # noqa: PLC0415
@@ -151,17 +159,13 @@ def main(argv):
         with gin.unlock_config():
             gin.bind_parameter("Generator.attention_block_size", None)
             gin.bind_parameter("Discriminator.attention_block_size", None)
-        full = build_model(DataFacts(num_classes, resolution, channels))
-        full.compile(optimizers.FusedAdam(1e-4, 0.0, 0.9), optimizers.FusedAdam(4e-4, 0.0, 0.9))
-        counts = count_flops(tf.function(full.train_step).get_concrete_function((images, labels)).graph)
+        counts = traced_flops(compiled_model())
     model_counts = counts
     if FLAGS.fused_resampling:
         # The model's FLOPs, as the reference counts them: the train step traced (never run) with the plain
         # compositions (upsample then convolve, convolve then pool), which --nofused_resampling already runs.
         trainer.apply_hardware_policy(tf.distribute.get_strategy(), FLAGS.filter_gradient, fused_resampling=False)
-        plain = build_model(DataFacts(num_classes, resolution, channels))
-        plain.compile(optimizers.FusedAdam(1e-4, 0.0, 0.9), optimizers.FusedAdam(4e-4, 0.0, 0.9))
-        model_counts = count_flops(tf.function(plain.train_step).get_concrete_function((images, labels)).graph)
+        model_counts = traced_flops(compiled_model())
     flops = sum(counts.values())
     matmul_conv = matmul_conv_flops(model_counts)
     executed = matmul_conv_flops(counts)
