@@ -171,6 +171,20 @@ TABLE += [
      "--reference and --against both given", ["{tmp}/p.md"]),
 ]
 
+SPREAD = "tools/spread_report.py"
+TOOLS.append(SPREAD)
+TABLE += [
+    (SPREAD, ["--groups=deterministic", "--step=1500", "--output={tmp}/s.md"], "--runs is required", ["{tmp}/s.md"]),
+    (SPREAD, ["--runs={tmp}/none", "--groups=deterministic", "--step=1500", "--output={tmp}/s.md"],
+     "--runs {tmp}/none does not exist", ["{tmp}/s.md"]),
+    (SPREAD, ["--runs={empty}", "--groups=a,a", "--step=1500", "--output={tmp}/s.md"],
+     "--groups=a,a: give different, non-empty prefixes", ["{tmp}/s.md"]),
+    (SPREAD, ["--runs={empty}", "--groups=deterministic", "--step=1500", "--output={tmp}/s.md"],
+     "--groups deterministic: 0 run(s) named deterministic_* evaluated at step 1500", ["{tmp}/s.md"]),
+    (SPREAD, ["--runs={empty}", "--groups=deterministic", "--step=0", "--output={tmp}/s.md"], "flag --step=0",
+     ["{tmp}/s.md"]),
+]
+
 REFERENCE_STEP = "tools/reference_step_check.py"
 TOOLS.append(REFERENCE_STEP)
 TABLE += [
@@ -230,6 +244,7 @@ HELP = {TRAIN: "--model_dir", EVALUATE: "--model_dir", EXPORT: "--model_dir", SA
 HELP[BENCH_SERVING] = "--saved_model"
 HELP[PARITY] = "--reference"
 HELP[REFERENCE_STEP] = "--biggan_dir"
+HELP[SPREAD] = "--groups"
 
 
 def test_every_tool_has_rows_and_help():

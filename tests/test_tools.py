@@ -347,3 +347,38 @@ def test_parity_report_compares_two_lists(tmp_path):
                              capture_output=True, text=True, cwd=REPO, timeout=120)
     assert several.returncode == 2 and "holds 2 evaluated runs" in several.stderr and "--against_run" in several.stderr
     assert not (tmp_path / "q.md").exists()
+
+
+def test_spread_report_states_each_modes_spread_and_where_the_reruns_losses_part(tmp_path):
+    """Reruns grouped by name prefix: FID mean, sd and range per mode, and the reruns' logged losses compared
+    step by step (identical, or the first step where they differ)."""
+    def write(run, fid, losses, key="0ef2fea11657"):
+        path = tmp_path / "same" / run / "seed_0"
+        path.mkdir(parents=True)
+        (path / "final_eval.json").write_text(json.dumps(
+            {"fid": fid, "kid": fid / 1000, "step": 1500, "ema": False, "real_statistics": f"/c/x-{key}.npz"}))
+        (path / "runner.json").write_text(json.dumps({"commits": ["abc"], "devices": ["cpu"]}))
+        (path / "train.log").write_text("".join(
+            f"step {step}/1500  d_loss {d:.4f}  g_loss 1.0000  {90 + step / 100:.1f} images/s  0.6 s/step  ETA 1m\n"
+            for step, d in losses))
+
+    same = [(100, 2.5), (200, 1.5)]
+    for run in ("deterministic_a", "deterministic_b", "deterministic_c"):
+        write(run, 58.0, same)
+    write("default_a", 58.0, same)
+    write("default_b", 62.0, [(100, 2.5), (200, 1.4)])
+    write("default_c", 66.0, [(100, 2.6), (200, 1.3)])
+    out = tmp_path / "spread.md"
+    result = subprocess.run([sys.executable, "tools/spread_report.py", f"--runs={tmp_path / 'same'}",
+                             "--groups=deterministic,default", "--step=1500", f"--output={out}"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    table = out.read_text()
+    assert "| deterministic | 3 | 58.00, 58.00, 58.00 | 58.00 ± 0.00 | 0.00 | 58.00 ± 0.00 | identical at all 2 logged steps |" in table
+    assert "| default | 3 | 58.00, 62.00, 66.00 | 62.00 ± 4.00 | 8.00 | 62.00 ± 4.00 | differ from step 100 |" in table
+    figures = json.loads(out.with_suffix(".json").read_text())
+    assert figures["same_real_statistics"] and figures["groups"]["default"]["runs"]["default_b"]["commits"] == ["abc"]
+    write("default_d", 60.0, same, key="dadbeedb74ec")
+    void = subprocess.run([sys.executable, "tools/spread_report.py", f"--runs={tmp_path / 'same'}", "--groups=default",
+                           "--step=1500", f"--output={out}"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert void.returncode == 0 and "NOT the same: the spread is void" in out.read_text()

@@ -1,0 +1,143 @@
+"""Same seed, same result? The spread of one seed trained several times, per mode.
+
+    .venv/bin/python tools/spread_report.py --runs=results/fashion_mnist_aligned_same_seed \
+        --groups=deterministic,default --step=1500 --output=results/fashion_mnist_aligned_same_seed/spread.md
+
+Reads an experiment list's output folder (tools/run_experiments.py --out_dir) whose runs train the same seed
+again and again; a group is the runs whose names start with `<group>_` (deterministic_a, deterministic_b,
+...). For each group it writes the FID and KID of every rerun (`<run>/seed_<k>/final_eval.json`, the raw
+generator at --step), their mean, standard deviation and range, and how far the reruns' training agreed:
+the logged losses (`train.log`) compared step by step, "identical" or the first logged step where they
+differ. Every evaluation must use the same real statistics. The JSON beside the table holds the figures,
+the runs' commits and devices, and the command.
+"""
+
+import glob
+import json
+import os
+import re
+
+from absl import flags
+
+from lab import checks, records
+from sagan_tf import commands  # (no TensorFlow)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("runs", None, "An experiment list's output folder whose runs retrain one seed.")
+flags.DEFINE_list("groups", None, "Run-name prefixes, one per mode (runs named <group>_<anything>).")
+flags.DEFINE_integer("step", None, "The training step the reruns are evaluated at.", lower_bound=1)
+flags.DEFINE_string("output", None, "The markdown table to write; a .json with the figures goes beside it.")
+# A train.log line: "step 100/1500  d_loss 2.7486  g_loss 2.0503 ...  94.2 images/s ..."; the losses only.
+LOG_LINE = re.compile(r"^step (\d+)/\d+\s+(.*?)\s+[\d.,]+ images/s")
+
+
+def logged_losses(path):
+    """{step: "d_loss ... g_grad_norm ..."} of a run's train.log (timings left out); {} without a log."""
+    losses = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                match = LOG_LINE.match(line.strip())
+                if match:
+                    losses[int(match.group(1))] = " ".join(match.group(2).split())
+    return losses
+
+
+def agreement(logs):
+    """How the reruns' logged losses agree: {"steps": logged steps compared, "identical": bool,
+    "first_difference": the first logged step where any two differ (None if identical)}."""
+    steps = sorted(set.intersection(*(set(log) for log in logs))) if logs else []
+    differing = [step for step in steps if len({log[step] for log in logs}) > 1]
+    return {"steps": len(steps), "identical": bool(steps) and not differing,
+            "first_difference": differing[0] if differing else None}
+
+
+def _runner(seed_dir):
+    path = os.path.join(seed_dir, "runner.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def collect(folder, groups, step):
+    """{group: [{"run", "seed", "fid", "kid", "real_statistics", "losses", "commits", "devices"}]} of every
+    rerun evaluated at `step`; raises UserError when a group has fewer than two."""
+    found = {}
+    for group in groups:
+        reruns = []
+        for path in sorted(glob.glob(os.path.join(folder, f"{group}_*", "seed_*", "final_eval.json"))):
+            with open(path) as f:
+                evaluation = json.load(f)
+            if evaluation.get("step") != step or evaluation.get("ema"):
+                continue
+            seed_dir = os.path.dirname(path)
+            runner = _runner(seed_dir)
+            reruns.append({"run": os.path.basename(os.path.dirname(seed_dir)), "seed": os.path.basename(seed_dir),
+                           "fid": evaluation["fid"], "kid": evaluation["kid"],
+                           "real_statistics": os.path.basename(evaluation.get("real_statistics") or "?"),
+                           "losses": logged_losses(os.path.join(seed_dir, "train.log")),
+                           "commits": runner.get("commits", []), "devices": runner.get("devices", [])})
+        if len(reruns) < 2:
+            raise commands.UserError(f"--groups {group}: {len(reruns)} run(s) named {group}_* evaluated at step {step} "
+                                     f"in {folder}", "wait for at least 2, or check the group's name")
+        found[group] = reruns
+    return found
+
+
+def report(found, step):
+    import numpy as np  # noqa: PLC0415
+
+    keys = sorted({r["real_statistics"] for reruns in found.values() for r in reruns})
+    result = {"step": step, "real_statistics": keys, "same_real_statistics": len(keys) == 1, "groups": {}}
+    for group, reruns in found.items():
+        fid = np.array([r["fid"] for r in reruns])
+        kid = np.array([r["kid"] for r in reruns]) * 1000.0
+        result["groups"][group] = {
+            "runs": {r["run"]: {"fid": r["fid"], "kid_x1000": r["kid"] * 1000.0, "commits": r["commits"],
+                                "devices": r["devices"]} for r in reruns},
+            "n": len(reruns), "fid_mean": float(fid.mean()), "fid_sd": float(fid.std(ddof=1)),
+            "fid_range": float(fid.max() - fid.min()), "kid_x1000_mean": float(kid.mean()),
+            "kid_x1000_sd": float(kid.std(ddof=1)), "losses": agreement([r["losses"] for r in reruns])}
+    return result
+
+
+def markdown(result):
+    lines = [f"One seed trained again at step {result['step']}, raw generator, 10,000 samples each "
+             f"(real statistics {', '.join(result['real_statistics'])}"
+             f"{'' if result['same_real_statistics'] else '; NOT the same: the spread is void'}).", "",
+             "| mode | reruns | FID per rerun | FID mean ± sd | FID range | KID x 1000 mean ± sd | logged losses |",
+             "|---|---|---|---|---|---|---|"]
+    for group, entry in result["groups"].items():
+        per_run = ", ".join(f"{v['fid']:.2f}" for v in entry["runs"].values())
+        losses = entry["losses"]
+        agreed = (f"identical at all {losses['steps']} logged steps" if losses["identical"] else
+                  f"differ from step {losses['first_difference']}" if losses["first_difference"] is not None else
+                  "not logged")
+        lines.append(f"| {group} | {entry['n']} | {per_run} | {entry['fid_mean']:.2f} ± {entry['fid_sd']:.2f} | "
+                     f"{entry['fid_range']:.2f} | {entry['kid_x1000_mean']:.2f} ± {entry['kid_x1000_sd']:.2f} | {agreed} |")
+    return "\n".join(lines + [""])
+
+
+def main(argv):
+    del argv
+    checks.required("runs", FLAGS.runs, "pass an experiment list's --out_dir")
+    checks.folder("runs", FLAGS.runs, "pass an experiment list's --out_dir")
+    checks.required("groups", FLAGS.groups, 'pass the run-name prefixes, e.g. --groups=deterministic,default')
+    if len(set(FLAGS.groups)) != len(FLAGS.groups) or not all(FLAGS.groups):
+        raise commands.UserError(f"--groups={','.join(FLAGS.groups)}: give different, non-empty prefixes",
+                                 "e.g. --groups=deterministic,default")
+    checks.required("step", FLAGS.step, "pass the step the reruns were evaluated at")
+    checks.required("output", FLAGS.output, "pass a .md path for the table")
+    checks.output_file("output", FLAGS.output, "pass a .md path for the table")
+    result = report(collect(FLAGS.runs, FLAGS.groups, FLAGS.step), FLAGS.step)
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    with open(FLAGS.output, "w") as f:
+        f.write(markdown(result))
+    records.write(os.path.splitext(FLAGS.output)[0] + ".json", result)
+    print(markdown(result))
+    print(f"Wrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    commands.run("tools/spread_report.py", main, __doc__)
