@@ -351,34 +351,52 @@ def test_parity_report_compares_two_lists(tmp_path):
 
 def test_spread_report_states_each_modes_spread_and_where_the_reruns_losses_part(tmp_path):
     """Reruns grouped by name prefix: FID mean, sd and range per mode, and the reruns' logged losses compared
-    step by step (identical, or the first step where they differ)."""
-    def write(run, fid, losses, key="0ef2fea11657"):
-        path = tmp_path / "same" / run / "seed_0"
+    step by step (identical, or the first step where they differ), timings left out; a resumed run's first
+    line (a part of a window) is not compared; reruns of different seeds, or a run two groups name, stop it."""
+    def log(losses, rate, resume=None):
+        text = "Training R: new run, to step 1500; 1 replica.\n"
+        for step, d in losses:
+            text += f"step {step}/1500  d_loss {d:.4f}  g_loss 1.0000  {rate:,.1f} images/s  0.6 s/step  ETA 1m\n"
+            if resume and step == resume[1]:  # stopped after logging it, resumed from the checkpoint before
+                text += f"Training R: resuming at step {resume[0]}, to step 1500; 1 replica.\n"
+                text += f"step {step}/1500  d_loss 9.9999  g_loss 1.0000  {rate:,.1f} images/s  0.6 s/step  ETA 1m\n"
+        return text
+
+    def write(run, fid, losses, rate, key="0ef2fea11657", seed=0, resume=None):
+        path = tmp_path / "same" / run / f"seed_{seed}"
         path.mkdir(parents=True)
         (path / "final_eval.json").write_text(json.dumps(
-            {"fid": fid, "kid": fid / 1000, "step": 1500, "ema": False, "real_statistics": f"/c/x-{key}.npz"}))
+            {"fid": fid, "kid": fid / 1000, "step": 1500, "ema": False, "num_generated": 10000,
+             "real_statistics": f"/c/x-{key}.npz"}))
         (path / "runner.json").write_text(json.dumps({"commits": ["abc"], "devices": ["cpu"]}))
-        (path / "train.log").write_text("".join(
-            f"step {step}/1500  d_loss {d:.4f}  g_loss 1.0000  {90 + step / 100:.1f} images/s  0.6 s/step  ETA 1m\n"
-            for step, d in losses))
+        (path / "train.log").write_text(log(losses, rate, resume))
 
-    same = [(100, 2.5), (200, 1.5)]
-    for run in ("deterministic_a", "deterministic_b", "deterministic_c"):
-        write(run, 58.0, same)
-    write("default_a", 58.0, same)
-    write("default_b", 62.0, [(100, 2.5), (200, 1.4)])
-    write("default_c", 66.0, [(100, 2.6), (200, 1.3)])
+    def spread(groups, out):
+        return subprocess.run([sys.executable, "tools/spread_report.py", f"--runs={tmp_path / 'same'}",
+                               f"--groups={groups}", "--step=1500", f"--output={out}"],
+                              capture_output=True, text=True, cwd=REPO, timeout=120)
+
+    same = [(100, 2.5), (200, 1.5), (300, 1.2)]
+    write("deterministic_a", 58.0, same, 94.2)
+    write("deterministic_b", 58.0, same, 1234.5, resume=(250, 300))  # the step-300 line logged twice
+    write("deterministic_c", 58.0, same, 107.1)
+    write("default_a", 58.0, same, 90.0)
+    write("default_b", 62.0, [(100, 2.5), (200, 1.4), (300, 1.2)], 91.0)
+    write("default_c", 66.0, [(100, 2.5), (200, 1.3), (300, 1.2)], 92.0)
     out = tmp_path / "spread.md"
-    result = subprocess.run([sys.executable, "tools/spread_report.py", f"--runs={tmp_path / 'same'}",
-                             "--groups=deterministic,default", "--step=1500", f"--output={out}"],
-                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    result = spread("deterministic,default", out)
     assert result.returncode == 0, result.stderr
     table = out.read_text()
-    assert "| deterministic | 3 | 58.00, 58.00, 58.00 | 58.00 ± 0.00 | 0.00 | 58.00 ± 0.00 | identical at all 2 logged steps |" in table
-    assert "| default | 3 | 58.00, 62.00, 66.00 | 62.00 ± 4.00 | 8.00 | 62.00 ± 4.00 | differ from step 100 |" in table
+    assert table.startswith("Seed 0 trained again, evaluated at step 1500, raw generator, 10,000 samples each")
+    assert "| deterministic | 3 | 58.00, 58.00, 58.00 | 58.00 ± 0.00 | 0.00 | 58.00 ± 0.00 | identical at all 3 logged steps |" in table
+    assert "| default | 3 | 58.00, 62.00, 66.00 | 62.00 ± 4.00 | 8.00 | 62.00 ± 4.00 | differ from step 200 |" in table
     figures = json.loads(out.with_suffix(".json").read_text())
     assert figures["same_real_statistics"] and figures["groups"]["default"]["runs"]["default_b"]["commits"] == ["abc"]
-    write("default_d", 60.0, same, key="dadbeedb74ec")
-    void = subprocess.run([sys.executable, "tools/spread_report.py", f"--runs={tmp_path / 'same'}", "--groups=default",
-                           "--step=1500", f"--output={out}"], capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert void.returncode == 0 and "NOT the same: the spread is void" in out.read_text()
+    write("default_d", 60.0, same, 90.0, key="dadbeedb74ec")
+    assert spread("default", out).returncode == 0 and "NOT the same: the spread is void" in out.read_text()
+    write("default_d", 60.0, same, 90.0, seed=1)
+    seeds = spread("default", tmp_path / "s2.md")
+    assert seeds.returncode == 2 and "not one seed each" in seeds.stderr and not (tmp_path / "s2.md").exists()
+    write("default_ema_a", 60.0, same, 90.0)
+    overlap = spread("default,default_ema", tmp_path / "s3.md")
+    assert overlap.returncode == 2 and "run default_ema_a is named by default and default_ema" in overlap.stderr

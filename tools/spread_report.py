@@ -12,6 +12,7 @@ differ. Every evaluation must use the same real statistics. The JSON beside the 
 the runs' commits and devices, and the command.
 """
 
+import collections
 import glob
 import json
 import os
@@ -29,17 +30,38 @@ flags.DEFINE_integer("step", None, "The training step the reruns are evaluated a
 flags.DEFINE_string("output", None, "The markdown table to write; a .json with the figures goes beside it.")
 # A train.log line: "step 100/1500  d_loss 2.7486  g_loss 2.0503 ...  94.2 images/s ..."; the losses only.
 LOG_LINE = re.compile(r"^step (\d+)/\d+\s+(.*?)\s+[\d.,]+ images/s")
+# Where a process of the run starts: "Training DIR: new run, ..." or "Training DIR: resuming at step N, ...".
+START_LINE = re.compile(r"^Training .*: (new run|resuming at step (\d+)),")
 
 
 def logged_losses(path):
-    """{step: "d_loss ... g_grad_norm ..."} of a run's train.log (timings left out); {} without a log."""
+    """{step: "d_loss ... g_grad_norm ..."} of a run's train.log, timings left out; {} without a log.
+
+    A logged figure is the mean over the steps since the previous log line of its process, so the first line
+    after a resume covers part of a window only: it is left out (a step logged again keeps a whole window's
+    copy)."""
+    if not os.path.exists(path):
+        return {}
+    lines, start, previous = [], 0, None  # (step, losses, steps the figure averages)
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            begins = START_LINE.match(line)
+            if begins:
+                start, previous = int(begins.group(2) or 0), None
+                continue
+            match = LOG_LINE.match(line)
+            if match:
+                step = int(match.group(1))
+                lines.append((step, " ".join(match.group(2).split()), step - (start if previous is None else previous),
+                              previous is None and start > 0))
+                previous = step
+    whole = collections.Counter(n for _, _, n, resumed in lines if not resumed)
+    window = whole.most_common(1)[0][0] if whole else None  # the log interval
     losses = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                match = LOG_LINE.match(line.strip())
-                if match:
-                    losses[int(match.group(1))] = " ".join(match.group(2).split())
+    for step, figures, n, resumed in lines:
+        if not resumed or (window is not None and n >= window):
+            losses[step] = figures
     return losses
 
 
@@ -61,27 +83,42 @@ def _runner(seed_dir):
 
 
 def collect(folder, groups, step):
-    """{group: [{"run", "seed", "fid", "kid", "real_statistics", "losses", "commits", "devices"}]} of every
-    rerun evaluated at `step`; raises UserError when a group has fewer than two."""
+    """{group: [{"run", "seed", "fid", "kid", "num_generated", "real_statistics", "losses", "commits", "devices"}]}
+    of every rerun evaluated at `step`. Raises UserError when a group has fewer than two, when a run's name
+    falls in two groups, or when the reruns are not all of one seed."""
+    members = {}
+    for group in groups:
+        for path in glob.glob(os.path.join(glob.escape(folder), glob.escape(group) + "_*")):
+            members.setdefault(os.path.basename(path), []).append(group)
+    for run, named in sorted(members.items()):
+        if len(named) > 1:
+            raise commands.UserError(f"--groups: run {run} is named by {' and '.join(named)}",
+                                     "give prefixes of which no run matches two")
     found = {}
     for group in groups:
         reruns = []
-        for path in sorted(glob.glob(os.path.join(folder, f"{group}_*", "seed_*", "final_eval.json"))):
-            with open(path) as f:
-                evaluation = json.load(f)
-            if evaluation.get("step") != step or evaluation.get("ema"):
-                continue
-            seed_dir = os.path.dirname(path)
-            runner = _runner(seed_dir)
-            reruns.append({"run": os.path.basename(os.path.dirname(seed_dir)), "seed": os.path.basename(seed_dir),
-                           "fid": evaluation["fid"], "kid": evaluation["kid"],
-                           "real_statistics": os.path.basename(evaluation.get("real_statistics") or "?"),
-                           "losses": logged_losses(os.path.join(seed_dir, "train.log")),
-                           "commits": runner.get("commits", []), "devices": runner.get("devices", [])})
+        for run in sorted(r for r, named in members.items() if named == [group]):
+            for path in sorted(glob.glob(os.path.join(glob.escape(folder), run, "seed_*", "final_eval.json"))):
+                with open(path) as f:
+                    evaluation = json.load(f)
+                if evaluation.get("step") != step or evaluation.get("ema"):
+                    continue
+                seed_dir = os.path.dirname(path)
+                runner = _runner(seed_dir)
+                reruns.append({"run": run, "seed": os.path.basename(seed_dir), "fid": evaluation["fid"],
+                               "kid": evaluation["kid"], "num_generated": evaluation.get("num_generated"),
+                               "real_statistics": os.path.basename(evaluation.get("real_statistics") or "?"),
+                               "losses": logged_losses(os.path.join(seed_dir, "train.log")),
+                               "commits": runner.get("commits", []), "devices": runner.get("devices", [])})
         if len(reruns) < 2:
             raise commands.UserError(f"--groups {group}: {len(reruns)} run(s) named {group}_* evaluated at step {step} "
                                      f"in {folder}", "wait for at least 2, or check the group's name")
         found[group] = reruns
+    seeds = sorted({r["seed"] for reruns in found.values() for r in reruns})
+    runs = [r["run"] for reruns in found.values() for r in reruns]
+    if len(seeds) > 1 or len(set(runs)) < len(runs):
+        raise commands.UserError(f"--runs {folder}: the runs hold {', '.join(seeds)}, not one seed each",
+                                 "pass a list that trains one seed again and again (e.g. fashion_mnist_aligned_same_seed.json)")
     return found
 
 
@@ -89,7 +126,10 @@ def report(found, step):
     import numpy as np  # noqa: PLC0415
 
     keys = sorted({r["real_statistics"] for reruns in found.values() for r in reruns})
-    result = {"step": step, "real_statistics": keys, "same_real_statistics": len(keys) == 1, "groups": {}}
+    samples = sorted({r["num_generated"] for reruns in found.values() for r in reruns}, key=str)
+    seed = next(iter(found.values()))[0]["seed"]
+    result = {"step": step, "seed": seed, "num_generated": samples, "real_statistics": keys,
+              "same_real_statistics": len(keys) == 1, "groups": {}}
     for group, reruns in found.items():
         fid = np.array([r["fid"] for r in reruns])
         kid = np.array([r["kid"] for r in reruns]) * 1000.0
@@ -103,7 +143,9 @@ def report(found, step):
 
 
 def markdown(result):
-    lines = [f"One seed trained again at step {result['step']}, raw generator, 10,000 samples each "
+    samples = " or ".join(f"{n:,}" if isinstance(n, int) else "?" for n in result["num_generated"])
+    lines = [f"{result['seed'].replace('_', ' ').capitalize()} trained again, evaluated at step {result['step']}, raw "
+             f"generator, {samples} samples each "
              f"(real statistics {', '.join(result['real_statistics'])}"
              f"{'' if result['same_real_statistics'] else '; NOT the same: the spread is void'}).", "",
              "| mode | reruns | FID per rerun | FID mean ± sd | FID range | KID x 1000 mean ± sd | logged losses |",
