@@ -145,12 +145,7 @@ def main(argv):
         result.update(against_run=against_run, against=sorted(reference))
     else:
         result.update(reference=sorted(reference))
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    with open(FLAGS.output, "w") as f:
-        f.write(markdown(result))
-    records.write(os.path.splitext(FLAGS.output)[0] + ".json", result)
-    print(markdown(result))
-    print(f"Wrote {FLAGS.output}")
+    records.write_report(FLAGS.output, markdown(result), result)
 
 
 if __name__ == "__main__":

@@ -173,12 +173,7 @@ def main(argv):
     checks.required("output", FLAGS.output, "pass a .md path for the table")
     checks.output_file("output", FLAGS.output, "pass a .md path for the table")
     result = report(collect(FLAGS.runs, FLAGS.groups, FLAGS.step), FLAGS.step)
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    with open(FLAGS.output, "w") as f:
-        f.write(markdown(result))
-    records.write(os.path.splitext(FLAGS.output)[0] + ".json", result)
-    print(markdown(result))
-    print(f"Wrote {FLAGS.output}")
+    records.write_report(FLAGS.output, markdown(result), result)
 
 
 if __name__ == "__main__":

@@ -42,3 +42,14 @@ def write(path, figures, machine=None):
         os.makedirs(os.path.dirname(path), exist_ok=True)
     write_json(path, value)
     return value
+
+
+def write_report(path, table, figures):
+    """A report tool's output: the markdown `table` at `path` and `record(figures)` beside it (`.json`),
+    the table printed, then the line naming what was written."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(table)
+    write(os.path.splitext(path)[0] + ".json", figures)
+    print(table)
+    print(f"Wrote {path}")
