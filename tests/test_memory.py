@@ -25,3 +25,26 @@ def test_anonymous_peak_sees_an_allocation_that_is_freed_before_it_stops():
     after = memory.resident_gib("RssAnon")
     assert peak.gib >= before + 0.2 and peak.gib > after + 0.2, (before, peak.gib, after)
     assert memory.peak_rss_gib() >= peak.gib
+
+
+@pytest.mark.parametrize("platform, units", [("linux", 2 ** 20), ("darwin", 2 ** 30)])
+def test_peak_rss_reads_ru_maxrss_in_the_platforms_unit(monkeypatch, platform, units):
+    """ru_maxrss is in KiB on Linux and in bytes on macOS: 1 GiB either way."""
+    class Usage:
+        ru_maxrss = units
+
+    monkeypatch.setattr(memory.sys, "platform", platform)
+    monkeypatch.setattr(memory.resource, "getrusage", lambda who: Usage())
+    assert memory.peak_rss_gib() == 1.0
+
+
+def test_records_name_the_command_so_that_a_shell_reruns_it(monkeypatch):
+    """A record's command is the process's argv, quoted for a shell: an argument with spaces stays one."""
+    import shlex
+
+    from lab import records
+
+    argv = ["tools/x.py", "--gin_param=train.num_steps = 1500", "--out_dir=/tmp/a b"]
+    monkeypatch.setattr(records.sys, "argv", argv)
+    command = records.provenance(machine="m")["command"]
+    assert shlex.split(command)[1:] == argv

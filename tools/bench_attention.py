@@ -26,6 +26,7 @@ import time
 from absl import flags
 
 from lab import checks, records
+from lab.memory import peak_rss_gib
 from lab.timing import median_seconds
 from sagan_tf import commands  # (no TensorFlow)
 
@@ -47,8 +48,6 @@ FLAGS = flags.FLAGS
 
 def trial(path, batch, style, feature_size, channels, block_size, steps):
     """In this process: times forward+backward of one attention layer; returns the figures."""
-    import resource
-
     import tensorflow as tf
 
     from sagan_tf.layers.attention import SelfAttention, attention_style_kwargs
@@ -67,7 +66,7 @@ def trial(path, batch, style, feature_size, channels, block_size, steps):
 
     seconds = median_seconds(lambda: [g.numpy() for g in step(x)], steps)  # one warm-up call: tracing
     return {"path": path, "batch": batch, "ms": 1000 * seconds,
-            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+            "peak_rss_gib": peak_rss_gib()}
 
 
 def _rss_gib(pid):

@@ -7,12 +7,13 @@ kernel keeps no peak of the anonymous part, so `AnonymousPeak` samples it from a
 """
 
 import resource
+import sys
 import threading
 
 
 def peak_rss_gib():
-    """The peak resident set size so far (`ru_maxrss`), in GiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    """The peak resident set size so far (`ru_maxrss`: KiB on Linux, bytes on macOS), in GiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2 ** 30 if sys.platform == "darwin" else 2 ** 20)
 
 
 def resident_gib(field="RssAnon"):

@@ -2,6 +2,7 @@
 machine it ran on, and its figures. Written atomically with the library's writer (`sagan_tf.records`)."""
 
 import os
+import shlex
 import subprocess
 import sys
 
@@ -26,7 +27,7 @@ def provenance(machine=None):
     """{"command", "commit", "machine"} of this process; `machine`: a description already taken."""
     from lab import machine as machine_lib  # noqa: PLC0415
 
-    return {"command": " ".join([os.path.basename(sys.executable), *sys.argv]), "commit": commit(),
+    return {"command": shlex.join([os.path.basename(sys.executable), *sys.argv]), "commit": commit(),
             "machine": machine if machine is not None else machine_lib.description()}
 
 

@@ -4,6 +4,7 @@ training (`python -m sagan_tf.train`), evaluation (`python -m sagan_tf.evaluate`
 commands run in the checkout, with the lab's folder (tools/) on their path for the lab's own modules."""
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -111,7 +112,7 @@ def train_run(spec, run, seed, directory):
     # Every machine and commit the run trained on (a resumed run may span several): its figures depend on them.
     for key, value in (("devices", describe_machine()), ("commits", records.commit())):
         state[key] = [*[v for v in state.get(key, []) if v != value], value]  # once each, this one last
-    state["command"] = " ".join([os.path.basename(sys.executable), *cmd[1:]])
+    state["command"] = shlex.join([os.path.basename(sys.executable), *cmd[1:]])
 
     def record(wall, cpu):  # kept on disk as the run goes: a hard kill loses at most one tick
         state["train_seconds"], state["train_cpu_seconds"] = wall_before + wall, cpu_before + cpu
