@@ -14,7 +14,6 @@ the runs' commits and devices, and the command.
 
 import collections
 import glob
-import json
 import os
 import re
 
@@ -42,7 +41,7 @@ def logged_losses(path):
     copy)."""
     if not os.path.exists(path):
         return {}
-    lines, start, previous = [], 0, None  # (step, losses, steps the figure averages)
+    lines, start, previous = [], 0, None  # (step, losses, steps the figure averages, first after a resume)
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -74,14 +73,6 @@ def agreement(logs):
             "first_difference": differing[0] if differing else None}
 
 
-def _runner(seed_dir):
-    path = os.path.join(seed_dir, "runner.json")
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
-
-
 def collect(folder, groups, step):
     """{group: [{"run", "seed", "fid", "kid", "num_generated", "real_statistics", "losses", "commits", "devices"}]}
     of every rerun evaluated at `step`. Raises UserError when a group has fewer than two, when a run's name
@@ -99,12 +90,11 @@ def collect(folder, groups, step):
         reruns = []
         for run in sorted(r for r, named in members.items() if named == [group]):
             for path in sorted(glob.glob(os.path.join(glob.escape(folder), run, "seed_*", "final_eval.json"))):
-                with open(path) as f:
-                    evaluation = json.load(f)
+                evaluation = records.read_json(path)
                 if evaluation.get("step") != step or evaluation.get("ema"):
                     continue
                 seed_dir = os.path.dirname(path)
-                runner = _runner(seed_dir)
+                runner = records.read_json(os.path.join(seed_dir, "runner.json"), {})
                 reruns.append({"run": run, "seed": os.path.basename(seed_dir), "fid": evaluation["fid"],
                                "kid": evaluation["kid"], "num_generated": evaluation.get("num_generated"),
                                "real_statistics": os.path.basename(evaluation.get("real_statistics") or "?"),
