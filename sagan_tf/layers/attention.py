@@ -66,9 +66,12 @@ def blocked_attention(queries, keys, values, block_size):
 
         def forward(i, out, lse):
             s = scores(q_blocks[i], k)
-            row_lse = tf.reduce_logsumexp(s, axis=-1, keepdims=True)
-            o = tf.matmul(tf.cast(tf.exp(s - row_lse), dtype), v)
-            return i + 1, out.write(i, o), lse.write(i, row_lse)
+            # One exponential per score: the rows' unnormalised weights, normalised after the product.
+            row_max = tf.reduce_max(s, axis=-1, keepdims=True)
+            e = tf.exp(s - row_max)
+            row_sum = tf.reduce_sum(e, axis=-1, keepdims=True)
+            o = tf.cast(tf.cast(tf.matmul(tf.cast(e, dtype), v), tf.float32) / row_sum, dtype)
+            return i + 1, out.write(i, o), lse.write(i, row_max + tf.math.log(row_sum))
 
         _, out, lse = tf.while_loop(
             lambda i, *_: i < num_blocks, forward,
