@@ -35,6 +35,13 @@ def test_bench_train_runs_and_reports(tmp_path):
     assert 0.4 * figures["gflop_per_iteration"] < figures["gflop_executed_per_iteration"] < 0.9 * figures["gflop_per_iteration"]
     assert figures["gflop_per_iteration_all_ops"] > figures["gflop_executed_per_iteration"]
     assert figures["peak_host_rss_gib"] > 0.1 and 0.05 < figures["peak_host_anonymous_gib"] <= figures["peak_host_rss_gib"]
+    # Where the peak comes from: the resident memory after TensorFlow's import (its libraries' pages counted as
+    # file-backed), after the networks were built, and after the iterations, each below the peak.
+    stages = figures["memory_stages"]
+    assert list(stages) == ["imported", "built", "trained"]
+    assert stages["imported"]["file_gib"] > 0.05 and stages["imported"]["anonymous_gib"] > 0.01
+    assert stages["built"]["anonymous_gib"] >= stages["imported"]["anonymous_gib"]
+    assert stages["trained"]["anonymous_gib"] <= figures["peak_host_anonymous_gib"]
     assert "images_per_second" in result.stdout
     # The blocked attention runs its query blocks in a loop; the FLOP count is that of the same model written
     # out (a loop's body would be counted once), and the record names the block size the networks used.
@@ -163,6 +170,17 @@ def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_r
                for i, run in enumerate(runs)]
     table = bench.markdown({**report, "configs": [bench.summarise("32", sampled)], "runs": sampled})
     assert "| 1.00 / 1.00 GiB; anonymous 0.80 / 0.60 |" in table and "RssAnon" in table  # each side's largest
+    assert "Where each peak comes from" not in table  # no run took memory_stages: no second table
+    # Where the peaks come from: each side's stages (median over its runs), what each stage added.
+    staged = [{**run, "memory_stages": {"imported": {"anonymous_gib": 0.2, "file_gib": 0.3 + 0.1 * i},
+                                        "built": {"anonymous_gib": 0.25 + 0.1 * i, "file_gib": 0.4},
+                                        "trained": {"anonymous_gib": 0.3, "file_gib": 0.5}}}
+              for i, run in enumerate(sampled)]
+    table = bench.markdown({**report, "configs": [bench.summarise("32", staged)], "runs": staged})
+    # reference: runs 0 and 3 (imported file 0.3 / 0.6, built +0.05 / +0.35, peak anonymous 0.5 / 0.8)
+    assert "| CIFAR-10 (cifar10.gin), ch 64 | BigGAN-PyTorch | 0.20 / 0.45 | 0.20 | 0.25 | 0.65 | 0.50 | 1.00 |" in table
+    # sagan_tf: runs 1 and 2 (built +0.15 / +0.25, peak anonymous 0.5 / 0.6: +0.15 both above built)
+    assert "| CIFAR-10 (cifar10.gin), ch 64 | sagan_tf | 0.20 / 0.45 | 0.20 | 0.15 | 0.55 | 0.50 | 1.00 |" in table
     # --render rewrites the table of a stored report and runs nothing.
     stored = tmp_path / "machine.json"
     stored.write_text(json.dumps({**report, "runs": runs}))

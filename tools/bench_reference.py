@@ -15,8 +15,9 @@ records the load it started at. Float32 on both sides, --threads threads each.
 
 Writes OUT.json (every run) and OUT.md (the table: per config the reference's and sagan_tf's seconds
 per iteration, every run and the median, the ratio of images/s with its range over pairs, peak memory,
-parameter counts) with the machine (CPU model; AVX-512, AVX512_BF16, AMX or not; cores), the thread
-settings and the versions; docs/performance.md quotes OUT.md (tools/sync_docs.py).
+parameter counts; then where each side's peak comes from: its resident memory after the framework's import,
+after building the networks and after the iterations) with the machine (CPU model; AVX-512, AVX512_BF16,
+AMX or not; cores), the thread settings and the versions; docs/performance.md quotes OUT.md (tools/sync_docs.py).
 """
 
 import json
@@ -194,7 +195,46 @@ def markdown(report):
     lines += ["", "Executed: sagan_tf's convolutions and matrix products as they run (the fused ones' own FLOPs) over "
                   "its median seconds per iteration, against the float32 4096^3 matmul rate its runs measured after "
                   "their steps (median), and the fraction (\"-\": a record without them)."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + memory_stages(report)) + "\n"
+
+
+SIDES = {"reference": "BigGAN-PyTorch", "sagan_tf": "sagan_tf"}
+
+
+def memory_stages(report):
+    """The table of where each side's peak comes from, for the runs that took memory_stages (else nothing):
+    medians over each side's runs, in GiB."""
+    rows = []
+    for row in report["configs"]:
+        for side, name in SIDES.items():
+            runs = [r for r in report.get("runs", []) if r["config"] == row["config"] and r["side"] == side
+                    and r.get("memory_stages") and r.get("peak_anonymous_gib") is not None]
+            if not runs:
+                continue
+
+            def median(read):
+                return statistics.median(read(r) for r in runs)
+
+            imported_anonymous = median(lambda r: r["memory_stages"]["imported"]["anonymous_gib"])
+            built = median(lambda r: r["memory_stages"]["built"]["anonymous_gib"] - r["memory_stages"]["imported"]["anonymous_gib"])
+            step = median(lambda r: r["peak_anonymous_gib"] - r["memory_stages"]["built"]["anonymous_gib"])
+            rows.append(
+                f"| {LABELS.get(row['config'], row['config'])} | {name} | {imported_anonymous:.2f} / "
+                f"{median(lambda r: r['memory_stages']['imported']['file_gib']):.2f} | {built:.2f} | {step:.2f} | "
+                f"{median(lambda r: r['peak_anonymous_gib']):.2f} | "
+                f"{median(lambda r: r['memory_stages']['trained']['file_gib']):.2f} | "
+                f"{median(lambda r: r['peak_rss_gib']):.2f} |")
+    if not rows:
+        return []
+    return ["", "Where each peak comes from (GiB, the median over each side's runs): the resident memory after the "
+                "framework's import (anonymous / file-backed), the anonymous memory that building the networks and "
+                "their optimisers added, what the iterations added above that at their peak, the peak of the "
+                "anonymous part, the file-backed part after the iterations (the libraries' touched pages), and the "
+                "peak resident set. torch creates Adam's moments at the first step, so the reference's moments "
+                "count in its iterations column; Keras builds them with the networks.", "",
+            "| config | side | imported: anonymous / file-backed | + networks and optimisers | + iterations "
+            "(at the peak) | peak anonymous | file-backed after the iterations | peak resident set |",
+            "|---|---|---|---|---|---|---|---|", *rows]
 
 
 def load_average():
@@ -245,7 +285,8 @@ def run_sagan_tf(name, warmup, iters, threads, output, max_isa=None):
             "peak_rss_gib": figures["peak_host_rss_gib"], "peak_anonymous_gib": figures.get("peak_host_anonymous_gib"),
             "gflop_per_iteration": figures["gflop_per_iteration"],
             "gflop_executed_per_iteration": figures.get("gflop_executed_per_iteration"),
-            "matmul_gflop_per_second": figures.get("matmul_gflop_per_second"), "onednn": figures.get("onednn")}
+            "matmul_gflop_per_second": figures.get("matmul_gflop_per_second"), "onednn": figures.get("onednn"),
+            "memory_stages": figures.get("memory_stages")}
 
 
 def read_report(path):

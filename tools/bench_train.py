@@ -26,7 +26,7 @@ from absl import flags
 from lab import checks, records, timing
 from lab import machine as lab_machine
 from lab.flops import count_flops, matmul_conv_flops
-from lab.memory import AnonymousPeak, peak_rss_gib
+from lab.memory import AnonymousPeak, peak_rss_gib, resident_split
 from sagan_tf import commands, logs, machine  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
@@ -119,6 +119,7 @@ def main(argv):
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     from sagan_tf import config, gin_registry, optimizers, trainer  # noqa: F401  (gin_registry: every configurable)
     from sagan_tf.models.factory import DataFacts, build_model
+    stages = {"imported": resident_split()}  # where the peak comes from: after each stage
 
     params = list(FLAGS.gin_param)
     if FLAGS.separate_d_calls:
@@ -141,6 +142,7 @@ def main(argv):
         return count_flops(tf.function(network.train_step).get_concrete_function((images, labels)).graph)
 
     model = compiled_model()
+    stages["built"] = resident_split()  # the networks, and the optimisers' moments (built at compile)
     rng = np.random.RandomState(0)
     images = tf.constant(rng.uniform(-1, 1, (batch, resolution, resolution, channels)).astype(np.float32))
     labels = tf.constant(rng.randint(0, max(num_classes, 1), batch).astype(np.int32))
@@ -153,6 +155,7 @@ def main(argv):
                                                   FLAGS.warmup))
     # Read before the FLOP counts below build more models: the peak is the trained model's alone.
     peak_rss, peak_anonymous = peak_rss_gib(), anonymous.stop()
+    stages["trained"] = resident_split()
     if blocked:
         import gin  # noqa: PLC0415
 
@@ -182,7 +185,8 @@ def main(argv):
         "gflop_executed_per_iteration": executed / 1e9, "gflop_executed_per_second": executed / 1e9 / seconds,
         "gflop_per_iteration_all_ops": flops / 1e9,
         "gflop_by_op": {k: v / 1e9 for k, v in sorted(counts.items(), key=lambda kv: -kv[1])},
-        "peak_host_rss_gib": peak_rss, "peak_host_anonymous_gib": peak_anonymous, "iterations_timed": FLAGS.steps,
+        "peak_host_rss_gib": peak_rss, "peak_host_anonymous_gib": peak_anonymous, "memory_stages": stages,
+        "iterations_timed": FLAGS.steps,
         # the state TensorFlow runs with ("1" / "0", as the variable), not the variable: they differ when
         # TensorFlow started before set_onednn
         "onednn": "1" if trainer.onednn_enabled() else "0", "onednn_source": onednn_source,

@@ -28,6 +28,14 @@ def resident_gib(field="RssAnon"):
     return None
 
 
+def resident_split():
+    """Resident memory now, as {"anonymous_gib": RssAnon, "file_gib": RssFile} (None where /proc has none).
+
+    The benchmarks take it after each stage of a run (framework imported, networks and optimisers built,
+    iterations run), which shows where a peak comes from."""
+    return {"anonymous_gib": resident_gib("RssAnon"), "file_gib": resident_gib("RssFile")}
+
+
 class AnonymousPeak:
     """The largest anonymous resident memory seen while it runs, read every `interval` seconds.
 
