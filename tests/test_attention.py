@@ -143,6 +143,16 @@ class SelfAttentionTest(parameterized.TestCase, tf.test.TestCase):
                 self.assertEqual(a.dtype, dtype if a.shape.rank else tf.float32)
                 self.assertAllClose(tf.cast(a, tf.float32), b, rtol=tol, atol=tol * np.abs(b.numpy()).max())
 
+    def test_blocked_float16_stays_finite_with_large_values_and_even_weights(self):
+        """Near-even weights over many keys and values near float16's range: the blocked path's product of
+        normalised weights stays within the values' range (unnormalised weights would overflow to inf)."""
+        q = tf.zeros((1, 16, 4), tf.float16)  # equal scores: every weight 1 / 1024
+        k = tf.zeros((1, 1024, 4), tf.float16)
+        v = tf.fill((1, 1024, 2), tf.constant(1000.0, tf.float16))
+        out = blocked_attention(q, k, v, block_size=8)
+        self.assertEqual(out.dtype, tf.float16)
+        self.assertAllClose(tf.cast(out, tf.float32), tf.fill((1, 16, 2), 1000.0), rtol=1e-2)
+
     def test_softmax_in_float32_under_mixed_precision(self):
         layer = SelfAttention(**attention_style_kwargs("official"), dtype="mixed_float16")
         x = tf.random.normal((1, 8, 8, 16), dtype=tf.float16)

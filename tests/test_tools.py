@@ -172,15 +172,17 @@ def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_r
     assert "| 1.00 / 1.00 GiB; anonymous 0.80 / 0.60 |" in table and "RssAnon" in table  # each side's largest
     assert "Where each peak comes from" not in table  # no run took memory_stages: no second table
     # Where the peaks come from: each side's stages (median over its runs), what each stage added.
-    staged = [{**run, "memory_stages": {"imported": {"anonymous_gib": 0.2, "file_gib": 0.3 + 0.1 * i},
-                                        "built": {"anonymous_gib": 0.25 + 0.1 * i, "file_gib": 0.4},
-                                        "trained": {"anonymous_gib": 0.3, "file_gib": 0.5}}}
+    staged = [{**run, "peak_rss_gib": 1.0 + 0.2 * i,
+               "memory_stages": {"imported": {"anonymous_gib": 0.2, "file_gib": 0.3 + 0.1 * i},
+                                 "built": {"anonymous_gib": 0.25 + 0.1 * i, "file_gib": 0.4},
+                                 "trained": {"anonymous_gib": 0.3, "file_gib": 0.5 + 0.2 * i}}}
               for i, run in enumerate(sampled)]
     table = bench.markdown({**report, "configs": [bench.summarise("32", staged)], "runs": staged})
-    # reference: runs 0 and 3 (imported file 0.3 / 0.6, built +0.05 / +0.35, peak anonymous 0.5 / 0.8)
-    assert "| CIFAR-10 (cifar10.gin), ch 64 | BigGAN-PyTorch | 0.20 / 0.45 | 0.20 | 0.25 | 0.65 | 0.50 | 1.00 |" in table
+    # reference: runs 0 and 3 (imported file 0.3 / 0.6, built +0.05 / +0.35, peak anonymous 0.5 / 0.8, file after
+    # the iterations 0.5 / 1.1, peak resident 1.0 / 1.6): medians
+    assert "| CIFAR-10 (cifar10.gin), ch 64 | BigGAN-PyTorch | 0.20 / 0.45 | 0.20 | 0.25 | 0.65 | 0.80 | 1.30 |" in table
     # sagan_tf: runs 1 and 2 (built +0.15 / +0.25, peak anonymous 0.5 / 0.6: +0.15 both above built)
-    assert "| CIFAR-10 (cifar10.gin), ch 64 | sagan_tf | 0.20 / 0.45 | 0.20 | 0.15 | 0.55 | 0.50 | 1.00 |" in table
+    assert "| CIFAR-10 (cifar10.gin), ch 64 | sagan_tf | 0.20 / 0.45 | 0.20 | 0.15 | 0.55 | 0.80 | 1.30 |" in table
     # --render rewrites the table of a stored report and runs nothing.
     stored = tmp_path / "machine.json"
     stored.write_text(json.dumps({**report, "runs": runs}))

@@ -154,8 +154,8 @@ def main(argv):
     seconds = statistics.median(timing.time_calls(lambda: step((images, labels))["d_loss"].numpy(), FLAGS.steps,
                                                   FLAGS.warmup))
     # Read before the FLOP counts below build more models: the peak is the trained model's alone.
+    stages["trained"] = resident_split()  # inside the sampled window: at most the anonymous peak
     peak_rss, peak_anonymous = peak_rss_gib(), anonymous.stop()
-    stages["trained"] = resident_split()
     if blocked:
         import gin  # noqa: PLC0415
 

@@ -66,11 +66,12 @@ def blocked_attention(queries, keys, values, block_size):
 
         def forward(i, out, lse):
             s = scores(q_blocks[i], k)
-            # One exponential per score: the rows' unnormalised weights, normalised after the product.
+            # One exponential per score; the weights are normalised in float32 before the product, so that
+            # a float16 product stays within the values' range.
             row_max = tf.reduce_max(s, axis=-1, keepdims=True)
             e = tf.exp(s - row_max)
             row_sum = tf.reduce_sum(e, axis=-1, keepdims=True)
-            o = tf.cast(tf.cast(tf.matmul(tf.cast(e, dtype), v), tf.float32) / row_sum, dtype)
+            o = tf.matmul(tf.cast(e * tf.math.reciprocal(row_sum), dtype), v)
             return i + 1, out.write(i, o), lse.write(i, row_max + tf.math.log(row_sum))
 
         _, out, lse = tf.while_loop(
