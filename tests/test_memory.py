@@ -48,3 +48,15 @@ def test_records_name_the_command_so_that_a_shell_reruns_it(monkeypatch):
     monkeypatch.setattr(records.sys, "argv", argv)
     command = records.provenance(machine="m")["command"]
     assert shlex.split(command)[1:] == argv
+
+
+def test_a_stage_reading_counts_in_the_anonymous_peak(monkeypatch):
+    """The benchmarks' stage readings are samples too: the peak is never below one of them (a reading can see a
+    value between two of the sampling thread's ticks)."""
+    values = iter([0.1, 0.1, 0.5, 0.2])  # the sample at start, two readings, the sample at stop
+    monkeypatch.setattr(memory, "resident_gib", lambda field="RssAnon": next(values) if field == "RssAnon" else 0.3)
+    peak = memory.AnonymousPeak(interval=3600.0)  # no tick in between
+    peak.start()
+    assert peak.split() == {"anonymous_gib": 0.1, "file_gib": 0.3}
+    assert peak.split()["anonymous_gib"] == 0.5
+    assert peak.stop() == 0.5

@@ -26,7 +26,7 @@ from absl import flags
 from lab import checks, records, timing
 from lab import machine as lab_machine
 from lab.flops import count_flops, matmul_conv_flops
-from lab.memory import AnonymousPeak, peak_rss_gib, resident_split
+from lab.memory import AnonymousPeak, peak_rss_gib
 from sagan_tf import commands, logs, machine  # (no TensorFlow)
 
 FLAGS = flags.FLAGS
@@ -119,7 +119,7 @@ def main(argv):
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     from sagan_tf import config, gin_registry, optimizers, trainer  # noqa: F401  (gin_registry: every configurable)
     from sagan_tf.models.factory import DataFacts, build_model
-    stages = {"imported": resident_split()}  # where the peak comes from: after each stage
+    stages = {"imported": anonymous.split()}  # where the peak comes from: after each stage
 
     params = list(FLAGS.gin_param)
     if FLAGS.separate_d_calls:
@@ -142,7 +142,7 @@ def main(argv):
         return count_flops(tf.function(network.train_step).get_concrete_function((images, labels)).graph)
 
     model = compiled_model()
-    stages["built"] = resident_split()  # the networks, and the optimisers' moments (built at compile)
+    stages["built"] = anonymous.split()  # the networks, and the optimisers' moments (built at compile)
     rng = np.random.RandomState(0)
     images = tf.constant(rng.uniform(-1, 1, (batch, resolution, resolution, channels)).astype(np.float32))
     labels = tf.constant(rng.randint(0, max(num_classes, 1), batch).astype(np.int32))
@@ -154,7 +154,7 @@ def main(argv):
     seconds = statistics.median(timing.time_calls(lambda: step((images, labels))["d_loss"].numpy(), FLAGS.steps,
                                                   FLAGS.warmup))
     # Read before the FLOP counts below build more models: the peak is the trained model's alone.
-    stages["trained"] = resident_split()  # inside the sampled window: at most the anonymous peak
+    stages["trained"] = anonymous.split()  # a sample of the peak too: at most the anonymous peak
     peak_rss, peak_anonymous = peak_rss_gib(), anonymous.stop()
     if blocked:
         import gin  # noqa: PLC0415

@@ -21,7 +21,7 @@ import os
 import statistics
 import sys
 
-from lab.memory import AnonymousPeak, peak_rss_gib, resident_split  # tools/lab: the standard library only
+from lab.memory import AnonymousPeak, peak_rss_gib  # tools/lab: the standard library only
 from lab.timing import time_calls
 
 # resolution -> (classes, G attention, D attention as BigGAN-PyTorch spells them)
@@ -110,13 +110,13 @@ def main():
     with AnonymousPeak() as anonymous:
         import torch  # noqa: PLC0415
 
-        stages = {"imported": resident_split()}
+        stages = {"imported": anonymous.split()}
         torch.set_num_threads(args.threads)
         torch.manual_seed(args.seed)
         iteration, g_params, d_params = iteration_function(args.biggan_dir, args.resolution, args.batch, args.ch)
-        stages["built"] = resident_split()  # Adam's moments come at the first step (torch.optim's lazy state)
+        stages["built"] = anonymous.split()  # Adam's moments come at the first step (torch.optim's lazy state)
         times = time_calls(iteration, args.iters, args.warmup)
-        stages["trained"] = resident_split()
+        stages["trained"] = anonymous.split()
     print("RESULT " + json.dumps({
         "implementation": "BigGAN-PyTorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
         "resolution": args.resolution, "batch": args.batch, "ch": args.ch, "g_params": g_params, "d_params": d_params,

@@ -49,13 +49,23 @@ class AnonymousPeak:
     def __init__(self, interval=0.005):
         self.interval = interval
         self.gib = None
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
+    def _record(self, value):
+        with self._lock:
+            if value is not None and (self.gib is None or value > self.gib):
+                self.gib = value
+
     def _sample(self):
-        value = resident_gib("RssAnon")
-        if value is not None and (self.gib is None or value > self.gib):
-            self.gib = value
+        self._record(resident_gib("RssAnon"))
+
+    def split(self):
+        """`resident_split()` now, its anonymous part also counted as a sample of the peak."""
+        now = resident_split()
+        self._record(now["anonymous_gib"])
+        return now
 
     def _watch(self):
         while not self._stop.wait(self.interval):
