@@ -142,8 +142,8 @@ def markdown(report):
         "|---|---|---|---|---|---|---|---|"]
     def rates(row):
         """Achieved GFLOP/s of both sides: sagan_tf's live-op count of the step over each side's median."""
-        flops = [r.get("gflop_per_iteration") for r in report.get("runs", [])
-                 if r["config"] == row["config"] and r["side"] == "sagan_tf" and r.get("gflop_per_iteration")]
+        flops = [r["gflop_per_iteration"] for r in side_runs(report, row["config"], "sagan_tf")
+                 if r.get("gflop_per_iteration")]
         if not flops:
             return "-"
         return " / ".join(f"{flops[0] / row[side]['median']:.0f}" for side in ("reference", "sagan_tf"))
@@ -151,7 +151,7 @@ def markdown(report):
     def executed(row):
         """sagan_tf's executed GFLOP/s (its fused convolutions' count) over its median, against the median of
         the float32 4096^3 matmul rates its runs measured after their steps, and the fraction."""
-        runs = [r for r in report.get("runs", []) if r["config"] == row["config"] and r["side"] == "sagan_tf"]
+        runs = side_runs(report, row["config"], "sagan_tf")
         flops = [r["gflop_executed_per_iteration"] for r in runs if r.get("gflop_executed_per_iteration")]
         matmul = [r["matmul_gflop_per_second"] for r in runs if r.get("matmul_gflop_per_second")]
         if not flops or not matmul:
@@ -201,29 +201,35 @@ def markdown(report):
 SIDES = {"reference": "BigGAN-PyTorch", "sagan_tf": "sagan_tf"}
 
 
+def side_runs(report, config, side):
+    """The runs of one side at one config, in a report's order."""
+    return [r for r in report.get("runs", []) if r["config"] == config and r["side"] == side]
+
+
 def memory_stages(report):
     """The table of where each side's peak comes from, for the runs that took memory_stages (else nothing):
     medians over each side's runs, in GiB."""
     rows = []
     for row in report["configs"]:
         for side, name in SIDES.items():
-            runs = [r for r in report.get("runs", []) if r["config"] == row["config"] and r["side"] == side
-                    and r.get("memory_stages") and r.get("peak_anonymous_gib") is not None]
+            runs = [r for r in side_runs(report, row["config"], side)
+                    if r.get("memory_stages") and r.get("peak_anonymous_gib") is not None]
             if not runs:
                 continue
 
             def median(read):
-                return statistics.median(read(r) for r in runs)
+                return statistics.median(read(r["memory_stages"], r) for r in runs)
 
-            imported_anonymous = median(lambda r: r["memory_stages"]["imported"]["anonymous_gib"])
-            built = median(lambda r: r["memory_stages"]["built"]["anonymous_gib"] - r["memory_stages"]["imported"]["anonymous_gib"])
-            step = median(lambda r: r["peak_anonymous_gib"] - r["memory_stages"]["built"]["anonymous_gib"])
-            rows.append(
-                f"| {LABELS.get(row['config'], row['config'])} | {name} | {imported_anonymous:.2f} / "
-                f"{median(lambda r: r['memory_stages']['imported']['file_gib']):.2f} | {built:.2f} | {step:.2f} | "
-                f"{median(lambda r: r['peak_anonymous_gib']):.2f} | "
-                f"{median(lambda r: r['memory_stages']['trained']['file_gib']):.2f} | "
-                f"{median(lambda r: r['peak_rss_gib']):.2f} |")
+            columns = (
+                median(lambda stages, r: stages["imported"]["anonymous_gib"]),
+                median(lambda stages, r: stages["imported"]["file_gib"]),
+                median(lambda stages, r: stages["built"]["anonymous_gib"] - stages["imported"]["anonymous_gib"]),
+                median(lambda stages, r: r["peak_anonymous_gib"] - stages["built"]["anonymous_gib"]),
+                median(lambda stages, r: r["peak_anonymous_gib"]),
+                median(lambda stages, r: stages["trained"]["file_gib"]),
+                median(lambda stages, r: r["peak_rss_gib"]))
+            rows.append(f"| {LABELS.get(row['config'], row['config'])} | {name} | {columns[0]:.2f} / "
+                        + " | ".join(f"{value:.2f}" for value in columns[1:]) + " |")
     if not rows:
         return []
     return ["", "Where each peak comes from (GiB, the median over each side's runs): the resident memory after the "
