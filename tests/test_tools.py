@@ -315,12 +315,14 @@ def test_parity_report_reads_both_sides_and_states_the_outcome_from_the_interval
 
     parity = _tool("parity_report")
 
-    def evaluation(fid, kid, key="0ef2fea11657", step=1500):
-        return {"fid": fid, "kid": kid, "step": step, "real_statistics": f"/cache/fashion_mnist-train-32px-10000-{key}.npz"}
+    def evaluation(fid, kid, key="0ef2fea11657", step=1500, seed=None):
+        return {"fid": fid, "kid": kid, "step": step, "real_statistics": f"/cache/fashion_mnist-train-32px-10000-{key}.npz",
+                **({"seed": seed, "machine": "cpu R"} if seed is not None else {})}
 
     ours = {f"s{i}": evaluation(f, 0.030) for i, f in enumerate([50.0, 52.0, 54.0, 51.0, 53.0])}
-    reference = {f"r{i}": evaluation(f, 0.031) for i, f in enumerate([65.0, 66.0, 67.0])}
+    reference = {f"r{i}": evaluation(f, 0.031, seed=2 - i) for i, f in enumerate([65.0, 66.0, 67.0])}
     result = parity.report(ours, reference, 1500)
+    assert "sagan_tf names no machine. BigGAN-PyTorch scored on cpu R (seeds 0, 1, 2)." in parity.markdown(result)
     assert result["same_real_statistics"]
     fid = result["fid"]
     assert fid["sides"]["sagan_tf"]["mean"] == pytest.approx(52.0) and fid["sides"]["sagan_tf"]["n"] == 5
@@ -347,6 +349,9 @@ def test_parity_report_compares_two_lists(tmp_path):
             path.mkdir(parents=True)
             (path / "final_eval.json").write_text(json.dumps(
                 {"fid": fid, "kid": fid / 1000, "step": 1500, "real_statistics": "/c/x-0ef2fea11657.npz"}))
+            if folder == "uniform":  # where each run trained: its runner.json (a resumed run names both machines)
+                devices = ["cpu A"] if seed < 3 else ["cpu A", "cpu B"] if seed == 3 else ["cpu B"]
+                (path / "runner.json").write_text(json.dumps({"status": "trained", "devices": devices}))
 
     write("uniform", "fan_in_uniform_biases", [58.0, 94.0, 72.0, 72.0, 70.0])
     write("zeros", "aligned", [95.0, 109.0, 103.0, 96.0, 101.0])
@@ -361,6 +366,8 @@ def test_parity_report_compares_two_lists(tmp_path):
     figures = json.loads(out.with_suffix(".json").read_text())
     assert figures["run"] == "fan_in_uniform_biases" and figures["against_run"] == "aligned"
     assert len(figures["against"]) == 5 and "reference" not in figures
+    assert ("Machines, as the records give them: biases uniform trained on cpu A (seeds 0, 1, 2, 3), "
+            "cpu B (seeds 3, 4). biases 0 names no machine." in table)
     write("zeros", "other", [90.0, 91.0])
     several = subprocess.run([sys.executable, "tools/parity_report.py", f"--ours={tmp_path / 'uniform'}",
                               f"--against={tmp_path / 'zeros'}", "--step=1500", f"--output={tmp_path / 'q.md'}"],

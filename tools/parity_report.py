@@ -58,11 +58,37 @@ def _ours(folder, run, step, flag="ours", run_flag="run"):
     if run not in runs:
         raise commands.UserError(f"--{run_flag} {run} is not evaluated in {folder}", f"pass one of {', '.join(runs)}")
     evaluations = _read(os.path.join(folder, run, "seed_*", "final_eval.json"))
-    evaluations = {path: e for path, e in evaluations.items() if e.get("step") == step}
+    evaluations = {path: {**e, "seed": _seed(path), "trained_on": _trained_on(path)}
+                   for path, e in evaluations.items() if e.get("step") == step}
     if len(evaluations) < 2:
         raise commands.UserError(f"{folder}/{run} has {len(evaluations)} seed(s) evaluated at step {step}",
                                  "wait for at least 2 seeds")
     return run, evaluations
+
+
+def _seed(path):
+    """k of a run's .../seed_<k>/final_eval.json."""
+    return int(os.path.basename(os.path.dirname(path)).split("_", 1)[1])
+
+
+def _trained_on(path):
+    """The machines a run trained on, from the runner.json beside its evaluation ([] when not recorded)."""
+    runner = os.path.join(os.path.dirname(path), "runner.json")
+    if not os.path.exists(runner):
+        return []
+    with open(runner) as f:
+        return json.load(f).get("devices", [])
+
+
+def _machines(evaluations):
+    """{"trained on" | "scored on": {machine: [seed, ...]}}: what a side's records say of their machines
+    (sagan_tf's runs name where they trained, eval_reference's records where the set was scored)."""
+    where = {}
+    for e in sorted(evaluations.values(), key=lambda e: (e.get("seed") is None, e.get("seed"))):
+        for verb, machines in (("trained on", e.get("trained_on") or []), ("scored on", [e.get("machine")])):
+            for machine in filter(None, machines):
+                where.setdefault(verb, {}).setdefault(machine, []).append(e.get("seed"))
+    return where
 
 
 def _statistics_key(evaluation):
@@ -79,7 +105,8 @@ def report(ours, reference, step, names=SIDES):
     first, second = names
     sides = {first: ours, second: reference}
     keys = {name: sorted({_statistics_key(e) for e in side.values()}) for name, side in sides.items()}
-    result = {"step": step, "real_statistics": keys, "same_real_statistics": len(set(sum(keys.values(), []))) == 1}
+    result = {"step": step, "real_statistics": keys, "same_real_statistics": len(set(sum(keys.values(), []))) == 1,
+              "machines": {name: _machines(side) for name, side in sides.items()}}
     for metric in METRICS:
         values = {name: [e[metric] for e in side.values()] for name, side in sides.items()}
         scale = 1000.0 if metric == "kid" else 1.0
@@ -110,7 +137,19 @@ def markdown(result):
                      f"{c['interval_95'][0]:+.2f} .. {c['interval_95'][1]:+.2f} | {entry['outcome']} |")
     per_seed = "; ".join(f"{name}: " + ", ".join(f"{v:.1f}" for v in s["values"])
                          for name, s in result["fid"]["sides"].items())
-    return "\n".join(lines + ["", f"FID per seed: {per_seed}.", ""])
+    return "\n".join(lines + ["", f"FID per seed: {per_seed}.", "", _machines_line(result["machines"]), ""])
+
+
+def _machines_line(machines):
+    def seeds(values):
+        values = [v for v in values if v is not None]
+        return f" (seed{'s' if len(values) > 1 else ''} {', '.join(map(str, values))})" if values else ""
+
+    parts = []
+    for name, where in machines.items():
+        said = "; ".join(f"{verb} " + ", ".join(f"{m}{seeds(v)}" for m, v in found.items()) for verb, found in where.items())
+        parts.append(f"{name} {said or 'names no machine'}")
+    return f"Machines, as the records give them: {'. '.join(parts)}."
 
 
 def main(argv):
