@@ -322,7 +322,12 @@ def test_parity_report_reads_both_sides_and_states_the_outcome_from_the_interval
     ours = {f"s{i}": evaluation(f, 0.030) for i, f in enumerate([50.0, 52.0, 54.0, 51.0, 53.0])}
     reference = {f"r{i}": evaluation(f, 0.031, seed=2 - i) for i, f in enumerate([65.0, 66.0, 67.0])}
     result = parity.report(ours, reference, 1500)
-    assert "sagan_tf names no machine. BigGAN-PyTorch scored on cpu R (seeds 0, 1, 2)." in parity.markdown(result)
+    assert ("sagan_tf scored on a machine not recorded; where they trained is not in these records. "
+            "BigGAN-PyTorch scored on cpu R (seeds 0, 1, 2); where they trained is not in these records."
+            in parity.markdown(result))
+    unnumbered = {f"/r/ref_s{k}_step01500.json": {**evaluation(60.0 + k, 0.031), "machine": "cpu R"}
+                  for k in (4, 10)}  # no "seed" field: the file name's
+    assert "scored on cpu R (seeds 4, 10)" in parity.markdown(parity.report(ours, unnumbered, 1500))
     assert result["same_real_statistics"]
     fid = result["fid"]
     assert fid["sides"]["sagan_tf"]["mean"] == pytest.approx(52.0) and fid["sides"]["sagan_tf"]["n"] == 5
@@ -343,17 +348,18 @@ def test_parity_report_reads_both_sides_and_states_the_outcome_from_the_interval
 
 def test_parity_report_compares_two_lists(tmp_path):
     """--against reads a second experiment list's evaluations in place of the reference's sets."""
-    def write(folder, run, fids):
-        for seed, fid in enumerate(fids):
+    def write(folder, run, fids, seeds=None):
+        for seed, fid in zip(seeds or range(len(fids)), fids):
             path = tmp_path / folder / run / f"seed_{seed}"
             path.mkdir(parents=True)
             (path / "final_eval.json").write_text(json.dumps(
                 {"fid": fid, "kid": fid / 1000, "step": 1500, "real_statistics": "/c/x-0ef2fea11657.npz"}))
-            if folder == "uniform":  # where each run trained: its runner.json (a resumed run names both machines)
-                devices = ["cpu A"] if seed < 3 else ["cpu A", "cpu B"] if seed == 3 else ["cpu B"]
-                (path / "runner.json").write_text(json.dumps({"status": "trained", "devices": devices}))
+            # Where each run trained: its runner.json (a resumed run names both machines); seed 2 has none.
+            devices = {0: ["cpu A"], 3: ["cpu A", "cpu B"], 11: ["cpu A"], 12: ["cpu B"]}
+            if folder == "uniform" and seed in devices:
+                (path / "runner.json").write_text(json.dumps({"status": "trained", "devices": devices[seed]}))
 
-    write("uniform", "fan_in_uniform_biases", [58.0, 94.0, 72.0, 72.0, 70.0])
+    write("uniform", "fan_in_uniform_biases", [58.0, 94.0, 72.0, 72.0, 70.0], seeds=[0, 2, 3, 11, 12])
     write("zeros", "aligned", [95.0, 109.0, 103.0, 96.0, 101.0])
     out = tmp_path / "p.md"
     result = subprocess.run([sys.executable, "tools/parity_report.py",
@@ -366,8 +372,9 @@ def test_parity_report_compares_two_lists(tmp_path):
     figures = json.loads(out.with_suffix(".json").read_text())
     assert figures["run"] == "fan_in_uniform_biases" and figures["against_run"] == "aligned"
     assert len(figures["against"]) == 5 and "reference" not in figures
-    assert ("Machines, as the records give them: biases uniform trained on cpu A (seeds 0, 1, 2, 3), "
-            "cpu B (seeds 3, 4). biases 0 names no machine." in table)
+    assert ("Machines, as the records give them: biases uniform trained on cpu A (seeds 0, 3, 11), a machine not "
+            "recorded (seed 2), cpu B (seeds 3, 12). biases 0 trained on a machine not recorded (seeds 0, 1, 2, 3, 4)."
+            in table)
     write("zeros", "other", [90.0, 91.0])
     several = subprocess.run([sys.executable, "tools/parity_report.py", f"--ours={tmp_path / 'uniform'}",
                               f"--against={tmp_path / 'zeros'}", "--step=1500", f"--output={tmp_path / 'q.md'}"],

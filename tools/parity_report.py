@@ -21,6 +21,7 @@ Two of sagan_tf's lists compare the same way (a one-factor test): `--against` na
 import glob
 import json
 import os
+import re
 
 from absl import flags
 
@@ -58,7 +59,7 @@ def _ours(folder, run, step, flag="ours", run_flag="run"):
     if run not in runs:
         raise commands.UserError(f"--{run_flag} {run} is not evaluated in {folder}", f"pass one of {', '.join(runs)}")
     evaluations = _read(os.path.join(folder, run, "seed_*", "final_eval.json"))
-    evaluations = {path: {**e, "seed": _seed(path), "trained_on": _trained_on(path)}
+    evaluations = {path: {**e, "trained_on": _trained_on(path)}
                    for path, e in evaluations.items() if e.get("step") == step}
     if len(evaluations) < 2:
         raise commands.UserError(f"{folder}/{run} has {len(evaluations)} seed(s) evaluated at step {step}",
@@ -66,9 +67,13 @@ def _ours(folder, run, step, flag="ours", run_flag="run"):
     return run, evaluations
 
 
-def _seed(path):
-    """k of a run's .../seed_<k>/final_eval.json."""
-    return int(os.path.basename(os.path.dirname(path)).split("_", 1)[1])
+def _seed(path, evaluation):
+    """The seed of an evaluation: its own "seed" field, else the number in its path (.../seed_<k>/final_eval.json,
+    ref_s<k>_step...json); None when neither gives one."""
+    if evaluation.get("seed") is not None:
+        return evaluation["seed"]
+    found = re.search(r"(?:seed_|ref_s)(\d+)", path)
+    return int(found.group(1)) if found else None
 
 
 def _trained_on(path):
@@ -80,14 +85,20 @@ def _trained_on(path):
         return json.load(f).get("devices", [])
 
 
+NOT_RECORDED = "a machine not recorded"
+
+
 def _machines(evaluations):
-    """{"trained on" | "scored on": {machine: [seed, ...]}}: what a side's records say of their machines
-    (sagan_tf's runs name where they trained, eval_reference's records where the set was scored)."""
+    """{"trained on" | "scored on": {machine: [seed, ...]}}: what a side's records say of their machines.
+    sagan_tf's runs name where they trained (their runner.json: "trained_on"), eval_reference's records where
+    the set was scored; an evaluation that names none counts under NOT_RECORDED, so every seed is listed."""
     where = {}
-    for e in sorted(evaluations.values(), key=lambda e: (e.get("seed") is None, e.get("seed"))):
-        for verb, machines in (("trained on", e.get("trained_on") or []), ("scored on", [e.get("machine")])):
-            for machine in filter(None, machines):
-                where.setdefault(verb, {}).setdefault(machine, []).append(e.get("seed"))
+    seeds = {path: _seed(path, e) for path, e in evaluations.items()}
+    for path in sorted(evaluations, key=lambda p: (seeds[p] is None, seeds[p] or 0, p)):
+        e = evaluations[path]
+        verb, machines = ("trained on", e["trained_on"]) if "trained_on" in e else ("scored on", [e.get("machine")])
+        for machine in [m for m in machines if m] or [NOT_RECORDED]:
+            where.setdefault(verb, {}).setdefault(machine, []).append(seeds[path])
     return where
 
 
@@ -148,7 +159,9 @@ def _machines_line(machines):
     parts = []
     for name, where in machines.items():
         said = "; ".join(f"{verb} " + ", ".join(f"{m}{seeds(v)}" for m, v in found.items()) for verb, found in where.items())
-        parts.append(f"{name} {said or 'names no machine'}")
+        if "trained on" not in where:  # eval_reference's records: where the sets were scored, not trained
+            said += "; where they trained is not in these records"
+        parts.append(f"{name} {said}")
     return f"Machines, as the records give them: {'. '.join(parts)}."
 
 
