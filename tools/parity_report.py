@@ -19,7 +19,6 @@ Two of sagan_tf's lists compare the same way (a one-factor test): `--against` na
 """
 
 import glob
-import json
 import os
 import re
 
@@ -42,11 +41,7 @@ METRICS = ("fid", "kid")
 
 
 def _read(pattern):
-    found = {}
-    for path in sorted(glob.glob(pattern)):
-        with open(path) as f:
-            found[path] = json.load(f)
-    return found
+    return {path: records.read_json(path) for path in sorted(glob.glob(pattern))}
 
 
 def _ours(folder, run, step, flag="ours", run_flag="run"):
@@ -78,11 +73,7 @@ def _seed(path, evaluation):
 
 def _trained_on(path):
     """The machines a run trained on, from the runner.json beside its evaluation ([] when not recorded)."""
-    runner = os.path.join(os.path.dirname(path), "runner.json")
-    if not os.path.exists(runner):
-        return []
-    with open(runner) as f:
-        return json.load(f).get("devices", [])
+    return records.read_json(os.path.join(os.path.dirname(path), "runner.json"), {}).get("devices", [])
 
 
 NOT_RECORDED = "a machine not recorded"
