@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from sagan_tf import compat
+from sagan_tf import compat, memory
 from sagan_tf.images import labelled_grid
 from sagan_tf.layers import SelfAttention, SpectralNormalization
 
@@ -81,6 +81,18 @@ class Action:
 
     def end(self, step, preempted):
         """After the loop ended at `step` without an error (`preempted`: on SIGTERM)."""
+
+
+class ReleaseLibraryPages(Action):
+    """After the first step of the process (whose tracing and compilation touch more library code than
+    the steps after it): unmaps the clean library pages touched so far (`sagan_tf.memory`), so that the
+    resident set holds what training uses. The train command adds it."""
+
+    def due(self, result):
+        return result.first
+
+    def __call__(self, result):
+        memory.release_library_pages()
 
 
 class DivergedError(RuntimeError):

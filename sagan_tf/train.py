@@ -31,6 +31,10 @@ def define_flags():
                       "mixed_bfloat16 where the CPU computes bfloat16 natively (AVX512_BF16, AMX) or on a GPU/TPU, "
                       "float32 elsewhere; bfloat16: force it (about 12x slower than float32 without native bf16).")
     flags.DEFINE_enum("filter_gradient", "auto", machine.FILTER_GRADIENT_MODES, machine.FILTER_GRADIENT_HELP)
+    flags.DEFINE_bool("release_start_up_pages", True,
+                      "Linux: after the imports and after the first step, unmap the clean pages of the libraries "
+                      "that start-up touched (they come back from the page cache if used again), so that the "
+                      "resident set holds what training uses (sagan_tf.memory).")
     flags.mark_flag_as_required("model_dir")
 
 
@@ -50,6 +54,12 @@ def main(argv):
     from sagan_tf import config, gin_registry, trainer  # noqa: F401  (after flag parsing: TF is slow)
     from sagan_tf.eval.periodic import PeriodicEvaluation
 
+    extra_actions = []
+    if FLAGS.release_start_up_pages:
+        from sagan_tf import actions, memory
+
+        memory.release_library_pages()
+        extra_actions.append(actions.ReleaseLibraryPages())
     try:
         seed = [] if FLAGS.seed is None else [f"train.seed = {FLAGS.seed}"]
         if FLAGS.precision:
@@ -62,7 +72,7 @@ def main(argv):
         print(f"sagan_tf.train: {trainer.hardware_line(onednn_source)}; {networks.describe()}", flush=True)
         settings = trainer.TrainConfig()  # builds the input (data errors) before model_dir is made
         evaluation = PeriodicEvaluation.from_gin() if settings.eval_every else None
-        trainer.train(FLAGS.model_dir, strategy, settings, evaluation)
+        trainer.train(FLAGS.model_dir, strategy, settings, evaluation, extra_actions)
     except trainer.DivergedError as error:
         print(f"sagan_tf.train: error: {error}", file=sys.stderr)
         sys.exit(3)
