@@ -171,6 +171,10 @@ def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_r
     table = bench.markdown({**report, "configs": [bench.summarise("32", sampled)], "runs": sampled})
     assert "| 1.00 / 1.00 GiB; anonymous 0.80 / 0.60 |" in table and "RssAnon" in table  # each side's largest
     assert "Where each peak comes from" not in table  # no run took memory_stages: no second table
+    assert "unmap" not in table  # its sagan_tf runs did not say they released their start-up pages
+    released = [{**run, "release_start_up_pages": run["side"] == "sagan_tf"} for run in sampled]
+    assert "sagan_tf's runs unmap those pages as its train command does" in bench.markdown(
+        {**report, "configs": [bench.summarise("32", released)], "runs": released})
     # Where the peaks come from: each side's stages (median over its runs), what each stage added.
     staged = [{**run, "peak_rss_gib": 1.0 + 0.2 * i,
                "memory_stages": {"imported": {"anonymous_gib": 0.2, "file_gib": 0.3 + 0.1 * i},

@@ -192,6 +192,10 @@ def markdown(report):
                       "anonymous part (RssAnon, sampled every 5 ms from before the framework's import to the last timed "
                       "iteration; lab.memory): the resident set also counts the touched pages of the frameworks' "
                       "shared libraries, which the kernel can drop and reread from their files."]
+        if any(r.get("release_start_up_pages") for r in report.get("runs", [])):
+            lines[-1] += (" sagan_tf's runs unmap those pages as its train command does, after the imports and after "
+                          "the untimed iteration (sagan_tf.memory), so that its resident set holds the pages that "
+                          "training touched.")
     lines += ["", "Executed: sagan_tf's convolutions and matrix products as they run (the fused ones' own FLOPs) over "
                   "its median seconds per iteration, against the float32 4096^3 matmul rate its runs measured after "
                   "their steps (median), and the fraction (\"-\": a record without them)."]
@@ -292,7 +296,7 @@ def run_sagan_tf(name, warmup, iters, threads, output, max_isa=None):
             "gflop_per_iteration": figures["gflop_per_iteration"],
             "gflop_executed_per_iteration": figures.get("gflop_executed_per_iteration"),
             "matmul_gflop_per_second": figures.get("matmul_gflop_per_second"), "onednn": figures.get("onednn"),
-            "memory_stages": figures.get("memory_stages")}
+            "memory_stages": figures.get("memory_stages"), "release_start_up_pages": figures.get("release_start_up_pages")}
 
 
 def read_report(path):
