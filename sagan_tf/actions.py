@@ -85,8 +85,9 @@ class Action:
 
 class ReleaseLibraryPages(Action):
     """After the first step of the process (whose tracing and compilation touch more library code than
-    the steps after it): unmaps the clean library pages touched so far (`sagan_tf.memory`), so that the
-    resident set holds what training uses. The train command adds it."""
+    the steps after it): unmaps the clean library pages touched so far (`sagan_tf.memory`), so that they
+    leave the resident set; what later steps, checkpoints or evaluations touch comes back. The train
+    command adds it."""
 
     def due(self, result):
         return result.first

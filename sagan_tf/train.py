@@ -32,10 +32,21 @@ def define_flags():
                       "float32 elsewhere; bfloat16: force it (about 12x slower than float32 without native bf16).")
     flags.DEFINE_enum("filter_gradient", "auto", machine.FILTER_GRADIENT_MODES, machine.FILTER_GRADIENT_HELP)
     flags.DEFINE_bool("release_start_up_pages", True,
-                      "Linux: after the imports and after the first step, unmap the clean pages of the libraries "
-                      "that start-up touched (they come back from the page cache if used again), so that the "
-                      "resident set holds what training uses (sagan_tf.memory).")
+                      "Linux: after the imports and after the first step, unmap the clean pages of the shared "
+                      "libraries that start-up touched (a page used again is faulted back in from the page cache "
+                      "or its file), so that they leave the process's resident set (sagan_tf.memory).")
     flags.mark_flag_as_required("model_dir")
+
+
+def start_up_pages_actions(release):
+    """With `release`: unmaps the library pages that the imports touched now (sagan_tf.memory) and returns the
+    action that does it again after the first step; else nothing."""
+    if not release:
+        return []
+    from sagan_tf import actions, memory  # noqa: PLC0415  (TensorFlow: after flag parsing)
+
+    memory.release_library_pages()
+    return [actions.ReleaseLibraryPages()]
 
 
 PRECISION_BINDINGS = {"auto": "'auto'", "float32": "None", "bfloat16": "'mixed_bfloat16'"}
@@ -54,12 +65,7 @@ def main(argv):
     from sagan_tf import config, gin_registry, trainer  # noqa: F401  (after flag parsing: TF is slow)
     from sagan_tf.eval.periodic import PeriodicEvaluation
 
-    extra_actions = []
-    if FLAGS.release_start_up_pages:
-        from sagan_tf import actions, memory
-
-        memory.release_library_pages()
-        extra_actions.append(actions.ReleaseLibraryPages())
+    extra_actions = start_up_pages_actions(FLAGS.release_start_up_pages)
     try:
         seed = [] if FLAGS.seed is None else [f"train.seed = {FLAGS.seed}"]
         if FLAGS.precision:

@@ -9,34 +9,46 @@ import pytest
 
 from sagan_tf import actions, memory
 
-SMAPS = """\
-00400000-00452000 r-xp 00000000 fd:01 1 /usr/lib/libcode.so
-Size:                328 kB
-Rss:                 200 kB
-Anonymous:             0 kB
-00652000-00653000 r--p 00052000 fd:01 1 /usr/lib/libcode.so
-Rss:                   4 kB
-Anonymous:             4 kB
-00653000-00654000 rw-p 00053000 fd:01 1 /usr/lib/libcode.so
-Anonymous:             0 kB
-01000000-01021000 rw-p 00000000 00:00 0 [heap]
-Anonymous:           132 kB
-7f0000000000-7f0000010000 r--s 00000000 fd:01 2 /data/shared.bin
-Anonymous:             0 kB
-7f0000100000-7f0000200000 r--p 00000000 fd:01 3 /usr/lib/libconst.so (deleted)
-Anonymous:             0 kB
-7f0000300000-7f0000301000 r--p 00000000 00:00 0
-Anonymous:             0 kB
-7ffff7fc1000-7ffff7fc5000 r--p 00000000 00:00 0 [vvar]
-Anonymous:             0 kB
-"""
+def entry(header, anonymous=0, swap=0, private_hugetlb=0, shared_hugetlb=0, fields=None):
+    """One mapping of /proc/self/smaps, with the fields the kernel prints around the ones that matter."""
+    listed = {"Size": 328, "Rss": 200, "Anonymous": anonymous, "Swap": swap, "Private_Hugetlb": private_hugetlb,
+              "Shared_Hugetlb": shared_hugetlb} if fields is None else fields
+    return header + "\n" + "".join(f"{name}:{value:>14} kB\n" for name, value in listed.items()) + "VmFlags: rd mr mw me\n"
 
 
-def test_only_read_only_private_file_mappings_without_written_pages_are_released():
+SMAPS = "".join([
+    entry("00400000-00452000 r-xp 00000000 fd:01 1 /usr/lib/libcode.so.2"),  # code, never written: released
+    entry("00652000-00653000 r--p 00052000 fd:01 1 /usr/lib/libcode.so.2", anonymous=4),  # relocated constants
+    entry("00653000-00654000 rw-p 00053000 fd:01 1 /usr/lib/libcode.so.2"),  # writable data
+    entry("00660000-00670000 r--p 00060000 fd:01 1 /usr/lib/libswapped.so", swap=8),  # written, in swap
+    entry("00700000-00800000 r--p 00000000 00:0f 9 /anon_hugepage.so", private_hugetlb=2048),  # huge pages
+    entry("00900000-00a00000 r--p 00000000 00:0f 9 /lib/libshared_huge.so", shared_hugetlb=2048),
+    entry("00b00000-00b10000 r-xp 00000000 fd:01 5 /usr/lib/libnofields.so", fields={"Rss": 4}),  # unknown state
+    entry("01000000-01021000 rw-p 00000000 00:00 0 [heap]", anonymous=132),
+    entry("7f0000000000-7f0000010000 r--s 00000000 fd:01 2 /usr/lib/libshared.so"),  # a shared mapping
+    entry("7f0000020000-7f0000030000 r--p 00000000 fd:01 4 /data/input.bin"),  # a data file, not a library
+    entry("7f0000100000-7f0000200000 r--p 00000000 fd:01 3 /opt/my libs/libconst.so.1.2 (deleted)"),  # released
+    entry("7f0000300000-7f0000301000 r--p 00000000 00:00 0"),  # anonymous
+    entry("7ffff7fc1000-7ffff7fc5000 r--p 00000000 00:00 0 [vvar]"),
+])
+
+
+def test_only_read_only_private_library_mappings_without_written_or_huge_pages_are_released():
     assert memory.releasable_ranges(SMAPS.splitlines(keepends=True)) == [
         (0x00400000, 0x00452000),  # code, never written
-        (0x7F0000100000, 0x7F0000200000),  # constants of a file replaced on disk: its inode stays
-    ]  # not: relocated constants (copied on write), writable data, the heap, a shared mapping, anonymous, [vvar]
+        (0x7F0000100000, 0x7F0000200000),  # constants of a library replaced on disk (its inode stays), a space
+    ]  # in its path; not: written pages resident or swapped out, huge pages, a mapping whose fields are not
+    # printed, writable data, the heap, a shared mapping, a data file, anonymous memory, [vvar]
+
+
+def test_the_train_command_releases_after_its_imports_and_adds_the_action(monkeypatch):
+    from sagan_tf import train
+
+    calls = []
+    monkeypatch.setattr(memory, "release_library_pages", lambda: calls.append(1))
+    added = train.start_up_pages_actions(release=True)
+    assert calls == [1] and [type(a) for a in added] == [actions.ReleaseLibraryPages]
+    assert train.start_up_pages_actions(release=False) == [] and calls == [1]
 
 
 def test_the_action_runs_after_the_first_step_of_the_process_only(monkeypatch):

@@ -45,7 +45,8 @@ def define_flags():
     flags.DEFINE_integer("warmup", 1, "Untimed iterations first.", lower_bound=0)
     flags.DEFINE_bool("xla", False, "jit_compile the train step.")
     flags.DEFINE_bool("release_start_up_pages", True, "As the train command: unmap the clean library pages that "
-                      "start-up touched after the imports and after the first (untimed) iteration.")
+                      "start-up touched after the imports and after the first untimed iteration (none with "
+                      "--warmup=0: then after the imports only).")
     flags.DEFINE_enum("mixed_precision", None, ["mixed_bfloat16", "mixed_float16"], "None (float32), "
                       "'mixed_bfloat16' or 'mixed_float16'.")
     flags.DEFINE_integer("attention_block_size", None, "Query block size of the blocked attention path (G and D); "
