@@ -55,9 +55,13 @@ def weights_checkpoint(model):
     return tf.train.Checkpoint(**model_trackables(model))
 
 
-def training_checkpoint(model, iterator=None):
+INPUT_LAYOUT_KEY = "input_layout/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def training_checkpoint(model, iterator=None, input_layout=None):
     """The training checkpoint of a compiled `SAGAN`: the networks, the EMA, both optimisers, the z
-    stream's seed state and, when given, the input iterator's position."""
+    stream's seed state and, when given, the input iterator's position and the layout it was read with
+    (`input_layout`: an int64 variable, see `saved_input_layout`)."""
     checkpoint = tf.train.Checkpoint(
         **model_trackables(model),
         generator_optimizer=model.g_optimizer,
@@ -66,7 +70,20 @@ def training_checkpoint(model, iterator=None):
     )
     if iterator is not None:
         checkpoint.iterator = iterator
+        if input_layout is not None:
+            checkpoint.input_layout = input_layout
     return checkpoint
+
+
+def saved_input_layout(path):
+    """The layout (global batch, replicas, input pipelines) that the input position in the training
+    checkpoint `path` was saved with, or None where it holds none (no input position, or a checkpoint from
+    before layouts were saved). A position restores only into the same layout: its batches have the size
+    of one replica's."""
+    reader = tf.train.load_checkpoint(path)
+    if not reader.has_tensor(INPUT_LAYOUT_KEY):
+        return None
+    return tuple(int(v) for v in reader.get_tensor(INPUT_LAYOUT_KEY))
 
 
 def resolve(model_dir, checkpoint=None):

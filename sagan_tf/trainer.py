@@ -311,7 +311,9 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
             iterator = iter(spec.distribute(strategy, config.seed, config.deterministic))
             position, next_batch = None, lambda: next(iterator)  # noqa: E731
         saved = position if config.checkpoint_input else None
-        checkpoint = checkpointing.training_checkpoint(model, saved)
+        layout = feeding.input_layout(spec, strategy)
+        checkpoint = checkpointing.training_checkpoint(
+            model, saved, tf.Variable(layout, dtype=tf.int64, trainable=False, name="input_layout"))
     tf.io.gfile.makedirs(model_dir)  # only now: the input and the networks are made, so their errors came first
     chief = is_chief(strategy)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
@@ -322,7 +324,7 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
         keep = 1
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, keep)
     if latest:
-        _restore(checkpoint, latest, checkpoint_dir if not chief else None, model, saved is not None)
+        _restore(checkpoint, latest, checkpoint_dir if not chief else None, model, saved is not None, layout)
     if chief:
         with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
             f.write(gin.operative_config_str())
@@ -376,10 +378,18 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
     return model
 
 
-def _restore(checkpoint, latest, own_dir, model, has_input):
+def _layout_text(layout):
+    batch, replicas, pipelines = layout
+    return (f"a global batch of {batch} over {replicas} replica{'s' if replicas > 1 else ''} and {pipelines} "
+            f"input pipeline{'s' if pipelines > 1 else ''}")
+
+
+def _restore(checkpoint, latest, own_dir, model, has_input, layout=None):
     """Restores the chief's `latest` checkpoint; a worker (`own_dir`: its own folder) restores its own save of
     the same step instead: the same weights (the saves are collective), and its own input position, not
-    the chief's shard's. Without one, the worker's input starts its stream again (said in a line)."""
+    the chief's shard's. Without one, the worker's input starts its stream again (said in a line), as does
+    the input of a run whose checkpoint was saved with another input `layout` (another global batch,
+    replica count or number of workers: its position does not fit this run's batches)."""
     source = latest
     if own_dir is not None:
         own = tf.train.latest_checkpoint(own_dir)
@@ -388,9 +398,17 @@ def _restore(checkpoint, latest, own_dir, model, has_input):
         elif has_input:
             print(f"No checkpoint of this worker at step {checkpointing.step_of(latest)} in {own_dir}: its input "
                   "starts again from the beginning of its shard.", flush=True)
-            checkpointing.training_checkpoint(model).restore(latest).expect_partial().assert_existing_objects_matched()
             source = None
-    if source is not None:
+    saved_layout = checkpointing.saved_input_layout(source) if has_input and source is not None else None
+    if saved_layout is not None and layout is not None and saved_layout != tuple(layout):
+        print(f"The input position in {source} was saved with {_layout_text(saved_layout)}; this run reads "
+              f"{_layout_text(layout)}: its input starts again from the beginning of its stream.", flush=True)
+        latest, source = source, None
+    if source is None:
+        checkpointing.training_checkpoint(model).restore(latest).expect_partial().assert_existing_objects_matched()
+    elif has_input and saved_layout is None and layout is not None:  # saved before layouts were: all but that
+        checkpointing.training_checkpoint(model, checkpoint.iterator).restore(source).assert_existing_objects_matched()
+    else:
         checkpoint.restore(source).assert_existing_objects_matched()
     print(f"Resumed from {source or latest} at step {int(scalar(model.g_optimizer.iterations))}.")
 

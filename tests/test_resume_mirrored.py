@@ -61,3 +61,18 @@ def test_a_sigkilled_and_rerun_mirrored_run_equals_the_uninterrupted_one(straigh
         assert later, f"no log point after the restart at {stopped_at}"
         np.testing.assert_allclose([resumed_log[s] for s in later], [straight_log[s] for s in later], rtol=1e-6,
                                    err_msg=tag)
+
+
+def test_a_mirrored_run_resumed_on_one_device_restarts_its_input_and_says_so(straight, tmp_path):
+    """A position saved with two replicas (batches of half the global batch) does not fit one device's batches:
+    the weights, optimisers and z stream resume, the input starts again, and a line says why."""
+    import shutil
+
+    shutil.copytree(straight[0], tmp_path / "run")
+    output = runs.train(str(tmp_path / "run"), (), steps=STEPS + 6)
+    assert (f"was saved with a global batch of 8 over 2 replicas and 1 input pipeline; this run reads a global "
+            f"batch of 8 over 1 replica and 1 input pipeline: its input starts again") in output
+    assert f"Resumed from {tmp_path / 'run' / 'checkpoints' / f'ckpt-{STEPS}'} at step {STEPS}" in output
+    assert f"Done: steps {STEPS}-{STEPS + 6}" in output
+    later = tf.train.load_checkpoint(str(tmp_path / "run" / "checkpoints" / f"ckpt-{STEPS + 6}"))
+    assert list(later.get_tensor("input_layout/.ATTRIBUTES/VARIABLE_VALUE")) == [8, 1, 1]

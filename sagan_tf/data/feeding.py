@@ -25,6 +25,11 @@ def _worker(strategy):
     return index, count
 
 
+def input_layout(spec, strategy):
+    """(global batch, replicas in sync, input pipelines): what a checkpointed input position depends on."""
+    return spec.global_batch_size, strategy.num_replicas_in_sync, _worker(strategy)[1]
+
+
 def feeds_from_host(strategy):
     """Whether `ReplicaFeed` serves this strategy (every one but a TPU's)."""
     return not isinstance(strategy, tf.distribute.TPUStrategy)
