@@ -11,7 +11,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "sagan_tf"
 # Lowest first. A module may import modules of its own layer and of the layers above it in this list.
 LAYERS = [
     ("foundations", ["commands", "compat", "logs", "configurables", "gin_files", "config", "images", "machine",
-                     "progress", "losses", "optimizers", "distribute", "checkpointing", "records"]),
+                     "progress", "losses", "optimizers", "distribute", "checkpointing", "records", "memory"]),
     ("layers", ["layers"]),
     ("models", ["models"]),
     ("data and evaluation", ["data", "eval", "serving", "attention_maps"]),
