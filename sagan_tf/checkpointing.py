@@ -75,6 +75,11 @@ def training_checkpoint(model, iterator=None, input_layout=None):
     return checkpoint
 
 
+def holds_input_position(path):
+    """Whether the training checkpoint `path` holds an input iterator's position."""
+    return any(name.startswith("iterator/") for name in tf.train.load_checkpoint(path).get_variable_to_shape_map())
+
+
 def saved_input_layout(path):
     """The layout (global batch, replicas, input pipelines) that the input position in the training
     checkpoint `path` was saved with, or None where it holds none (no input position, or a checkpoint from

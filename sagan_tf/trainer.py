@@ -311,9 +311,10 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
             iterator = iter(spec.distribute(strategy, config.seed, config.deterministic))
             position, next_batch = None, lambda: next(iterator)  # noqa: E731
         saved = position if config.checkpoint_input else None
-        layout = feeding.input_layout(spec, strategy)
+        layout = feeding.input_layout(spec, strategy) if saved is not None else None
         checkpoint = checkpointing.training_checkpoint(
-            model, saved, tf.Variable(layout, dtype=tf.int64, trainable=False, name="input_layout"))
+            model, saved, None if layout is None else tf.Variable(layout, dtype=tf.int64, trainable=False,
+                                                                  name="input_layout"))
     tf.io.gfile.makedirs(model_dir)  # only now: the input and the networks are made, so their errors came first
     chief = is_chief(strategy)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
@@ -400,7 +401,11 @@ def _restore(checkpoint, latest, own_dir, model, has_input, layout=None):
                   "starts again from the beginning of its shard.", flush=True)
             source = None
     saved_layout = checkpointing.saved_input_layout(source) if has_input and source is not None else None
-    if saved_layout is not None and layout is not None and saved_layout != tuple(layout):
+    if has_input and source is not None and not checkpointing.holds_input_position(source):
+        print(f"{source} holds no input position (saved on a TPU or with train.checkpoint_input = False): this "
+              "run's input starts again from the beginning of its stream.", flush=True)
+        latest, source = source, None
+    elif saved_layout is not None and layout is not None and saved_layout != tuple(layout):
         print(f"The input position in {source} was saved with {_layout_text(saved_layout)}; this run reads "
               f"{_layout_text(layout)}: its input starts again from the beginning of its stream.", flush=True)
         latest, source = source, None

@@ -74,5 +74,15 @@ def test_a_mirrored_run_resumed_on_one_device_restarts_its_input_and_says_so(str
             f"batch of 8 over 1 replica and 1 input pipeline: its input starts again") in output
     assert f"Resumed from {tmp_path / 'run' / 'checkpoints' / f'ckpt-{STEPS}'} at step {STEPS}" in output
     assert f"Done: steps {STEPS}-{STEPS + 6}" in output
-    later = tf.train.load_checkpoint(str(tmp_path / "run" / "checkpoints" / f"ckpt-{STEPS + 6}"))
-    assert list(later.get_tensor("input_layout/.ATTRIBUTES/VARIABLE_VALUE")) == [8, 1, 1]
+    folder = tmp_path / "run" / "checkpoints"
+    before, later = (runs.tensors(str(folder / f"ckpt-{step}")) for step in (STEPS, STEPS + 6))
+    assert list(later["input_layout/.ATTRIBUTES/VARIABLE_VALUE"]) == [8, 1, 1]
+    # The weights went on from the restored ones (six steps move them little; a fresh start would not be near).
+    kernels = [name for name in before if "kernel" in name and "OPTIMIZER" not in name and "ema" not in name]
+    assert len(kernels) > 10
+    for name in kernels:
+        assert np.linalg.norm(later[name] - before[name]) < 0.2 * np.linalg.norm(before[name]), name
+    # A checkpoint without an input position (train.checkpoint_input = False), resumed by a run that saves one.
+    runs.train(str(tmp_path / "run"), ("--gin_param=train.checkpoint_input = False",), steps=STEPS + 12)
+    output = runs.train(str(tmp_path / "run"), (), steps=STEPS + 18)
+    assert f"ckpt-{STEPS + 12} holds no input position" in output and f"Done: steps {STEPS + 12}-{STEPS + 18}" in output
