@@ -60,8 +60,8 @@ INPUT_LAYOUT_KEY = "input_layout/.ATTRIBUTES/VARIABLE_VALUE"
 
 def training_checkpoint(model, iterator=None, input_layout=None):
     """The training checkpoint of a compiled `SAGAN`: the networks, the EMA, both optimisers, the z
-    stream's seed state and, when given, the input iterator's position and the layout it was read with
-    (`input_layout`: an int64 variable, see `saved_input_layout`)."""
+    stream's seed state and, when given, the input iterator's position and the layout it is read with
+    (`input_layout`: a tuple, saved as an int64 variable; see `saved_input`)."""
     checkpoint = tf.train.Checkpoint(
         **model_trackables(model),
         generator_optimizer=model.g_optimizer,
@@ -71,24 +71,19 @@ def training_checkpoint(model, iterator=None, input_layout=None):
     if iterator is not None:
         checkpoint.iterator = iterator
         if input_layout is not None:
-            checkpoint.input_layout = input_layout
+            checkpoint.input_layout = tf.Variable(input_layout, dtype=tf.int64, trainable=False, name="input_layout")
     return checkpoint
 
 
-def holds_input_position(path):
-    """Whether the training checkpoint `path` holds an input iterator's position."""
-    return any(name.startswith("iterator/") for name in tf.train.load_checkpoint(path).get_variable_to_shape_map())
-
-
-def saved_input_layout(path):
-    """The layout (global batch, replicas, input pipelines) that the input position in the training
-    checkpoint `path` was saved with, or None where it holds none (no input position, or a checkpoint from
-    before layouts were saved). A position restores only into the same layout: its batches have the size
-    of one replica's."""
+def saved_input(path):
+    """What the training checkpoint `path` holds of its input: (whether it holds an iterator's position, the
+    layout (global batch, replicas, input pipelines) the position was saved with, or None for a checkpoint
+    from before layouts were saved). A position restores only into the same layout: its batches have the
+    size of one replica's."""
     reader = tf.train.load_checkpoint(path)
-    if not reader.has_tensor(INPUT_LAYOUT_KEY):
-        return None
-    return tuple(int(v) for v in reader.get_tensor(INPUT_LAYOUT_KEY))
+    position = any(name.startswith("iterator/") for name in reader.get_variable_to_shape_map())
+    layout = tuple(int(v) for v in reader.get_tensor(INPUT_LAYOUT_KEY)) if reader.has_tensor(INPUT_LAYOUT_KEY) else None
+    return position, layout
 
 
 def resolve(model_dir, checkpoint=None):

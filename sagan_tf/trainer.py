@@ -312,9 +312,7 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
             position, next_batch = None, lambda: next(iterator)  # noqa: E731
         saved = position if config.checkpoint_input else None
         layout = feeding.input_layout(spec, strategy) if saved is not None else None
-        checkpoint = checkpointing.training_checkpoint(
-            model, saved, None if layout is None else tf.Variable(layout, dtype=tf.int64, trainable=False,
-                                                                  name="input_layout"))
+        checkpoint = checkpointing.training_checkpoint(model, saved, layout)
     tf.io.gfile.makedirs(model_dir)  # only now: the input and the networks are made, so their errors came first
     chief = is_chief(strategy)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
@@ -325,7 +323,7 @@ def _train(model_dir, strategy, config, evaluation, extra_actions):
         keep = 1
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, keep)
     if latest:
-        _restore(checkpoint, latest, checkpoint_dir if not chief else None, model, saved is not None, layout)
+        _restore(checkpoint, latest, checkpoint_dir if not chief else None, model, layout)
     if chief:
         with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
             f.write(gin.operative_config_str())
@@ -385,33 +383,34 @@ def _layout_text(layout):
             f"input pipeline{'s' if pipelines > 1 else ''}")
 
 
-def _restore(checkpoint, latest, own_dir, model, has_input, layout=None):
+def _restore(checkpoint, latest, own_dir, model, layout):
     """Restores the chief's `latest` checkpoint; a worker (`own_dir`: its own folder) restores its own save of
     the same step instead: the same weights (the saves are collective), and its own input position, not
-    the chief's shard's. Without one, the worker's input starts its stream again (said in a line), as does
-    the input of a run whose checkpoint was saved with another input `layout` (another global batch,
-    replica count or number of workers: its position does not fit this run's batches)."""
+    the chief's shard's. `layout`: the input layout of this run's checkpointed position, None where the run
+    checkpoints none. Without a save of its own, the worker's input starts its stream again (said in a line),
+    as does the input of a run whose checkpoint holds no position or one saved with another layout (another
+    global batch, replica count or number of workers: it does not fit this run's batches)."""
     source = latest
     if own_dir is not None:
         own = tf.train.latest_checkpoint(own_dir)
         if own and checkpointing.step_of(own) == checkpointing.step_of(latest):
             source = own
-        elif has_input:
+        elif layout is not None:
             print(f"No checkpoint of this worker at step {checkpointing.step_of(latest)} in {own_dir}: its input "
                   "starts again from the beginning of its shard.", flush=True)
             source = None
-    saved_layout = checkpointing.saved_input_layout(source) if has_input and source is not None else None
-    if has_input and source is not None and not checkpointing.holds_input_position(source):
+    position, saved_layout = checkpointing.saved_input(source) if layout is not None and source else (False, None)
+    if layout is not None and source is not None and not position:
         print(f"{source} holds no input position (saved on a TPU or with train.checkpoint_input = False): this "
               "run's input starts again from the beginning of its stream.", flush=True)
         latest, source = source, None
-    elif saved_layout is not None and layout is not None and saved_layout != tuple(layout):
+    elif saved_layout is not None and saved_layout != tuple(layout):
         print(f"The input position in {source} was saved with {_layout_text(saved_layout)}; this run reads "
               f"{_layout_text(layout)}: its input starts again from the beginning of its stream.", flush=True)
         latest, source = source, None
     if source is None:
         checkpointing.training_checkpoint(model).restore(latest).expect_partial().assert_existing_objects_matched()
-    elif has_input and saved_layout is None and layout is not None:  # saved before layouts were: all but that
+    elif layout is not None and saved_layout is None:  # saved before layouts were: all but that
         checkpointing.training_checkpoint(model, checkpoint.iterator).restore(source).assert_existing_objects_matched()
     else:
         checkpoint.restore(source).assert_existing_objects_matched()
