@@ -80,6 +80,17 @@ ONEDNN_HELP = ("TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS, read once wh
                "unless TF_ENABLE_ONEDNN_OPTS is set (TensorFlow leaves them off on CPUs without AVX-512, where they "
                "are faster); on / off: force.")
 
+PRECISIONS = {"auto": "'auto'", "float32": "None", "bfloat16": "'mixed_bfloat16'"}  # --precision: its gin value
+PRECISION_HELP = ("Training precision (default: the config's train.mixed_precision, float32). auto: "
+                  "mixed_bfloat16 where the CPU computes bfloat16 natively (AVX512_BF16, AMX) or on a GPU/TPU, "
+                  "float32 elsewhere; bfloat16: force it (about 12x slower than float32 without native bf16).")
+
+
+def precision_binding(precision):
+    """The gin binding of `--precision` (auto, float32, bfloat16)."""
+    return f"train.mixed_precision = {PRECISIONS[precision]}"
+
+
 FILTER_GRADIENT_MODES = ("auto", "onednn", "matmul")  # the policy's choices: network_settings
 FILTER_GRADIENT_HELP = ("How the networks' convolutions take their filter gradients (sagan_tf.layers.conv_grad; "
                         "Generator/Discriminator.filter_gradient). auto: the hardware policy's choice "

@@ -26,10 +26,7 @@ def define_flags():
     flags.DEFINE_integer("seed", None, "Run seed: initial weights, z, data order and flips (gin: train.seed, default 0).")
     flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"],
                       machine.ONEDNN_HELP)
-    flags.DEFINE_enum("precision", None, ["auto", "float32", "bfloat16"],
-                      "Training precision (default: the config's train.mixed_precision, float32). auto: "
-                      "mixed_bfloat16 where the CPU computes bfloat16 natively (AVX512_BF16, AMX) or on a GPU/TPU, "
-                      "float32 elsewhere; bfloat16: force it (about 12x slower than float32 without native bf16).")
+    flags.DEFINE_enum("precision", None, list(machine.PRECISIONS), machine.PRECISION_HELP)
     flags.DEFINE_enum("filter_gradient", "auto", machine.FILTER_GRADIENT_MODES, machine.FILTER_GRADIENT_HELP)
     flags.DEFINE_bool("release_start_up_pages", True,
                       "Linux: after the imports and after the first step, unmap the clean pages of the shared "
@@ -49,9 +46,6 @@ def start_up_pages_actions(release):
     return [actions.ReleaseLibraryPages()]
 
 
-PRECISION_BINDINGS = {"auto": "'auto'", "float32": "None", "bfloat16": "'mixed_bfloat16'"}
-
-
 def main(argv):
     del argv  # commands.run rejects stray arguments
     if os.path.exists(FLAGS.model_dir) and not os.path.isdir(FLAGS.model_dir):  # before TensorFlow: fails fast
@@ -69,7 +63,7 @@ def main(argv):
     try:
         seed = [] if FLAGS.seed is None else [f"train.seed = {FLAGS.seed}"]
         if FLAGS.precision:
-            seed.append(f"train.mixed_precision = {PRECISION_BINDINGS[FLAGS.precision]}")
+            seed.append(machine.precision_binding(FLAGS.precision))
         paths = config.parse(FLAGS.gin_file, FLAGS.gin_param + seed)  # raises before model_dir is touched
         print(f"sagan_tf.train: config {', '.join(paths) or '(none)'}"
               + (f" and {len(FLAGS.gin_param + seed)} binding(s)" if FLAGS.gin_param + seed else ""), flush=True)

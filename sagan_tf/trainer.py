@@ -41,6 +41,13 @@ def resolve_precision(mixed_precision):
     return "mixed_bfloat16" if accelerated or native_bf16() else None
 
 
+def configured_precision():
+    """The precision a run of the parsed gin config computes in on this machine: its `train.mixed_precision` (the
+    `TrainConfig` default where unbound), "auto" decided by `resolve_precision`."""
+    name = "train.mixed_precision"
+    return resolve_precision(gin.query_parameter(name) if config_lib.is_bound(name) else TrainConfig.mixed_precision)
+
+
 def onednn_enabled():
     """Whether this TensorFlow process uses its oneDNN kernels."""
     return compat.onednn_enabled()

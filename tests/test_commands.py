@@ -115,7 +115,7 @@ TABLE += [
     (RUN_EXPERIMENTS, ["--spec={file}", "--out_dir={tmp}/o"], "is not JSON", ["{tmp}/o"]),
     (RUN_EXPERIMENTS, [f"--spec={SPEC}", "--out_dir={file}"], "is a file, not a folder", []),
     (BENCH_TRAIN, ["--gin_file=nope.gin"], "gin file 'nope.gin' not found", []),
-    (BENCH_TRAIN, ["--mixed_precision=fp16"], "flag --mixed_precision=fp16", []),
+    (BENCH_TRAIN, ["--precision=fp16"], "flag --precision=fp16", []),
     (BENCH_TRAIN, ["--steps=0"], "flag --steps=0", []),
     (BENCH_TRAIN, ["--json={empty}"], "--json {empty} is a folder", []),
     (BENCH_EVAL, ["--batch_size=0"], "flag --batch_size=0", []),

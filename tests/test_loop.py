@@ -97,6 +97,20 @@ def test_precision_auto_follows_native_bf16_and_onednn_flag_sets_the_variable(mo
     assert f"TensorFlow oneDNN {state} (x)" in trainer.hardware_line("x")
 
 
+def test_configured_precision_is_the_configs_binding_or_the_default_resolved(monkeypatch):
+    monkeypatch.setattr(trainer, "native_bf16", lambda: True)
+    with config.isolated():
+        config.parse(["synthetic.gin"])
+        assert trainer.configured_precision() == trainer.resolve_precision(trainer.TrainConfig.mixed_precision)
+        config.parse(["synthetic.gin"], [machine.precision_binding("auto")])
+        assert trainer.configured_precision() == "mixed_bfloat16"
+        config.parse(["synthetic.gin"], [machine.precision_binding("float32")])
+        assert trainer.configured_precision() is None
+        monkeypatch.setattr(trainer, "native_bf16", lambda: False)
+        config.parse(["synthetic.gin"], [machine.precision_binding("auto")])
+        assert trainer.configured_precision() is None
+
+
 def test_an_isa_limit_without_bf16_makes_bf16_not_native(monkeypatch):
     monkeypatch.setattr(machine, "cpu_features", lambda: {"avx512_bf16": True, "amx_bf16": False})
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)

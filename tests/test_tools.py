@@ -49,11 +49,14 @@ def test_bench_train_runs_and_reports(tmp_path):
     blocked = subprocess.run(
         [sys.executable, "tools/bench_train.py", "--gin_file=synthetic.gin", "--gin_param=Generator.base_channels = 4",
          "--gin_param=Discriminator.base_channels = 4", "--batch=8", "--steps=1", "--warmup=1", "--nomeasure_peak",
-         "--separate_d_calls", "--onednn=off", "--attention_block_size=8", f"--json={tmp_path / 'blocked.json'}"],
+         "--separate_d_calls", "--onednn=off", "--attention_block_size=8", "--precision=bfloat16",
+         f"--json={tmp_path / 'blocked.json'}"],
         capture_output=True, text=True, cwd=REPO, timeout=300)
     assert blocked.returncode == 0, blocked.stderr[-3000:]
     counted = json.loads((tmp_path / "blocked.json").read_text())
     assert counted["attention_block_size"] == [8, 8]
+    # --precision as the train command's: the same products, computed in bfloat16.
+    assert figures["mixed_precision"] in (None, "mixed_bfloat16") and counted["mixed_precision"] == "mixed_bfloat16"
     for key in ("gflop_per_iteration", "gflop_executed_per_iteration"):
         assert counted[key] == pytest.approx(figures[key], rel=1e-9), key
 
@@ -164,7 +167,14 @@ def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_r
     # The executed FLOPs (fused convolutions) against the matmul rate the sagan_tf runs measured (their median).
     runs = [{**run, **({"gflop_executed_per_iteration": 196.0, "matmul_gflop_per_second": m}
                        if run["side"] == "sagan_tf" else {})} for run, m in zip(runs, (0, 20.0, 15.0, 0))]
-    assert "| 1.00 / 1.00 GiB | 14 / 18 (0.80) |" in bench.markdown({**report, "max_isa": "avx2", "runs": runs})
+    table = bench.markdown({**report, "max_isa": "avx2", "runs": runs})
+    assert "| 1.00 / 1.00 GiB | 14 / float32 18 (0.80) |" in table and "sagan_tf in float32 on TensorFlow" in table
+    # A bfloat16 step: named, and its executed rate also against the bfloat16 matmul rate its runs measured.
+    bf16 = [{**run, **({"mixed_precision": "mixed_bfloat16", "matmul_bfloat16_gflop_per_second": 56.0}
+                       if run["side"] == "sagan_tf" else {})} for run in runs]
+    table = bench.markdown({**report, "runs": bf16})
+    assert "| 14 / float32 18 (0.80); bfloat16 56 (0.25) |" in table
+    assert "BigGAN-PyTorch in float32 on torch 2.13.0, sagan_tf in mixed_bfloat16 on TensorFlow" in table
     assert "anonymous" not in bench.markdown(report)  # no side sampled it: the old table
     sampled = [{**run, "peak_anonymous_gib": {"reference": 0.5, "sagan_tf": 0.4}[run["side"]] + 0.1 * i}
                for i, run in enumerate(runs)]
@@ -195,6 +205,10 @@ def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_r
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "machine.md").read_text() == bench.markdown({**report, "runs": runs})
     assert bench.run_environment("avx2")["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    # sagan_tf's precision is resolved as the train command resolves it, in the timed runs' environment: "auto"
+    # is float32 where the kernels stop at AVX2 (no native bfloat16), and --precision=bfloat16 forces it.
+    assert bench.resolved_precision("fmnist", "auto", "avx2") == "float32"
+    assert bench.resolved_precision("fmnist", "bfloat16", None) == "mixed_bfloat16"
 
 
 def test_shape_score_scores_a_run_and_the_real_data(tiny_shape_score):

@@ -11,7 +11,9 @@ bench_train.py on the gin configs whose parameter counts equal the reference's (
 if they differ by more than 0.1%). For each config, --pairs pairs of runs in alternating order (AB BA
 AB ...), each a new process with --warmup untimed and --iters timed iterations; before each run the
 tool waits (up to --max_wait seconds) for the 1-minute load average to fall below --idle_load, and
-records the load it started at. Float32 on both sides, --threads threads each.
+records the load it started at. --threads threads each; the reference computes in float32, sagan_tf in the
+precision its train command would use on this machine (--precision, else the config's default: "auto", bfloat16
+where the CPU computes it natively), named in the table and in the output's name.
 
 Writes OUT.json (every run) and OUT.md (the table: per config the reference's and sagan_tf's seconds
 per iteration, every run and the median, the ratio of images/s with its range over pairs, peak memory,
@@ -32,6 +34,7 @@ from absl import flags
 from lab import checks, records
 from lab import machine as lab_machine
 from sagan_tf import commands, logs  # (no TensorFlow)
+from sagan_tf.machine import PRECISIONS, precision_binding
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name -> (sagan_tf gin files, global batch, resolution, classes, channel width ch); both sides get RGB.
@@ -63,6 +66,8 @@ def define_flags():
                       "Limit both sides' kernels to this instruction set (ONEDNN_MAX_CPU_ISA for TensorFlow's and torch's "
                       "oneDNN, MKL_ENABLE_INSTRUCTIONS for torch's MKL): an approximation of an AVX2 CPU on an AVX-512 one "
                       "(same clock and caches), labelled as such in the table.")
+    flags.DEFINE_enum("precision", None, list(PRECISIONS), "sagan_tf's precision, as the train "
+                      "command's flag (default: the configs' own, as the train command runs them).")
     flags.DEFINE_string("output", None, "OUT.json and OUT.md (default results/bench_reference/<machine>).")
     flags.DEFINE_string("render", None, "Only rewrite the table (.md) of this OUT.json; runs nothing.")
 
@@ -130,15 +135,15 @@ def markdown(report):
     lines = [
         f"Machine: {machine['description']}; AVX-512 {'yes' if machine['avx512f'] else 'no'}, AVX512_BF16 "
         f"{'yes' if machine['avx512_bf16'] else 'no'}, AMX {'yes' if machine['amx_bf16'] else 'no'}. "
-        f"{report['threads']} threads per side, float32; BigGAN-PyTorch on torch {report['torch']}, sagan_tf on "
-        f"TensorFlow {report['tensorflow']} ({onednn_state(report)}). "
+        f"{report['threads']} threads per side; BigGAN-PyTorch in float32 on torch {report['torch']}, sagan_tf in "
+        f"{sagan_tf_precision(report)} on TensorFlow {report['tensorflow']} ({onednn_state(report)}). "
         + (f"Kernels limited to {report['max_isa'].upper()} on both sides (ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS): "
            f"an approximation of a CPU without AVX-512 on this one, not such a CPU. " if report.get("max_isa") else "")
         + f"{report['pairs']} pairs per config in alternating order, fresh processes, {report['warmup']} untimed + "
         f"{report['iters']} timed iterations each (median); one iteration = one D step + one G step.", "",
         "| config | parameters G / D | BigGAN-PyTorch s/iter (runs; median) | sagan_tf s/iter (runs; median) "
         "| images/s ratio sagan_tf / reference (range over pairs) | GFLOP/s reference / sagan_tf "
-        "| peak memory reference / sagan_tf | sagan_tf executed GFLOP/s / float32 matmul GFLOP/s |",
+        "| peak memory reference / sagan_tf | sagan_tf executed GFLOP/s / matmul GFLOP/s |",
         "|---|---|---|---|---|---|---|---|"]
     def rates(row):
         """Achieved GFLOP/s of both sides: sagan_tf's live-op count of the step over each side's median."""
@@ -157,7 +162,11 @@ def markdown(report):
         if not flops or not matmul:
             return "-"
         rate, ceiling = flops[0] / row["sagan_tf"]["median"], statistics.median(matmul)
-        return f"{rate:.0f} / {ceiling:.0f} ({rate / ceiling:.2f})"
+        text = f"{rate:.0f} / float32 {ceiling:.0f} ({rate / ceiling:.2f})"
+        bf16 = [r["matmul_bfloat16_gflop_per_second"] for r in runs if r.get("matmul_bfloat16_gflop_per_second")]
+        if bf16:  # a bfloat16 step: also against the ceiling of the precision it computes in
+            text += f"; bfloat16 {statistics.median(bf16):.0f} ({rate / statistics.median(bf16):.2f})"
+        return text
 
     def anonymous(row):
         """The anonymous part of both peaks (lab.memory), where both sides' runs sampled it."""
@@ -198,11 +207,18 @@ def markdown(report):
                           "training touched.")
     lines += ["", "Executed: sagan_tf's convolutions and matrix products as they run (the fused ones' own FLOPs) over "
                   "its median seconds per iteration, against the float32 4096^3 matmul rate its runs measured after "
-                  "their steps (median), and the fraction (\"-\": a record without them)."]
+                  "their steps (median), and the fraction (\"-\": a record without them); for a bfloat16 step, also "
+                  "against the bfloat16 matmul rate."]
     return "\n".join(lines + memory_stages(report)) + "\n"
 
 
 SIDES = {"reference": "BigGAN-PyTorch", "sagan_tf": "sagan_tf"}
+
+
+def sagan_tf_precision(report):
+    """What sagan_tf's steps computed in, as its runs recorded it (float32 in records from before they did)."""
+    names = {r.get("mixed_precision") or "float32" for r in report.get("runs", []) if r["side"] == "sagan_tf"}
+    return " and ".join(sorted(names)) or "float32"
 
 
 def side_runs(report, config, side):
@@ -280,11 +296,26 @@ def run_reference(name, warmup, iters, threads, reference_python, biggan_dir, ma
     return result_line(done.stdout)
 
 
-def run_sagan_tf(name, warmup, iters, threads, output, max_isa=None):
+def resolved_precision(name, precision, max_isa):
+    """The precision bench_train runs config `name` in, as the train command resolves it in the environment of the
+    timed runs (a fresh process: it reads the CPU and ONEDNN_MAX_CPU_ISA): "float32" or the Keras policy."""
+    bindings = [precision_binding(precision)] if precision else []
+    code = ("from sagan_tf import config, gin_registry, trainer\n"
+            f"config.parse({CONFIGS[name][0]!r}, {bindings!r})\n"
+            "print(trainer.configured_precision() or 'float32')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          env=run_environment(max_isa))
+    if done.returncode:
+        raise RuntimeError(f"Could not resolve sagan_tf's precision:\n{done.stderr[-2000:]}")
+    return done.stdout.split()[-1]
+
+
+def run_sagan_tf(name, warmup, iters, threads, output, max_isa=None, precision=None):
     gin_files, batch, resolution, classes, _ = CONFIGS[name]
     cmd = [sys.executable, os.path.join(REPO, "tools", "bench_train.py"), *[f"--gin_file={f}" for f in gin_files],
            f"--batch={batch}", f"--resolution={resolution}", f"--num_classes={classes}", "--channels=3", f"--warmup={warmup}",
            f"--steps={iters}", f"--threads={threads}", f"--json={output}"]  # with the matmul rate, after the steps
+    cmd += [f"--precision={precision}"] if precision else []
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=run_environment(max_isa))
     if done.returncode:
         raise RuntimeError(f"sagan_tf's benchmark failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
@@ -296,6 +327,8 @@ def run_sagan_tf(name, warmup, iters, threads, output, max_isa=None):
             "gflop_per_iteration": figures["gflop_per_iteration"],
             "gflop_executed_per_iteration": figures.get("gflop_executed_per_iteration"),
             "matmul_gflop_per_second": figures.get("matmul_gflop_per_second"), "onednn": figures.get("onednn"),
+            "mixed_precision": figures.get("mixed_precision"),
+            "matmul_bfloat16_gflop_per_second": figures.get("matmul_bfloat16_gflop_per_second"),
             "memory_stages": figures.get("memory_stages"), "release_start_up_pages": figures.get("release_start_up_pages")}
 
 
@@ -337,8 +370,11 @@ def main(argv):
     import tensorflow as tf  # noqa: PLC0415
 
     machine = lab_machine.describe()
+    precisions = {name: resolved_precision(name, FLAGS.precision, FLAGS.max_isa) for name in FLAGS.configs}
+    compute = "bfloat16" if "mixed_bfloat16" in precisions.values() else "float32"
     output = FLAGS.output or os.path.join(REPO, "results", "bench_reference", lab_machine.slug(machine["description"])
-                                          + (f"_max_isa_{FLAGS.max_isa}" if FLAGS.max_isa else ""))
+                                          + (f"_max_isa_{FLAGS.max_isa}" if FLAGS.max_isa else "")
+                                          + ("_bfloat16" if compute == "bfloat16" else ""))
     checks.output_file("output", output + ".json", "pass a path without extension: OUT.json and OUT.md")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     torch_version = subprocess.run([FLAGS.reference_python, "-c", "import torch; print(torch.__version__)"],
@@ -346,7 +382,8 @@ def main(argv):
     report = {"machine": machine,
               "threads": FLAGS.threads, "pairs": FLAGS.pairs, "warmup": FLAGS.warmup, "iters": FLAGS.iters,
               "idle_load": FLAGS.idle_load, "torch": torch_version, "tensorflow": tf.__version__,
-              "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"), "max_isa": FLAGS.max_isa, "configs": [], "runs": []}
+              "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"), "max_isa": FLAGS.max_isa,
+              "sagan_tf_precision": precisions, "configs": [], "runs": []}
     for name in FLAGS.configs:
         runs = []
         for order in pair_orders(FLAGS.pairs):
@@ -357,7 +394,7 @@ def main(argv):
                                            FLAGS.biggan_dir, FLAGS.max_isa)
                 else:
                     result = run_sagan_tf(name, FLAGS.warmup, FLAGS.iters, FLAGS.threads, output + ".sagan_tf.json",
-                                          FLAGS.max_isa)
+                                          FLAGS.max_isa, FLAGS.precision)
                 result.update(side=side, config=name, start_load=load)
                 runs.append(result)
                 print(f"[{name}] {side}: {result['seconds_per_iteration']:.3f} s/iter (load at start {load:.2f})",

@@ -1,7 +1,7 @@
 """Times full SAGAN training iterations (D step + G step) of a gin config and prints the figures.
 
     python tools/bench_train.py --gin_file=synthetic.gin [--batch=64] [--steps=4] [--xla] \
-        [--mixed_precision=mixed_bfloat16] [--attention_block_size=512] [--threads=2]
+        [--precision=bfloat16] [--attention_block_size=512] [--threads=2]
 
 Data are random tensors of the config's resolution and class count (read from `build_input`, or
 --resolution / --num_classes for configs whose data are not on this machine, e.g. imagenet.gin), so
@@ -13,8 +13,10 @@ convolutions and matrix products of D and G, forward and backward (their gradien
 PyTorch reference figures do, on the model as written (upsample then convolve, convolve then pool);
 `gflop_executed_*` count what the step runs, fewer with the blocks' fused resampling convolutions
 (sagan_tf.layers.resampling, --nofused_resampling to time without); `gflop_per_iteration_all_ops`
-adds the element-wise ops TensorFlow counts to the executed ones. The machine's float32 matrix-product rate (a 4096^3 matmul) is measured too, so the achieved
-FLOP/s can be read against it. `--separate_d_calls` times the slower variant that runs D twice
+adds the element-wise ops TensorFlow counts to the executed ones. The machine's float32 matrix-product rate
+(a 4096^3 matmul) is measured too, and its bfloat16 rate when the step computes in bfloat16, so the achieved
+FLOP/s can be read against them. The step computes in the precision the train command would use
+(--precision, else the config's train.mixed_precision, "auto" decided for this machine). `--separate_d_calls` times the slower variant that runs D twice
 (real, then fake) per D step instead of once on the concatenated batch.
 """
 
@@ -47,8 +49,8 @@ def define_flags():
     flags.DEFINE_bool("release_start_up_pages", True, "As the train command: unmap the clean library pages that "
                       "start-up touched after the imports and after the first untimed iteration (none with "
                       "--warmup=0: then after the imports only).")
-    flags.DEFINE_enum("mixed_precision", None, ["mixed_bfloat16", "mixed_float16"], "None (float32), "
-                      "'mixed_bfloat16' or 'mixed_float16'.")
+    flags.DEFINE_enum("precision", None, list(machine.PRECISIONS), "As the train command's flag (mixed_float16: "
+                      "--gin_param=\"train.mixed_precision = 'mixed_float16'\"). " + machine.PRECISION_HELP)
     flags.DEFINE_integer("attention_block_size", None, "Query block size of the blocked attention path (G and D); "
                          "default: the config's (imagenet.gin: 256; --gin_param=ATTENTION_BLOCK_SIZE=None for the full path).",
                          lower_bound=1)
@@ -92,7 +94,8 @@ def _query(name):
 
 PRINTED = ("resolution", "global_batch", "g_params", "d_params", "ms_per_iteration", "images_per_second",
            "gflop_per_iteration", "gflop_executed_per_iteration", "gflop_per_iteration_all_ops", "gflop_per_second",
-           "gflop_executed_per_second", "matmul_gflop_per_second", "fraction_of_matmul_rate", "peak_host_rss_gib",
+           "gflop_executed_per_second", "matmul_gflop_per_second", "fraction_of_matmul_rate",
+           "matmul_bfloat16_gflop_per_second", "peak_host_rss_gib",
            "peak_host_anonymous_gib")
 
 
@@ -126,7 +129,7 @@ def main(argv):
     if FLAGS.release_start_up_pages:
         memory.release_library_pages()  # as `sagan_tf.train` does after its imports (after the reading above)
 
-    params = list(FLAGS.gin_param)
+    params = list(FLAGS.gin_param) + ([machine.precision_binding(FLAGS.precision)] if FLAGS.precision else [])
     if FLAGS.separate_d_calls:
         params.append("SAGAN.joint_discriminator = False")
     if FLAGS.attention_block_size:
@@ -136,7 +139,8 @@ def main(argv):
     trainer.apply_hardware_policy(tf.distribute.get_strategy(), FLAGS.filter_gradient, FLAGS.fused_resampling)
     batch, resolution, num_classes, channels = data_facts(FLAGS.batch, FLAGS.resolution, FLAGS.num_classes)
     channels = FLAGS.channels or channels
-    keras.mixed_precision.set_dtype_policy(FLAGS.mixed_precision or "float32")
+    precision = trainer.configured_precision()  # as the train command resolves it
+    keras.mixed_precision.set_dtype_policy(precision or "float32")
 
     def compiled_model():  # as the configs build it, with their Adam
         built = build_model(DataFacts(num_classes, resolution, channels))
@@ -188,7 +192,7 @@ def main(argv):
     d_params = sum(int(np.prod(w.shape)) for w in model.discriminator.trainable_weights)
     figures = {
         "gin_files": FLAGS.gin_file, "resolution": resolution, "global_batch": batch, "num_classes": num_classes,
-        "g_params": g_params, "d_params": d_params, "xla": FLAGS.xla, "mixed_precision": FLAGS.mixed_precision,
+        "g_params": g_params, "d_params": d_params, "xla": FLAGS.xla, "mixed_precision": precision,
         "attention_block_size": [model.generator.attention_block_size, model.discriminator.attention_block_size], "threads": FLAGS.threads,
         "separate_d_calls": FLAGS.separate_d_calls,
         "ms_per_iteration": 1000 * seconds, "images_per_second": batch / seconds,
@@ -210,6 +214,8 @@ def main(argv):
     if FLAGS.measure_peak:
         figures["matmul_gflop_per_second"] = lab_machine.matmul_rate()
         figures["fraction_of_matmul_rate"] = figures["gflop_per_second"] / figures["matmul_gflop_per_second"]
+        if precision == "mixed_bfloat16":  # its own ceiling: the matmul in the precision the step computes in
+            figures["matmul_bfloat16_gflop_per_second"] = lab_machine.matmul_rate(dtype="bfloat16")
     print_figures(figures)
     if FLAGS.json:
         records.write(FLAGS.json, figures)

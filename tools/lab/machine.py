@@ -34,13 +34,14 @@ def slug(text=None):
     return re.sub(r"[^a-z0-9]+", "_", (text or description()).lower()).strip("_")
 
 
-def matmul_rate(size=4096, repeats=5):
-    """GFLOP/s of a float32 [size, size] x [size, size] product on this machine: its ceiling."""
+def matmul_rate(size=4096, repeats=5, dtype="float32"):
+    """GFLOP/s of a [size, size] x [size, size] product in `dtype` (float32, bfloat16) on this machine: its
+    ceiling in that precision."""
     import tensorflow as tf  # noqa: PLC0415
 
     from lab.timing import time_calls  # noqa: PLC0415
 
-    a, b = tf.random.normal([size, size]), tf.random.normal([size, size])
+    a, b = (tf.cast(tf.random.normal([size, size]), dtype) for _ in range(2))
     product = tf.function(tf.matmul)
     seconds = time_calls(lambda: product(a, b).numpy(), repeats)
     return 2 * size ** 3 * repeats / sum(seconds) / 1e9
