@@ -63,7 +63,8 @@ def test_train_runs_added_actions_and_rebuilds_from_the_stored_keras_config(tmp_
     config.parse(["synthetic.gin"], ["Generator.base_channels = 4", "Discriminator.base_channels = 4",
                                      "build_input.global_batch_size = 4", "train.num_steps = 4",
                                      "train.checkpoint_every = 2", "train.sample_every = 100", "SAGAN.ema_decay = 0.5",
-                                     "Generator.attention_resolutions = (8,)"])
+                                     "Generator.attention_resolutions = (8,)",
+                                     "train.mixed_precision = None"])  # float32: outputs compared to 1e-6 below
     log = []
     model = trainer.train(str(tmp_path), tf.distribute.get_strategy(), actions=[Recorder(2, log, "every2")])
     assert [entry[1] for entry in log] == ["begin", 2, 4, "end"]
@@ -88,6 +89,14 @@ def test_precision_auto_follows_native_bf16_and_onednn_flag_sets_the_variable(mo
     assert trainer.resolve_precision("auto") is None  # float32 on a CPU without bf16 (this test has no GPU)
     assert trainer.resolve_precision("mixed_float16") == "mixed_float16"
     assert "native bfloat16 no" in trainer.hardware_line()
+    # With GPUs, "auto" is bfloat16 only when every one computes it natively (compute capability >= 8.0).
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["gpu"] if kind == "GPU" else [])
+    monkeypatch.setattr(trainer, "native_bf16", lambda: True)
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda gpu: {"compute_capability": (7, 0)})
+    assert trainer.resolve_precision("auto") is None
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda gpu: {"compute_capability": (8, 6)})
+    assert trainer.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.undo()
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     assert machine.set_onednn("auto") == "--onednn=auto" and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
