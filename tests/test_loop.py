@@ -110,7 +110,7 @@ def test_configured_precision_is_the_configs_binding_or_the_default_resolved(mon
     monkeypatch.setattr(trainer, "native_bf16", lambda: True)
     with config.isolated():
         config.parse(["synthetic.gin"])
-        assert trainer.configured_precision() == trainer.resolve_precision(trainer.TrainConfig.mixed_precision)
+        assert trainer.configured_precision() is None  # unbound: TrainConfig's default, float32
         config.parse(["synthetic.gin"], [machine.precision_binding("auto")])
         assert trainer.configured_precision() == "mixed_bfloat16"
         config.parse(["synthetic.gin"], [machine.precision_binding("float32")])

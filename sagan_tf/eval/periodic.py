@@ -7,6 +7,7 @@ so far and `model_dir/eval/best.json` says its step and metrics. The best FID su
 
 import json
 import os
+import weakref
 
 import gin
 import keras
@@ -48,17 +49,17 @@ class PeriodicEvaluation:
 
     def __init__(self, evaluator, input_spec, compare_raw=False):
         self.evaluator, self.input_spec, self.compare_raw = evaluator, input_spec, compare_raw
-        self._float32_copies = {}
+        self._float32_copies = weakref.WeakKeyDictionary()  # network -> its float32 copy
 
     def in_float32(self, network):
         """`network` when it computes in float32, else its float32 copy holding its current weights."""
         if network.compute_dtype == "float32":
             return network
-        copy = self._float32_copies.get(id(network))
+        copy = self._float32_copies.get(network)
         if copy is None:
             copy = network.__class__.from_config({**network.get_config(), "dtype": "float32"})
             copy.build()
-            self._float32_copies[id(network)] = copy
+            self._float32_copies[network] = copy
         copy.set_weights(network.get_weights())
         return copy
 
