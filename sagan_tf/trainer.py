@@ -54,7 +54,11 @@ def configured_precision():
     """The precision a run of the parsed gin config computes in on this machine: its `train.mixed_precision` (the
     `TrainConfig` default where unbound), "auto" decided by `resolve_precision`."""
     name = "train.mixed_precision"
-    return resolve_precision(gin.query_parameter(name) if config_lib.is_bound(name) else TrainConfig.mixed_precision)
+    value = gin.query_parameter(name) if config_lib.is_bound(name) else TrainConfig.mixed_precision
+    if value not in PRECISIONS:  # as TrainConfig checks it
+        raise config_lib.ConfigError(f"{name} = {value!r} is not a precision",
+                                     "bind None, 'auto', 'mixed_bfloat16' or 'mixed_float16'")
+    return resolve_precision(value)
 
 
 def onednn_enabled():

@@ -116,6 +116,8 @@ TABLE += [
     (RUN_EXPERIMENTS, [f"--spec={SPEC}", "--out_dir={file}"], "is a file, not a folder", []),
     (BENCH_TRAIN, ["--gin_file=nope.gin"], "gin file 'nope.gin' not found", []),
     (BENCH_TRAIN, ["--precision=fp16"], "flag --precision=fp16", []),
+    (BENCH_TRAIN, ["--gin_param=train.mixed_precision = 'fp8'"], "train.mixed_precision = 'fp8' is not a precision",
+     []),
     (BENCH_TRAIN, ["--steps=0"], "flag --steps=0", []),
     (BENCH_TRAIN, ["--json={empty}"], "--json {empty} is a folder", []),
     (BENCH_EVAL, ["--batch_size=0"], "flag --batch_size=0", []),
