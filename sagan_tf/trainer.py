@@ -44,10 +44,11 @@ def resolve_precision(mixed_precision):
     None (float32) elsewhere."""
     if mixed_precision != "auto":
         return mixed_precision
-    gpus = tf.config.list_physical_devices("GPU")
-    if tf.config.list_physical_devices("TPU") or (gpus and all(bf16_gpu(gpu) for gpu in gpus)):
+    if tf.config.list_physical_devices("TPU"):
         return "mixed_bfloat16"
-    return None if gpus else ("mixed_bfloat16" if native_bf16() else None)
+    gpus = tf.config.list_physical_devices("GPU")
+    native = all(bf16_gpu(gpu) for gpu in gpus) if gpus else native_bf16()  # with GPUs, they compute
+    return "mixed_bfloat16" if native else None
 
 
 def configured_precision():
@@ -126,8 +127,8 @@ class TrainConfig:
     jit_compile: XLA-compile the train step.
     mixed_precision: None (float32, the default), "auto" (mixed_bfloat16 where bfloat16 is native, on a TPU,
         GPUs of compute capability 8.0 or later or a CPU with AVX512_BF16 or AMX; float32 elsewhere),
-        "mixed_bfloat16" or "mixed_float16" (with dynamic loss scaling). Weights, optimiser states and the EMA stay float32, and so do softmax, the
-        spectral-norm power iteration and the networks' outputs.
+        "mixed_bfloat16" or "mixed_float16" (with dynamic loss scaling). Weights, optimiser states and the EMA
+        stay float32, and so do softmax, the spectral-norm power iteration and the networks' outputs.
     checkpoint_input: save the input iterator's position in checkpoints, so a resumed run reads
         the data a continuous run would have (costs the shuffle buffer's size on disk).
     num_samples: images in the sample grid (fixed z and labels).

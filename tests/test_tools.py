@@ -207,8 +207,8 @@ def test_bench_reference_pairs_alternate_and_the_table_reports_ratios_and_busy_r
     assert bench.run_environment("avx2")["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     # sagan_tf's precision is resolved as the train command resolves it, in the timed runs' environment: "auto"
     # is float32 where the kernels stop at AVX2 (no native bfloat16), and --precision=bfloat16 forces it.
-    assert bench.resolved_precision("fmnist", "auto", "avx2") == "float32"
-    assert bench.resolved_precision("fmnist", "bfloat16", None) == "mixed_bfloat16"
+    assert bench.resolved_precisions(["fmnist", "128"], "auto", "avx2") == {"fmnist": "float32", "128": "float32"}
+    assert bench.resolved_precisions(["fmnist"], "bfloat16", None) == {"fmnist": "mixed_bfloat16"}
 
 
 def test_shape_score_scores_a_run_and_the_real_data(tiny_shape_score):

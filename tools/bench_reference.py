@@ -296,18 +296,20 @@ def run_reference(name, warmup, iters, threads, reference_python, biggan_dir, ma
     return result_line(done.stdout)
 
 
-def resolved_precision(name, precision, max_isa):
-    """The precision bench_train runs config `name` in, as the train command resolves it in the environment of the
-    timed runs (a fresh process: it reads the CPU and ONEDNN_MAX_CPU_ISA): "float32" or the Keras policy."""
+def resolved_precisions(names, precision, max_isa):
+    """{config: the precision bench_train runs it in}, as the train command resolves it in the environment of the
+    timed runs (one fresh process: it reads the CPU and ONEDNN_MAX_CPU_ISA): "float32" or the Keras policy."""
     bindings = [precision_binding(precision)] if precision else []
     code = ("from sagan_tf import config, gin_registry, trainer\n"
-            f"config.parse({CONFIGS[name][0]!r}, {bindings!r})\n"
-            "print(trainer.configured_precision() or 'float32')")
+            f"for files in {[CONFIGS[name][0] for name in names]!r}:\n"
+            "    with config.isolated():\n"
+            f"        config.parse(files, {bindings!r})\n"
+            "        print(trainer.configured_precision() or 'float32')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                           env=run_environment(max_isa))
     if done.returncode:
         raise RuntimeError(f"Could not resolve sagan_tf's precision:\n{done.stderr[-2000:]}")
-    return done.stdout.split()[-1]
+    return dict(zip(names, done.stdout.split()[-len(names):]))
 
 
 def run_sagan_tf(name, warmup, iters, threads, output, max_isa=None, precision=None):
@@ -370,7 +372,7 @@ def main(argv):
     import tensorflow as tf  # noqa: PLC0415
 
     machine = lab_machine.describe()
-    precisions = {name: resolved_precision(name, FLAGS.precision, FLAGS.max_isa) for name in FLAGS.configs}
+    precisions = resolved_precisions(FLAGS.configs, FLAGS.precision, FLAGS.max_isa)
     compute = "bfloat16" if "mixed_bfloat16" in precisions.values() else "float32"
     output = FLAGS.output or os.path.join(REPO, "results", "bench_reference", lab_machine.slug(machine["description"])
                                           + (f"_max_isa_{FLAGS.max_isa}" if FLAGS.max_isa else "")

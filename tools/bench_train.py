@@ -16,8 +16,9 @@ PyTorch reference figures do, on the model as written (upsample then convolve, c
 adds the element-wise ops TensorFlow counts to the executed ones. The machine's float32 matrix-product rate
 (a 4096^3 matmul) is measured too, and its bfloat16 rate when the step computes in bfloat16, so the achieved
 FLOP/s can be read against them. The step computes in the precision the train command would use
-(--precision, else the config's train.mixed_precision, "auto" decided for this machine). `--separate_d_calls` times the slower variant that runs D twice
-(real, then fake) per D step instead of once on the concatenated batch.
+(--precision, else the config's train.mixed_precision, "auto" decided for this machine). `--separate_d_calls`
+times the slower variant that runs D twice (real, then fake) per D step instead of once on the concatenated
+batch.
 """
 
 import os
