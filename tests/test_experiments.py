@@ -227,3 +227,19 @@ def test_table_names_one_device_or_each():
     assert "; device: cpu X, 2 cores. FID" in runner.markdown({**base, "devices": {"cpu X, 2 cores": 3}})
     assert "; devices: not recorded (1 seed). FID" in runner.markdown({**base, "devices": {"not recorded": 1}})
     assert "; device: here. FID" in runner.markdown({**base, "devices": {}})  # nothing finished yet
+
+
+def test_table_gives_each_finished_run_s_cpu_time_against_the_budget(tmp_path):
+    spec = _spec(budget_cpu_hours=2, runs=[{"name": "a", "title": "(a) A"}], seeds=[0, 1, 2])
+    for seed, state in ((0, {"status": "trained", "train_seconds": 60.0, "train_cpu_seconds": 6588.0}),
+                        (1, {"status": "trained", "train_seconds": 60.0, "train_cpu_seconds": 7416.0}),
+                        (2, {"status": "training", "train_seconds": 6.0, "train_cpu_seconds": 12.0})):
+        _write(tmp_path / "a" / f"seed_{seed}" / "runner.json", state)
+    runner.report(spec, str(tmp_path))
+    assert ("Training CPU time per run (`train_cpu_seconds` in its runner.json), budget 2 CPU-hours: a seed 0: "
+            "1.83 h; a seed 1: 2.06 h (over the budget).") in (tmp_path / "results.md").read_text()
+    runner.report({**spec, "budget_cpu_hours": None}, str(tmp_path))
+    assert "budget" not in (tmp_path / "results.md").read_text()
+    for bad in (0, -1, "2", True):
+        with pytest.raises(runner.SpecError, match="budget_cpu_hours must be a positive number"):
+            runner.load_spec(_write(tmp_path / "spec.json", {**spec, "budget_cpu_hours": bad}))

@@ -5,8 +5,9 @@
 
 The spec (JSON) names the shared gin files and bindings (`gin_files`, `gin_params`), the step budget,
 the seeds, the evaluation (samples, classifier), the runs (name, title, extra gin files and bindings,
-applied after the list's), the no-training baselines and
-the run whose FID is also tracked during training (the curve). For every seed, then every run:
+applied after the list's), the no-training baselines,
+the run whose FID is also tracked during training (the curve) and optionally a training budget in CPU-hours
+(`budget_cpu_hours`: the table then gives each run's training CPU time against it). For every seed, then every run:
 
 1. train `python -m sagan_tf.train` into OUT_DIR/<run>/seed_<k> (train.seed = k: weights, z, data order)
    until the budget; an existing directory resumes from its latest checkpoint, a finished one is

@@ -27,6 +27,7 @@ def summarise(spec, out_dir):
             # CPU time over the cores: the wall time on an otherwise idle machine, unaffected by pauses.
             cpu_minutes = state.get("train_cpu_seconds", state["train_seconds"] * os.cpu_count()) / 60
             entry = {"status": state["status"], "train_minutes": cpu_minutes / os.cpu_count(),
+                     "train_cpu_seconds": state.get("train_cpu_seconds"),
                      "train_wall_minutes": state["train_seconds"] / 60,
                      "step": latest_step(directory) or state.get("step", 0), "devices": state.get("devices", [])}
             if result:
@@ -55,6 +56,7 @@ def summarise(spec, out_dir):
             with open(path) as f:
                 curve = [{k: json.loads(line).get(k) for k in ("step", "fid", "kid")} for line in f if line.strip()]
     return {"description": spec.get("description", ""), "num_steps": spec["num_steps"], "seeds": spec["seeds"],
+            "budget_cpu_hours": spec.get("budget_cpu_hours"),
             "evaluation": spec.get("evaluation", {}), "devices": devices_of(rows), "report_device": describe_machine(),
             "runs": rows, "baselines": baselines, "curve": curve}
 
@@ -114,6 +116,8 @@ def markdown(results):
         cells = [f"{values[k] * (1000 if k == 'kid' else 1):.{2 if k == 'kid' else 1}f}"
                  if values.get(k) is not None else "-" for k in METRICS]
         lines.append(f"| baseline: {name.replace('_', ' ')} | {' | '.join(cells)} | - | 0 |")
+    if results.get("budget_cpu_hours"):
+        lines += ["", _budget_line(results)]
     compared = [row for row in results["runs"] if "raw_fid" in row]
     if compared:  # EMA runs whose raw generator was evaluated too (evaluation "generators": ["auto", "raw"])
         lines += ["", "The EMA generator against the raw one (the trained weights), same checkpoints and evaluation:", "",
@@ -125,6 +129,22 @@ def markdown(results):
             lines.append(f"| {row['title']} | {_cell(row, 'fid')} | {_cell(row, 'raw_fid')} | {_cell(row, 'kid', 2)} "
                          f"| {_cell(row, 'raw_kid', 2)} | {per_seed} |")
     return "\n".join(lines) + "\n"
+
+
+def _budget_line(results):
+    """Each finished seed's training CPU time (`train_cpu_seconds` of its runner.json) against the list's budget."""
+    budget = results["budget_cpu_hours"]
+    cells = []
+    for row in results["runs"]:
+        for seed, entry in row["seeds"].items():
+            if entry["status"] != "trained":
+                continue
+            seconds = entry.get("train_cpu_seconds")
+            hours = "not recorded" if seconds is None else f"{seconds / 3600:.2f} h" + (
+                "" if seconds <= budget * 3600 else " (over the budget)")
+            cells.append(f"{row['name']} seed {seed}: {hours}")
+    return (f"Training CPU time per run (`train_cpu_seconds` in its runner.json), budget {budget:g} CPU-hours: "
+            + ("; ".join(cells) if cells else "no finished run") + ".")
 
 
 def plot_curve(curve, path, title):

@@ -35,6 +35,9 @@ def load_spec(path):
     unknown = set(spec.get("baselines", ())) - set(BASELINES)
     if unknown:
         raise SpecError(f"Unknown baselines {sorted(unknown)}; expected some of {list(BASELINES)}.")
+    budget = spec.get("budget_cpu_hours")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+        raise SpecError(f"budget_cpu_hours must be a positive number of CPU-hours. Received: {budget!r}")
     curve = spec.get("curve")
     if curve and curve.get("run") not in names:
         raise SpecError(f"The curve's run {curve.get('run')!r} is not one of {names}.")
