@@ -29,7 +29,8 @@ from sagan_tf.data import feeding
 from sagan_tf.models.factory import DataFacts, build_model
 from sagan_tf.progress import Progress, format_duration
 
-PRECISIONS = (None, "auto", "mixed_bfloat16", "mixed_float16")
+MIXED_PRECISIONS = (None, "auto", "mixed_bfloat16", "mixed_float16")  # train.mixed_precision's values
+_MIXED_PRECISION_CHOICES = "None, 'auto', 'mixed_bfloat16' or 'mixed_float16'"
 
 
 def bf16_gpu(gpu):
@@ -56,9 +57,8 @@ def configured_precision():
     `TrainConfig` default where unbound), "auto" decided by `resolve_precision`."""
     name = "train.mixed_precision"
     value = gin.query_parameter(name) if config_lib.is_bound(name) else TrainConfig.mixed_precision
-    if value not in PRECISIONS:  # as TrainConfig checks it
-        raise config_lib.ConfigError(f"{name} = {value!r} is not a precision",
-                                     "bind None, 'auto', 'mixed_bfloat16' or 'mixed_float16'")
+    if value not in MIXED_PRECISIONS:  # as TrainConfig checks it, as a command's one-line error
+        raise config_lib.ConfigError(f"{name} = {value!r} is not a precision", f"bind {_MIXED_PRECISION_CHOICES}")
     return resolve_precision(value)
 
 
@@ -162,8 +162,8 @@ class TrainConfig:
     deterministic: bool = False
 
     def __post_init__(self):
-        if self.mixed_precision not in PRECISIONS:
-            raise ValueError("`mixed_precision` must be None, 'auto', 'mixed_bfloat16' or 'mixed_float16'. "
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise ValueError(f"`mixed_precision` must be {_MIXED_PRECISION_CHOICES}. "
                              f"Received: `mixed_precision={self.mixed_precision!r}`")
         if self.steps_per_execution < 1:
             raise ValueError(f"`steps_per_execution` must be >= 1. Received: {self.steps_per_execution}")
