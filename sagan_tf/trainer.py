@@ -32,13 +32,22 @@ from sagan_tf.progress import Progress, format_duration
 PRECISIONS = (None, "auto", "mixed_bfloat16", "mixed_float16")
 
 
+def bf16_gpu(gpu):
+    """Whether a GPU computes bfloat16 natively: compute capability 8.0 (Ampere) or later."""
+    capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+    return bool(capability) and tuple(capability) >= (8, 0)
+
+
 def resolve_precision(mixed_precision):
     """`train.mixed_precision` with "auto" decided for this machine: mixed_bfloat16 where bfloat16 is
-    computed natively (a GPU or TPU, or a CPU with AVX512_BF16 or AMX), None (float32) elsewhere."""
+    computed natively (a TPU, GPUs of compute capability 8.0 or later, or a CPU with AVX512_BF16 or AMX),
+    None (float32) elsewhere."""
     if mixed_precision != "auto":
         return mixed_precision
-    accelerated = tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU")
-    return "mixed_bfloat16" if accelerated or native_bf16() else None
+    gpus = tf.config.list_physical_devices("GPU")
+    if tf.config.list_physical_devices("TPU") or (gpus and all(bf16_gpu(gpu) for gpu in gpus)):
+        return "mixed_bfloat16"
+    return None if gpus else ("mixed_bfloat16" if native_bf16() else None)
 
 
 def configured_precision():
@@ -111,9 +120,10 @@ class TrainConfig:
     generator_optimizer, discriminator_optimizer: optimizer classes or factories, called inside
         the strategy scope (gin: `@generator/sagan_tf.optimizers.FusedAdam`, scoped learning rates).
     jit_compile: XLA-compile the train step.
-    mixed_precision: None (float32), "mixed_bfloat16", "mixed_float16" (with dynamic loss scaling) or
-        "auto" (mixed_bfloat16 where bfloat16 is native: GPU, TPU, AVX512_BF16 or AMX; float32 elsewhere).
-        Softmax, spectral-norm power iteration and the networks' outputs stay float32.
+    mixed_precision: "auto" (the default: mixed_bfloat16 where bfloat16 is native, on a TPU, GPUs of compute
+        capability 8.0 or later or a CPU with AVX512_BF16 or AMX; float32 elsewhere), None (float32), "mixed_bfloat16" or "mixed_float16" (with
+        dynamic loss scaling). Weights, optimiser states and the EMA stay float32, and so do softmax, the
+        spectral-norm power iteration and the networks' outputs.
     checkpoint_input: save the input iterator's position in checkpoints, so a resumed run reads
         the data a continuous run would have (costs the shuffle buffer's size on disk).
     num_samples: images in the sample grid (fixed z and labels).
@@ -139,7 +149,7 @@ class TrainConfig:
     generator_optimizer: Callable = optimizers.FusedAdam
     discriminator_optimizer: Callable = optimizers.FusedAdam
     jit_compile: bool = False
-    mixed_precision: Optional[str] = None
+    mixed_precision: Optional[str] = "auto"
     checkpoint_input: bool = True
     num_samples: int = 64
     seed: int = 0

@@ -88,6 +88,14 @@ def test_precision_auto_follows_native_bf16_and_onednn_flag_sets_the_variable(mo
     assert trainer.resolve_precision("auto") is None  # float32 on a CPU without bf16 (this test has no GPU)
     assert trainer.resolve_precision("mixed_float16") == "mixed_float16"
     assert "native bfloat16 no" in trainer.hardware_line()
+    # With GPUs, "auto" is bfloat16 only when every one computes it natively (compute capability >= 8.0).
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["gpu"] if kind == "GPU" else [])
+    monkeypatch.setattr(trainer, "native_bf16", lambda: True)
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda gpu: {"compute_capability": (7, 0)})
+    assert trainer.resolve_precision("auto") is None
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda gpu: {"compute_capability": (8, 6)})
+    assert trainer.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.undo()
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     assert machine.set_onednn("auto") == "--onednn=auto" and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
