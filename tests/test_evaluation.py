@@ -295,3 +295,28 @@ def test_given_images_are_evaluated_like_a_generators(tmp_path):
     assert set(same["intra_fid_per_class"]) == {"0", "1", "2"} and abs(same["intra_fid"]) < 1e-6
     with pytest.raises(ValueError, match="uint8"):
         judge.evaluate_images(images.astype(np.float32), labels, 3, spec)
+
+
+def test_periodic_evaluation_scores_a_mixed_precision_generator_through_a_float32_copy():
+    """A bfloat16 run is evaluated in float32, as sagan_tf.evaluate rebuilds it: the copy computes in float32,
+    holds the network's current weights (taken again at every call), and a float32 network is used as it is."""
+    from sagan_tf.eval.periodic import PeriodicEvaluation
+    from sagan_tf.models.generator import Generator
+
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = Generator(resolution=32, num_classes=3, base_channels=4, attention_resolutions=(16,))
+        mixed.build()
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    evaluation = PeriodicEvaluation(evaluator=None, input_spec=None)
+    copy = evaluation.in_float32(mixed)
+    assert mixed.compute_dtype == "bfloat16" and copy.compute_dtype == "float32"
+    for a, b in zip(mixed.weights, copy.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    mixed.weights[0].assign(mixed.weights[0] + 1.0)
+    assert evaluation.in_float32(mixed) is copy
+    np.testing.assert_array_equal(copy.weights[0].numpy(), mixed.weights[0].numpy())
+    z, labels = tf.random.normal((2, 128), seed=3), tf.constant([0, 2])
+    assert copy(z, labels, training=False).dtype == tf.float32
+    assert evaluation.in_float32(copy) is copy

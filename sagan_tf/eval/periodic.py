@@ -9,6 +9,7 @@ import json
 import os
 
 import gin
+import keras
 import tensorflow as tf
 
 from sagan_tf import records
@@ -39,10 +40,27 @@ class PeriodicEvaluation:
 
     `compare_raw` (gin: `PeriodicEvaluation.compare_raw = True`): when the model keeps an EMA generator,
     also evaluate the raw generator at every point (`eval/raw_fid`, ... and "raw" in metrics.jsonl);
-    the EMA one stays the one whose FID picks the best checkpoint."""
+    the EMA one stays the one whose FID picks the best checkpoint.
+
+    A run in mixed precision is evaluated in float32, as `sagan_tf.evaluate` evaluates it: the classifier is
+    built and run in float32, and a float32 copy of each evaluated generator, made at the first evaluation,
+    takes its weights at every one."""
 
     def __init__(self, evaluator, input_spec, compare_raw=False):
         self.evaluator, self.input_spec, self.compare_raw = evaluator, input_spec, compare_raw
+        self._float32_copies = {}
+
+    def in_float32(self, network):
+        """`network` when it computes in float32, else its float32 copy holding its current weights."""
+        if network.compute_dtype == "float32":
+            return network
+        copy = self._float32_copies.get(id(network))
+        if copy is None:
+            copy = network.__class__.from_config({**network.get_config(), "dtype": "float32"})
+            copy.build()
+            self._float32_copies[id(network)] = copy
+        copy.set_weights(network.get_weights())
+        return copy
 
     @classmethod
     def from_gin(cls):
@@ -68,11 +86,20 @@ class PeriodicEvaluation:
 
         With `track_best=False` (the untrained generator at step 0) the result is logged but never
         becomes the best checkpoint."""
-        results = self.evaluator.evaluate(model.sampling_generator, model.num_classes, self.input_spec)
+        training_policy = keras.mixed_precision.dtype_policy()
+        keras.mixed_precision.set_dtype_policy("float32")  # what the classifier (built on first use) computes in
+        try:
+            return self._evaluate(model, step, track_best)
+        finally:
+            keras.mixed_precision.set_dtype_policy(training_policy)
+
+    def _evaluate(self, model, step, track_best):
+        results = self.evaluator.evaluate(self.in_float32(model.sampling_generator), model.num_classes,
+                                          self.input_spec)
         results["step"] = int(step)
         results["generator"] = "ema" if model.ema_generator is not None else "raw"
         if self.compare_raw and model.ema_generator is not None:
-            raw = self.evaluator.evaluate(model.generator, model.num_classes, self.input_spec)
+            raw = self.evaluator.evaluate(self.in_float32(model.generator), model.num_classes, self.input_spec)
             results["raw"] = {k: raw[k] for k in ("fid", "kid", "is", "intra_fid") if k in raw}
         with self.writer.as_default(step=step):
             for key in ("fid", "kid", "is", "is_std", "intra_fid"):
