@@ -125,8 +125,8 @@ class TrainConfig:
     generator_optimizer, discriminator_optimizer: optimizer classes or factories, called inside
         the strategy scope (gin: `@generator/sagan_tf.optimizers.FusedAdam`, scoped learning rates).
     jit_compile: XLA-compile the train step.
-    mixed_precision: None (float32, the default), "auto" (mixed_bfloat16 where bfloat16 is native, on a TPU,
-        GPUs of compute capability 8.0 or later or a CPU with AVX512_BF16 or AMX; float32 elsewhere),
+    mixed_precision: "auto" (the default: mixed_bfloat16 where bfloat16 is native, on a TPU, GPUs of compute
+        capability 8.0 or later or a CPU with AVX512_BF16 or AMX; float32 elsewhere), None (float32),
         "mixed_bfloat16" or "mixed_float16" (with dynamic loss scaling). Weights, optimiser states and the EMA
         stay float32, and so do softmax, the spectral-norm power iteration and the networks' outputs.
     checkpoint_input: save the input iterator's position in checkpoints, so a resumed run reads
@@ -154,7 +154,7 @@ class TrainConfig:
     generator_optimizer: Callable = optimizers.FusedAdam
     discriminator_optimizer: Callable = optimizers.FusedAdam
     jit_compile: bool = False
-    mixed_precision: Optional[str] = None
+    mixed_precision: Optional[str] = "auto"
     checkpoint_input: bool = True
     num_samples: int = 64
     seed: int = 0

@@ -110,7 +110,7 @@ def test_configured_precision_is_the_configs_binding_or_the_default_resolved(mon
     monkeypatch.setattr(trainer, "native_bf16", lambda: True)
     with config.isolated():
         config.parse(["synthetic.gin"])
-        assert trainer.configured_precision() is None  # unbound: TrainConfig's default, float32
+        assert trainer.configured_precision() == "mixed_bfloat16"  # unbound: TrainConfig's default, auto
         config.parse(["synthetic.gin"], [machine.precision_binding("auto")])
         assert trainer.configured_precision() == "mixed_bfloat16"
         config.parse(["synthetic.gin"], [machine.precision_binding("float32")])
@@ -118,6 +118,8 @@ def test_configured_precision_is_the_configs_binding_or_the_default_resolved(mon
         monkeypatch.setattr(trainer, "native_bf16", lambda: False)
         config.parse(["synthetic.gin"], [machine.precision_binding("auto")])
         assert trainer.configured_precision() is None
+        config.parse(["synthetic.gin"])
+        assert trainer.configured_precision() is None  # the default without native bfloat16: float32
 
 
 def test_an_isa_limit_without_bf16_makes_bf16_not_native(monkeypatch):
