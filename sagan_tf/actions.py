@@ -106,7 +106,7 @@ def check_finite(values, step, checkpoint):
     if bad:
         where = f"the latest checkpoint, {checkpoint}, is the last good one" if checkpoint else "no checkpoint was saved"
         raise DivergedError(f"Training diverged at step {step}: {', '.join(bad)} not finite. Stopped without "
-                            f"saving; {where}. Lower the learning rates or use float32.")
+                            f"saving; {where}. Lower the learning rates or train in float32 (--precision=float32).")
 
 
 class NonFiniteGuard(Action):

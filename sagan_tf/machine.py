@@ -82,7 +82,7 @@ ONEDNN_HELP = ("TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS, read once wh
 
 PRECISIONS = {"auto": "'auto'", "float32": "None", "bfloat16": "'mixed_bfloat16'"}  # --precision: its gin value
 PRECISION_HELP = ("Training precision (default: the config's train.mixed_precision, auto where unbound). auto: "
-                  "mixed_bfloat16 where the CPU computes bfloat16 natively (AVX512_BF16, AMX), on a TPU or on GPUs of "
+                  "mixed_bfloat16 where the CPU computes bfloat16 natively (AVX512_BF16, AMX; oneDNN on), on a TPU or on GPUs of "
                   "compute capability >= 8.0, float32 elsewhere; bfloat16: force it (far slower than float32 without "
                   "native bf16).")
 

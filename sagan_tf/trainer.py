@@ -41,14 +41,15 @@ def bf16_gpu(gpu):
 
 def resolve_precision(mixed_precision):
     """`train.mixed_precision` with "auto" decided for this machine: mixed_bfloat16 where bfloat16 is
-    computed natively (a TPU, GPUs of compute capability 8.0 or later, or a CPU with AVX512_BF16 or AMX),
-    None (float32) elsewhere."""
+    computed natively (a TPU, GPUs of compute capability 8.0 or later, or a CPU with AVX512_BF16 or AMX
+    whose oneDNN kernels are on: TensorFlow's own CPU kernels do not use those instructions), None (float32)
+    elsewhere."""
     if mixed_precision != "auto":
         return mixed_precision
     if tf.config.list_physical_devices("TPU"):
         return "mixed_bfloat16"
     gpus = tf.config.list_physical_devices("GPU")
-    native = all(bf16_gpu(gpu) for gpu in gpus) if gpus else native_bf16()  # with GPUs, they compute
+    native = all(bf16_gpu(gpu) for gpu in gpus) if gpus else (native_bf16() and onednn_enabled())  # GPUs compute
     return "mixed_bfloat16" if native else None
 
 

@@ -84,7 +84,11 @@ def test_train_runs_added_actions_and_rebuilds_from_the_stored_keras_config(tmp_
 
 def test_precision_auto_follows_native_bf16_and_onednn_flag_sets_the_variable(monkeypatch):
     monkeypatch.setattr(trainer, "native_bf16", lambda: True)
+    monkeypatch.setattr(trainer, "onednn_enabled", lambda: True)
     assert trainer.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(trainer, "onednn_enabled", lambda: False)  # TensorFlow's own kernels: no native bf16
+    assert trainer.resolve_precision("auto") is None
+    monkeypatch.setattr(trainer, "onednn_enabled", lambda: True)
     monkeypatch.setattr(trainer, "native_bf16", lambda: False)
     assert trainer.resolve_precision("auto") is None  # float32 on a CPU without bf16 (this test has no GPU)
     assert trainer.resolve_precision("mixed_float16") == "mixed_float16"
@@ -108,6 +112,7 @@ def test_precision_auto_follows_native_bf16_and_onednn_flag_sets_the_variable(mo
 
 def test_configured_precision_is_the_configs_binding_or_the_default_resolved(monkeypatch):
     monkeypatch.setattr(trainer, "native_bf16", lambda: True)
+    monkeypatch.setattr(trainer, "onednn_enabled", lambda: True)
     with config.isolated():
         config.parse(["synthetic.gin"])
         assert trainer.configured_precision() == "mixed_bfloat16"  # unbound: TrainConfig's default, auto
