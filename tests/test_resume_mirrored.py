@@ -69,7 +69,7 @@ def test_a_mirrored_run_resumed_on_one_device_restarts_its_input_and_says_so(str
     import shutil
 
     shutil.copytree(straight[0], tmp_path / "run")
-    output = runs.train(str(tmp_path / "run"), (), steps=STEPS + 6)
+    output = runs.train(str(tmp_path / "run"), ("--precision=float32",), steps=STEPS + 6)  # as it was trained
     assert (f"was saved with a global batch of 8 over 2 replicas and 1 input pipeline; this run reads a global "
             f"batch of 8 over 1 replica and 1 input pipeline: its input starts again") in output
     assert f"Resumed from {tmp_path / 'run' / 'checkpoints' / f'ckpt-{STEPS}'} at step {STEPS}" in output
@@ -83,6 +83,7 @@ def test_a_mirrored_run_resumed_on_one_device_restarts_its_input_and_says_so(str
     for name in kernels:
         assert np.linalg.norm(later[name] - before[name]) < 0.2 * np.linalg.norm(before[name]), name
     # A checkpoint without an input position (train.checkpoint_input = False), resumed by a run that saves one.
-    runs.train(str(tmp_path / "run"), ("--gin_param=train.checkpoint_input = False",), steps=STEPS + 12)
-    output = runs.train(str(tmp_path / "run"), (), steps=STEPS + 18)
+    runs.train(str(tmp_path / "run"), ("--precision=float32", "--gin_param=train.checkpoint_input = False"),
+               steps=STEPS + 12)
+    output = runs.train(str(tmp_path / "run"), ("--precision=float32",), steps=STEPS + 18)
     assert f"ckpt-{STEPS + 12} holds no input position" in output and f"Done: steps {STEPS + 12}-{STEPS + 18}" in output

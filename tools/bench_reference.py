@@ -12,8 +12,9 @@ if they differ by more than 0.1%). For each config, --pairs pairs of runs in alt
 AB ...), each a new process with --warmup untimed and --iters timed iterations; before each run the
 tool waits (up to --max_wait seconds) for the 1-minute load average to fall below --idle_load, and
 records the load it started at. --threads threads each; the reference computes in float32, sagan_tf in the
-precision its train command would use on this machine (--precision, else the config's own, float32 by
-default), named in the table and, for bfloat16, in the default output name.
+precision its train command would use on this machine (--precision, else the config's own, by default
+bfloat16 where the CPU has it natively and float32 elsewhere), named in the table and, for bfloat16, in the
+default output name.
 
 Writes OUT.json (every run) and OUT.md (the table: per config the reference's and sagan_tf's seconds
 per iteration, every run and the median, the ratio of images/s with its range over pairs, peak memory,

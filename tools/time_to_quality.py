@@ -5,7 +5,8 @@
         --reference=results/reference --output=results/time_to_quality
 
 Steps become CPU-minutes with one paired measurement of both implementations at this configuration
-(`tools/bench_reference.py --configs=fmnist`: the median seconds per iteration of each side, on one
+(`tools/bench_reference.py --configs=fmnist --precision=float32`, the precision these runs trained in: the
+median seconds per iteration of each side, on one
 machine, times its threads): minutes = steps x s/iter x threads / 60. FIDs are the 10,000-sample
 evaluations (the runner's final_eval.json of every seed, final_eval_raw.json for an EMA run's raw
 generator; the reference's sets through tools/eval_reference.py), so both sides are measured alike.
