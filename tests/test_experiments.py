@@ -193,7 +193,8 @@ def test_report_mean_spread_baselines_and_curve(tmp_path):
 def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
     spec = {"gin_files": ["synthetic.gin"], "num_steps": 2, "seeds": [0],
             "evaluation": {"num_samples": 24, "classifier": "port"},
-            "gin_params": ["Generator.base_channels = 4", "Discriminator.base_channels = 4"],  # every run's
+            "gin_params": ["Generator.base_channels = 4", "Discriminator.base_channels = 4",  # every run's
+                           "train.mixed_precision = None"],
             "runs": [{"name": "tiny", "title": "tiny", "gin_params": ["build_input.global_batch_size = 4"]}]}
     path = _write(tmp_path / "spec.json", spec)
     out_dir = tmp_path / "out"
@@ -206,6 +207,7 @@ def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
     assert "Generator.base_channels = 4" in operative and "build_input.global_batch_size = 4" in operative
     state = json.loads((directory / "runner.json").read_text())
     assert state["devices"] == [describe_machine()] and state["commits"] == [records.commit()]
+    assert state["precisions"] == ["float32"]  # as the train command's start line said
     assert state["command"].startswith("python") and f"-m sagan_tf.train --model_dir={directory}" in state["command"]
     evaluation = json.loads((directory / "final_eval.json").read_text())
     assert evaluation["step"] == 2 and evaluation["num_generated"] == 24 and np.isfinite(evaluation["fid"])

@@ -4,6 +4,7 @@ training (`python -m sagan_tf.train`), evaluation (`python -m sagan_tf.evaluate`
 commands run in the checkout, with the lab's folder (tools/) on their path for the lab's own modules."""
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -119,6 +120,7 @@ def train_run(spec, run, seed, directory):
         write_json(state_path, state)
 
     code, _ = _run(cmd, os.path.join(directory, "train.log"), on_tick=record)
+    state["precisions"] = trained_precisions(os.path.join(directory, "train.log"))
     state["step"] = latest_step(directory)
     if code == 0 and state["step"] >= spec["num_steps"]:
         state["status"] = "trained"
@@ -129,6 +131,15 @@ def train_run(spec, run, seed, directory):
         raise RuntimeError(f"Training {directory} stopped with exit code {code}; see {directory}/train.log.")
     write_json(state_path, state)
     return state
+
+
+def trained_precisions(log_path):
+    """The precisions the train command said it computed in ("float32", "mixed_bfloat16", ...), each once, in
+    the order of the log's starts: `train.mixed_precision = 'auto'` is decided by the machine, and only the
+    command's start line names the outcome."""
+    with open(log_path) as f:
+        found = re.findall(r"; precision (\w+)\.$", f.read(), flags=re.MULTILINE)
+    return list(dict.fromkeys(found))
 
 
 def evaluation_flags(spec):
