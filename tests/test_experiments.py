@@ -211,6 +211,7 @@ def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
     assert state["command"].startswith("python") and f"-m sagan_tf.train --model_dir={directory}" in state["command"]
     evaluation = json.loads((directory / "final_eval.json").read_text())
     assert evaluation["step"] == 2 and evaluation["num_generated"] == 24 and np.isfinite(evaluation["fid"])
+    assert evaluation["commit"] == records.commit() and evaluation["machine"] == describe_machine()
     results = json.loads((out_dir / "results.json").read_text())
     assert results["runs"][0]["fid"]["mean"] == pytest.approx(evaluation["fid"])
     assert "| tiny |" in (out_dir / "results.md").read_text() and "| tiny |" in result.stdout

@@ -81,6 +81,20 @@ class SpectralNormalizationTest(parameterized.TestCase, tf.test.TestCase):
         layer(x, training=True)
         self.assertNotAllClose(layer.u.numpy(), u0)
 
+    @parameterized.named_parameters(*[(name,) + (name,) for name in CASES])
+    def test_inference_takes_the_direction_of_u_not_its_length(self, name):
+        """An EMA generator's u is an average of unit vectors, shorter than 1 where u turned during training:
+        inference must normalise it (with sigma from the short u, W / sigma is too large by 1 / |u|)."""
+        make, shape = CASES[name]
+        layer = SpectralNormalization(make())
+        x = _inputs(name, shape)
+        for _ in range(5):
+            layer(x, training=True)
+        y = layer(x, training=False).numpy()
+        layer.u.assign(0.4 * layer.u.numpy())
+        self.assertAllClose(layer(x, training=False), y, rtol=1e-5, atol=1e-6)
+        self.assertNotAllClose(layer(x, training=False), 0.4 * y)
+
     def test_gradient_flows_through_sigma_like_finite_differences(self):
         layer = SpectralNormalization(keras.layers.Dense(3, use_bias=False))
         x = np.random.RandomState(0).randn(4, 5)

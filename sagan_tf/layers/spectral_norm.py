@@ -196,8 +196,10 @@ class SpectralNormalization(keras.layers.Wrapper):
             self.u.assign(u_new)
             self.sigma.assign(ops.stop_gradient(sigma))
         else:
-            # Inference: sigma = v W u^T from the stored u, which is not updated.
+            # Inference: sigma = v W u^T from the stored u, normalised (an average of u vectors, such as an
+            # EMA generator's, is shorter than 1) and not updated.
             w_matrix = self._as_matrix(w)
+            u = _l2_normalize(u, self.epsilon)
             v = ops.stop_gradient(_l2_normalize(ops.matmul(u, ops.transpose(w_matrix)), self.epsilon))
             sigma = ops.sum(ops.matmul(v, w_matrix) * u)
         return w / sigma

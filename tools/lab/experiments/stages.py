@@ -167,6 +167,8 @@ def evaluate_run(spec, directory):
                 raise RuntimeError(f"Evaluating {directory} failed (exit {code}); see {directory}/eval.log.")
             evaluated = read_json(output + ".part")
             evaluated["eval_seconds"] = seconds
+            # The commit and machine it was scored at (a run may be scored at a later commit than it trained at).
+            evaluated.update(commit=records.commit(), machine=describe_machine())
             write_json(output, evaluated)
             os.remove(output + ".part")
         results = results or read_json(output)
