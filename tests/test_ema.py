@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import strategies
 
+from sagan_tf.layers import spectral_norm
 from sagan_tf.models import Discriminator, Generator
 from sagan_tf.models.sagan import SAGAN
 
@@ -83,6 +84,13 @@ def _assert_close(got, expected, variables, rtol, atol):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=variable.path)
 
 
+def _averaged(weights, variables):
+    """`weights` without the spectral-norm u and sigma, which each sync sets by power iteration on the averaged
+    kernels (tested below), and the matching `variables`."""
+    kept = [(w, v) for w, v in zip(weights, variables) if not v.path.endswith(("/u", "/sigma"))]
+    return [w for w, _ in kept], [v for _, v in kept]
+
+
 @pytest.mark.parametrize("strategy", ["single", "mirrored"])
 def test_ema_after_each_step_is_the_hand_computed_average(runs, strategy):
     model, history, ema, _ = runs[strategy]
@@ -91,13 +99,15 @@ def test_ema_after_each_step_is_the_hand_computed_average(runs, strategy):
     for before, after in zip(history, history[1:]):
         assert any(not np.array_equal(a, b) for a, b in zip(before, after))
     for step in range(1, STEPS + 1):
+        got, kept = _averaged(ema[step - 1], variables)
         if step <= START:  # a copy, bit for bit
-            for a, b in zip(ema[step - 1], history[step]):
+            for a, b in zip(got, _averaged(history[step], variables)[0]):
                 np.testing.assert_array_equal(a, b)
-        _assert_close(ema[step - 1], _expected_ema(history[: step + 1], DECAY, START), variables, 1e-6, 1e-7)
+        expected = _averaged(_expected_ema(history[: step + 1], DECAY, START), variables)[0]
+        _assert_close(got, expected, kept, 1e-6, 1e-7)
     for wrong_decay, wrong_start in ((0.5, START), (DECAY, START - 1), (DECAY, START + 1)):
-        wrong = _expected_ema(history, wrong_decay, wrong_start)
-        assert any(not np.allclose(w, e, rtol=1e-4, atol=1e-6) for w, e in zip(wrong, ema[-1]))
+        wrong = _averaged(_expected_ema(history, wrong_decay, wrong_start), variables)[0]
+        assert any(not np.allclose(w, e, rtol=1e-4, atol=1e-6) for w, e in zip(wrong, _averaged(ema[-1], variables)[0]))
 
 
 def test_mirrored_ema_equals_the_single_device_ema(runs):
@@ -135,3 +145,24 @@ def test_mirrored_step_equals_single_device_step(runs):
     np.testing.assert_allclose(single_values["g_grad_norm"], expected, rtol=0.02)
     # Under a strategy it is each replica's share times the replica count: an estimate, larger by the batch noise.
     assert expected <= mirrored_values["g_grad_norm"] <= 2 * expected
+
+
+def test_ema_generator_s_spectral_norms_are_those_of_its_own_kernels():
+    """The EMA generator copies averaged weights, u vectors included: here (ema_start_step=0, untrained) the
+    initial random u, of length about sqrt(out) and no singular vector of the kernel. Each sync sets u by
+    power iteration on the averaged kernel, so every normalised kernel has spectral norm 1, and the shadow
+    weights stay as they were."""
+    model = _model(ema_start_step=0)
+    model.build_all()
+    shadows = [s.numpy().copy() for s in model._ema_weights]
+    generator = model.sampling_generator
+    layers = spectral_norm.spectral_norm_layers(generator)
+    assert len(layers) == sum(w.path.endswith("/u") for w in generator.weights) > 5
+    for layer in layers:
+        w = np.asarray(layer.normalized_kernel(training=False).numpy(), np.float64)
+        if isinstance(layer.layer, keras.layers.Conv2DTranspose):
+            w = np.swapaxes(w, -1, -2)
+        top = np.linalg.svd(w.reshape(-1, w.shape[-1]), compute_uv=False)[0]
+        assert 0.999 < top < 1.05, (layer.path, top)  # the power iteration approaches sigma from below
+    for shadow, before in zip(model._ema_weights, shadows):
+        np.testing.assert_array_equal(shadow.numpy(), before)

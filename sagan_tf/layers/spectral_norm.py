@@ -176,10 +176,11 @@ class SpectralNormalization(keras.layers.Wrapper):
             w = ops.transpose(w, axes)
         return ops.reshape(w, (-1, self._out_dim))
 
-    def power_iteration(self, w_matrix, u):
-        """Returns (sigma, u_new) for a [fan_in, out] matrix and u of shape [1, out]."""
+    def power_iteration(self, w_matrix, u, iterations=None):
+        """Returns (sigma, u_new) for a [fan_in, out] matrix and u of shape [1, out] (`iterations`: default
+        `power_iterations`)."""
         v = None
-        for _ in range(self.power_iterations):
+        for _ in range(iterations or self.power_iterations):
             v = _l2_normalize(ops.matmul(u, ops.transpose(w_matrix)), self.epsilon)
             u = _l2_normalize(ops.matmul(v, w_matrix), self.epsilon)
         u = ops.stop_gradient(u)
@@ -204,6 +205,14 @@ class SpectralNormalization(keras.layers.Wrapper):
             sigma = ops.sum(ops.matmul(v, w_matrix) * u)
         return w / sigma
 
+    def refresh(self, iterations):
+        """Sets u and `sigma` by `iterations` power iterations on the current kernel from u's direction: for a
+        kernel that u was not iterated on, such as an EMA generator's average of the trained kernels."""
+        sigma, u = self.power_iteration(self._as_matrix(self._kernel_float32()),
+                                        _l2_normalize(ops.convert_to_tensor(self.u), self.epsilon), iterations)
+        self.u.assign(u)
+        self.sigma.assign(sigma)
+
     def call(self, inputs, training=False, convolution=None):
         """`convolution(inputs, kernel)`, if given, replaces the wrapped layer's own product with its
         kernel (the blocks' convolutions fused with resampling: `sagan_tf.layers.resampling`); it gets the
@@ -221,6 +230,29 @@ class SpectralNormalization(keras.layers.Wrapper):
         config.update({"power_iterations": self.power_iterations, "epsilon": self.epsilon,
                        "filter_gradient": conv_grad.serialize_filter_gradient(self.filter_gradient)})
         return config
+
+
+def spectral_norm_layers(layer):
+    """Every `SpectralNormalization` in `layer` (itself included) that owns a weight of `layer`, each once,
+    found through the layers' attributes."""
+    found, seen = [], set()
+    owned = {id(w) for w in layer.weights}
+
+    def visit(obj):
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, SpectralNormalization) and id(obj.u) in owned:
+            found.append(obj)
+        if isinstance(obj, keras.layers.Layer):
+            for value in vars(obj).values():
+                visit(value)
+        elif isinstance(obj, (list, tuple)):
+            for value in obj:
+                visit(value)
+
+    visit(layer)
+    return found
 
 
 def maybe_spectral_norm(layer, enabled, **kwargs):

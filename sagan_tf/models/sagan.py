@@ -5,8 +5,10 @@ import tensorflow as tf
 from keras import ops
 
 from sagan_tf import configurables, losses
+from sagan_tf.layers import spectral_norm
 
 _TRACKED = ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm")
+EMA_POWER_ITERATIONS = 50  # power iterations that set the EMA generator's u vectors at each sync
 
 
 @configurables.configurable
@@ -218,10 +220,15 @@ class SAGAN(keras.Model):
             shadow.assign(decay * shadow + (1.0 - decay) * value)
 
     def sync_ema_generator(self):
-        """Copies the averaged weights into `ema_generator` (call outside the train step)."""
+        """Copies the averaged weights into `ema_generator`, then sets each of its spectral-norm u vectors by
+        power iteration on its own averaged kernel (an average of u vectors is neither of unit length nor,
+        once u has turned or when the average includes the initial random u, the averaged kernel's top
+        singular vector). Call outside the train step."""
         if self.ema_generator is not None:
             for target, shadow in zip(self.ema_generator.weights, self._ema_weights):
                 target.assign(shadow.value)
+            for layer in spectral_norm.spectral_norm_layers(self.ema_generator):
+                layer.refresh(EMA_POWER_ITERATIONS)
 
     @property
     def sampling_generator(self):
