@@ -121,6 +121,17 @@ def test_recorded_run_without_checkpoints_is_kept(tmp_path):
         assert check.stdout.split() == ["results/x/a/seed_0/checkpoints/ckpt-1.index"]
 
 
+def test_evaluations_made_again_only_when_stale():
+    scored = {"step": 5, "ema": False, "commit": "abc"}
+    assert stages.needs_evaluation(None, 5) and stages.needs_evaluation(None, 0)
+    assert not stages.needs_evaluation(scored, 5) and stages.needs_evaluation(scored, 6)
+    assert not stages.needs_evaluation(scored, 0)  # no checkpoints here: the record stands
+    assert not stages.needs_evaluation({"step": 5, "ema": False}, 5)  # a raw generator, scored before commits
+    assert stages.needs_evaluation({"step": 5, "ema": True}, 5)  # an EMA generator scored before the fix
+    assert not stages.needs_evaluation({"step": 5, "ema": True}, 0)
+    assert not stages.needs_evaluation({"step": 5, "ema": True, "commit": "abc"}, 5)
+
+
 def test_run_reports_its_cost_while_the_command_runs(tmp_path):
     """A run's minutes are written as it goes, so a hard kill of the runner does not lose them."""
     ticks = []

@@ -150,6 +150,16 @@ def evaluation_flags(spec):
     return flags_ + (["--intra_fid"] if evaluation.get("intra_fid") else [])
 
 
+def needs_evaluation(previous, step):
+    """Whether a run's evaluation record `previous` (None: none) must be made again for its latest checkpoint
+    `step` (0: the checkpoints are not on this machine, and a recorded result stands): none yet, one of an
+    earlier budget, or an EMA generator's scored before records named their commit, which predates the fix of
+    the EMA generator's spectral norms (CHANGELOG.md, "Correctness")."""
+    if previous is None:
+        return True
+    return bool(step) and (previous.get("step") != step or (previous.get("ema") and "commit" not in previous))
+
+
 def evaluate_run(spec, directory):
     """Evaluates the latest checkpoint into directory/final_eval.json (skipped if it exists); with
     "generators": ["auto", "raw"] in the spec's evaluation, the raw generator (not its EMA) too, into
@@ -159,7 +169,7 @@ def evaluate_run(spec, directory):
         output = os.path.join(directory, "final_eval.json" if generator == "auto" else f"final_eval_{generator}.json")
         previous = read_json(output)
         step = latest_step(directory)  # 0: the checkpoints are not on this machine; a recorded result stands
-        if previous is None or (step and previous.get("step") != step):  # none, or of an earlier budget
+        if needs_evaluation(previous, step):
             cmd = [sys.executable, "-m", "sagan_tf.evaluate", f"--model_dir={directory}", f"--output={output}.part",
                    f"--generator={generator}", *evaluation_flags(spec)]
             code, seconds = _run(cmd, os.path.join(directory, "eval.log"))
