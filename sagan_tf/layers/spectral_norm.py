@@ -99,7 +99,8 @@ class SpectralNormalization(keras.layers.Wrapper):
     applies it to every weight of G and D.
 
     - Training calls (`training=True`) run the power iteration and write the new u; inference
-      calls use the stored u and leave it unchanged.
+      calls use the stored u's direction (normalised) and leave it unchanged; `refresh` sets u by
+      more iterations (the EMA generator's sync).
     - u and v enter sigma through a stop-gradient, so d loss / d W includes the term through
       sigma (the gradient of the loss of W / sigma(W) with u frozen).
     - The iteration runs in float32 under mixed precision; the normalised weight is then cast to
@@ -233,26 +234,10 @@ class SpectralNormalization(keras.layers.Wrapper):
 
 
 def spectral_norm_layers(layer):
-    """Every `SpectralNormalization` in `layer` (itself included) that owns a weight of `layer`, each once,
-    found through the layers' attributes."""
-    found, seen = [], set()
+    """Every built `SpectralNormalization` in `layer` (itself included) that owns a weight of `layer`."""
     owned = {id(w) for w in layer.weights}
-
-    def visit(obj):
-        if id(obj) in seen:
-            return
-        seen.add(id(obj))
-        if isinstance(obj, SpectralNormalization) and id(obj.u) in owned:
-            found.append(obj)
-        if isinstance(obj, keras.layers.Layer):
-            for value in vars(obj).values():
-                visit(value)
-        elif isinstance(obj, (list, tuple)):
-            for value in obj:
-                visit(value)
-
-    visit(layer)
-    return found
+    return [sub for sub in compat.sublayers(layer)
+            if isinstance(sub, SpectralNormalization) and id(getattr(sub, "u", None)) in owned]
 
 
 def maybe_spectral_norm(layer, enabled, **kwargs):

@@ -29,7 +29,8 @@ class SAGAN(keras.Model):
         fake_labels: "data" (fake images get the real batch's labels) or "sampled" (uniform).
         ema_decay: None (the paper) or the decay of an exponential moving average of G's
             weights, used for samples, evaluation and export.
-        ema_start_step: generator steps before the EMA starts averaging (it copies until then).
+        ema_start_step: generator steps before the EMA starts averaging (the averages copy G's weights
+            until then; the EMA generator's spectral-norm u vectors are set at each sync).
         seed: seed of z; None draws it from Keras's global seed, which the trainer sets to the
             run seed (`train.seed`).
         joint_discriminator: D sees the real and fake batches in one call on their concatenation

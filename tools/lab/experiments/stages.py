@@ -161,7 +161,8 @@ def needs_evaluation(previous, step):
 
 
 def evaluate_run(spec, directory):
-    """Evaluates the latest checkpoint into directory/final_eval.json (skipped if it exists); with
+    """Evaluates the latest checkpoint into directory/final_eval.json (unless `needs_evaluation` says its record
+    stands); with
     "generators": ["auto", "raw"] in the spec's evaluation, the raw generator (not its EMA) too, into
     final_eval_raw.json. Returns the first."""
     results = None
@@ -170,6 +171,7 @@ def evaluate_run(spec, directory):
         previous = read_json(output)
         step = latest_step(directory)  # 0: the checkpoints are not on this machine; a recorded result stands
         if needs_evaluation(previous, step):
+            provenance = {"commit": records.commit(), "machine": describe_machine()}  # the code that scores
             cmd = [sys.executable, "-m", "sagan_tf.evaluate", f"--model_dir={directory}", f"--output={output}.part",
                    f"--generator={generator}", *evaluation_flags(spec)]
             code, seconds = _run(cmd, os.path.join(directory, "eval.log"))
@@ -177,8 +179,7 @@ def evaluate_run(spec, directory):
                 raise RuntimeError(f"Evaluating {directory} failed (exit {code}); see {directory}/eval.log.")
             evaluated = read_json(output + ".part")
             evaluated["eval_seconds"] = seconds
-            # The commit and machine it was scored at (a run may be scored at a later commit than it trained at).
-            evaluated.update(commit=records.commit(), machine=describe_machine())
+            evaluated.update(provenance)  # a run may be scored at a later commit than it trained at
             write_json(output, evaluated)
             os.remove(output + ".part")
         results = results or read_json(output)
