@@ -105,6 +105,8 @@ def test_ema_after_each_step_is_the_hand_computed_average(runs, strategy):
                 np.testing.assert_array_equal(a, b)
         expected = _averaged(_expected_ema(history[: step + 1], DECAY, START), variables)[0]
         _assert_close(got, expected, kept, 1e-6, 1e-7)
+    # The shadows themselves average every weight, spectral-norm u and sigma included.
+    _assert_close([s.numpy() for s in model._ema_weights], _expected_ema(history, DECAY, START), variables, 1e-6, 1e-7)
     for wrong_decay, wrong_start in ((0.5, START), (DECAY, START - 1), (DECAY, START + 1)):
         wrong = _averaged(_expected_ema(history, wrong_decay, wrong_start), variables)[0]
         assert any(not np.allclose(w, e, rtol=1e-4, atol=1e-6) for w, e in zip(wrong, _averaged(ema[-1], variables)[0]))
@@ -113,9 +115,15 @@ def test_ema_after_each_step_is_the_hand_computed_average(runs, strategy):
 def test_mirrored_ema_equals_the_single_device_ema(runs):
     mirrored, _, mirrored_ema, _ = runs["mirrored"]
     single, _, single_ema, _ = runs["single"]
-    # Both replicas hold the same shadow (only_first_replica aggregation).
+    # Both replicas hold the same shadow (only_first_replica aggregation), and the synced EMA generator's u
+    # vectors (set by power iteration in cross-replica context) are the same on both.
     for shadow in mirrored._ema_weights:
         first, second = (v.numpy() for v in strategies.mirrored().experimental_local_results(shadow.value))
+        np.testing.assert_array_equal(first, second)
+    u_vectors = [w for w in mirrored.sampling_generator.weights if w.path.endswith("/u")]
+    assert u_vectors
+    for u in u_vectors:
+        first, second = (v.numpy() for v in strategies.mirrored().experimental_local_results(u.value))
         np.testing.assert_array_equal(first, second)
     # The replicas' weights are the single device's up to the all-reduce's summation order, so the EMAs are too.
     for step in range(STEPS):
