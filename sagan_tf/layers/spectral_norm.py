@@ -181,7 +181,7 @@ class SpectralNormalization(keras.layers.Wrapper):
         """Returns (sigma, u_new) for a [fan_in, out] matrix and u of shape [1, out] (`iterations`: default
         `power_iterations`)."""
         v = None
-        for _ in range(iterations or self.power_iterations):
+        for _ in range(self.power_iterations if iterations is None else iterations):
             v = _l2_normalize(ops.matmul(u, ops.transpose(w_matrix)), self.epsilon)
             u = _l2_normalize(ops.matmul(v, w_matrix), self.epsilon)
         u = ops.stop_gradient(u)
