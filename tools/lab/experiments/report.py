@@ -24,10 +24,12 @@ def summarise(spec, out_dir):
             result = read_json(os.path.join(directory, "final_eval.json"))
             if state is None:
                 continue
-            # CPU time over the cores: the wall time on an otherwise idle machine, unaffected by pauses.
-            cpu_minutes = state.get("train_cpu_seconds", state["train_seconds"] * os.cpu_count()) / 60
-            entry = {"status": state["status"], "train_minutes": cpu_minutes / os.cpu_count(),
-                     "train_cpu_seconds": state.get("train_cpu_seconds"),
+            # The training's own CPU time (the budget's unit), unaffected by pauses, by other processes and by
+            # how many cores the run had (the two-CPU-hour runs were pinned to one core each).
+            cpu_seconds = state.get("train_cpu_seconds")
+            entry = {"status": state["status"],
+                     "train_cpu_minutes": None if cpu_seconds is None else cpu_seconds / 60,
+                     "train_cpu_seconds": cpu_seconds,
                      "train_wall_minutes": state["train_seconds"] / 60,
                      "step": latest_step(directory) or state.get("step", 0), "devices": state.get("devices", [])}
             if result:
@@ -105,11 +107,12 @@ def markdown(results):
     lines = [f"Budget: {results['num_steps']} generator steps per run, seeds {results['seeds']}; {where}. FID / KID x 1000 / intra-class FID on {evaluation.get('num_samples')} "
              f"generated images against as many real ones, classifier `{evaluation.get('classifier')}`; "
              "mean ± standard deviation over seeds.", "",
-             "| run | FID | KID x 1000 | intra-FID | FID per seed | minutes / run (CPU time / cores) |", "|---|---|---|---|---|---|"]
+             "| run | FID | KID x 1000 | intra-FID | FID per seed | training CPU-minutes / run |", "|---|---|---|---|---|---|"]
     for row in results["runs"]:
         per_seed = "; ".join(f"{seed}: {_seed_cell(row['seeds'].get(str(seed)))}" for seed in results["seeds"])
         # Minutes of the finished seeds only: a run still training would pull the mean down.
-        minutes = [s["train_minutes"] for s in row["seeds"].values() if s["status"] in ("trained", "diverged")]
+        minutes = [s["train_cpu_minutes"] for s in row["seeds"].values()
+                   if s["status"] in ("trained", "diverged") and s["train_cpu_minutes"] is not None]
         lines.append(f"| {row['title']} | {_cell(row, 'fid')} | {_cell(row, 'kid', 2)} | {_cell(row, 'intra_fid')} "
                      f"| {per_seed} | {f'{statistics.fmean(minutes):.0f}' if minutes else '-'} |")
     for name, values in results["baselines"].items():
