@@ -1,6 +1,7 @@
 """Tests of the Generator and the projection Discriminator."""
 
 import json
+import os
 
 import gin
 import keras
@@ -71,6 +72,14 @@ class NetworksTest(parameterized.TestCase, tf.test.TestCase):
         table = parameter_summary(g, d)
         self.assertIn(f"{_count(g):,}", table)
         self.assertIn("attention32", table)
+        # docs/architecture.md prints these networks' totals (trainable | non-trainable): they are today's.
+        with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+                               "architecture.md")) as f:
+            page = f.read()
+        for network in (g, d):
+            non_trainable = sum(int(np.prod(w.shape)) for w in network.non_trainable_weights)
+            row = f"| {_count(network):,} | {non_trainable:,} |"
+            self.assertTrue(row in page, f"docs/architecture.md has no row ending {row}")
 
     def test_keras_saving_round_trip(self):
         g = Generator(resolution=32, num_classes=3, base_channels=4, attention_resolutions=(16,))
