@@ -11,6 +11,7 @@ are built with tensorflow-serving-api's protos, a dependency of this command.
 
 import importlib.util
 import json
+import math
 import os
 
 from absl import flags
@@ -46,6 +47,8 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None):
         "dim_z": int(generator.dim_z),
         "resolution": int(generator.resolution),
         "channels_in_model": run.facts.channels,
+        "base_channels": int(generator.base_channels),  # the network's width (ch), as its config set it
+        "generator_parameters": sum(math.prod(w.shape) for w in generator.trainable_weights),
         "signatures": ["serving_default", "sample", "sample_png"],
         "warmup_requests": [f"{name} x{size}" for name in serving.WARMUP_SIGNATURES
                             for size in serving.WARMUP_BATCH_SIZES],

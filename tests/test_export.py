@@ -99,6 +99,10 @@ def test_export_serves_without_sagan_tf_and_equals_the_ema_generator(exported, t
     expected = run.model.sampling_generator(got["z"], got["labels"], training=False).numpy()
     expected = np.round(np.clip((expected + 1) * 127.5, 0, 255))
     assert np.abs(images.astype(np.float64) - expected).max() <= 1  # rounding only
+    description = json.loads((exported / "4" / "assets" / "sagan_tf_export.json").read_text())
+    assert description["base_channels"] == 4  # the tiny run's width
+    assert description["generator_parameters"] == sum(int(np.prod(w.shape))
+                                                      for w in run.model.ema_generator.trainable_weights)
     not_ema = run.model.generator(got["z"], got["labels"], training=False).numpy()
     assert np.abs(images.astype(np.float64) - np.round((not_ema + 1) * 127.5)).max() > 1
 

@@ -151,4 +151,8 @@ def test_bench_serving_records_every_signature_and_batch(exported, tmp_path):
     assert [(r["signature"], r["batch_size"], r["warmed"]) for r in record["rows"]] == [
         ("serving_default", 1, True), ("serving_default", 3, False), ("sample", 1, True), ("sample", 3, False)]
     assert all(0 < r["p50_ms"] <= r["p99_ms"] and r["images_per_second"] > 0 for r in record["rows"])
-    assert "| `sample` | 3 | no |" in (tmp_path / "bench.md").read_text()
+    table = (tmp_path / "bench.md").read_text()
+    assert "| `sample` | 3 | no |" in table
+    # The network is named: its width and parameter count, from the export's description.
+    assert record["model"]["base_channels"] == 4 and record["model"]["generator_parameters"] > 0
+    assert f", width 4, {record['model']['generator_parameters']:,} parameters (EMA generator at step 4)." in table

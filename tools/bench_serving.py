@@ -145,7 +145,10 @@ def markdown(report):
               if report["replay_warmup"] else "replayed no warmup requests")
     lines = [
         f"Machine: {report['machine']}; TensorFlow {report['tensorflow']}. Generator {model['resolution']}x"
-        f"{model['resolution']}, dim_z {model['dim_z']}, {model['num_classes']} classes (step {model['step']}). "
+        f"{model['resolution']}, dim_z {model['dim_z']}, {model['num_classes']} classes"
+        + (f", width {model['base_channels']}, {model['generator_parameters']:,} parameters"
+           if model.get("generator_parameters") else "")
+        + f" ({'EMA generator' if model.get('ema') else 'generator'} at step {model['step']}). "
         f"Loaded with the serve tag in {report['load_seconds']:.2f} s and {warmup}; then the first call of "
         f"each signature and batch, and p50 / p99 of {report['repeats']} more calls. Load average "
         f"{report['load_average_1min'][0]:.1f} before, {report['load_average_1min'][1]:.1f} after "
@@ -177,7 +180,8 @@ def main(argv):
     report = records.record({
         "saved_model": FLAGS.saved_model, "tensorflow": tf.__version__,
         "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
-        "model": {key: description.get(key) for key in ("step", "ema", "resolution", "dim_z", "num_classes")},
+        "model": {key: description.get(key) for key in ("step", "ema", "resolution", "dim_z", "num_classes",
+                                                        "base_channels", "generator_parameters")},
         "load_seconds": server.load_seconds, "replay_warmup": FLAGS.replay_warmup,
         "warmup_requests": warmup_requests, "warmup_seconds": warmup_seconds, "repeats": FLAGS.repeats,
         "rows": rows,
