@@ -95,6 +95,37 @@ def test_latest_step_and_finished_runs_are_not_retrained(tmp_path):
     assert runner.train_run(_spec(num_steps=500), {"name": "a"}, 0, str(directory))["status"] == "diverged"
 
 
+def test_a_run_may_spend_the_budget_on_its_own_number_of_steps(tmp_path, monkeypatch):
+    """A run's own `num_steps` (a smaller batch for more steps) replaces the list's in what trains and in the
+    table's budget line; a malformed one is a spec error."""
+    for bad in (0, "300", 2.5, True):
+        with pytest.raises(runner.SpecError, match="num_steps .* must be a positive integer"):
+            runner.load_spec(_write(tmp_path / "spec.json", _spec(runs=[{"name": "a", "num_steps": bad}])))
+    directory = tmp_path / "a" / "seed_0"
+    checkpoint = _write(directory / "checkpoints" / "checkpoint", "")
+    checkpoint.write_text('model_checkpoint_path: "ckpt-250"\n')
+    launched = []
+
+    def fake_run(cmd, log_path, on_tick=None):  # what the train command would leave: a checkpoint at its end
+        launched.append(cmd)
+        steps = next(arg.rsplit(" ", 1)[-1] for arg in cmd if arg.startswith("--gin_param=train.num_steps"))
+        checkpoint.write_text(f'model_checkpoint_path: "ckpt-{steps}"\n')
+        with open(log_path, "a") as log:
+            log.write("Training x: new run; precision float32.\n")
+        return 0, 1.0
+
+    monkeypatch.setattr(stages, "_run", fake_run)
+    assert runner.train_run(_spec(num_steps=500), {"name": "a", "num_steps": 250}, 0, str(directory))[
+        "status"] == "trained" and not launched  # its own 250 steps are done; the list's 500 do not count
+    state = runner.train_run(_spec(num_steps=500), {"name": "a", "num_steps": 300}, 0, str(directory))
+    assert "--gin_param=train.num_steps = 300" in launched[0]
+    assert state["status"] == "trained" and state["step"] == 300
+    spec = _spec(num_steps=2, runs=[{"name": "a", "title": "(a) A", "num_steps": 300}, {"name": "b", "title": "(b) B"}])
+    assert "Budget: generator steps per run: a 300; b 2, seeds [0, 1];" in runner.markdown(runner.summarise(
+        spec, str(tmp_path)))
+    assert "Budget: 2 generator steps per run, seeds" in runner.markdown(runner.summarise(_spec(), str(tmp_path)))
+
+
 def test_recorded_run_without_checkpoints_is_kept(tmp_path):
     """A run list committed without checkpoints (results/.gitignore) resumes elsewhere with its runs done."""
     directory = tmp_path / "a" / "seed_0"

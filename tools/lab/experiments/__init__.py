@@ -5,7 +5,8 @@
 
 The spec (JSON) names the shared gin files and bindings (`gin_files`, `gin_params`), the step budget,
 the seeds, the evaluation (samples, classifier), the runs (name, title, extra gin files and bindings,
-applied after the list's), the no-training baselines,
+applied after the list's, and optionally their own `num_steps`, for runs that spend one CPU budget on
+another number of steps, such as a smaller batch for more steps), the no-training baselines,
 the run whose FID is also tracked during training (the curve) and optionally a training budget in CPU-hours
 (`budget_cpu_hours`: the table then gives each run's training CPU time against it). For every seed, then every run:
 

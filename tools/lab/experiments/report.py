@@ -5,7 +5,7 @@ import json
 import os
 import statistics
 
-from lab.experiments.spec import METRICS, latest_step, model_dir, read_json, write_json
+from lab.experiments.spec import METRICS, latest_step, model_dir, read_json, run_steps, write_json
 from lab.machine import description as describe_machine
 
 
@@ -44,7 +44,8 @@ def summarise(spec, out_dir):
             values = [s[key] for s in finished if s.get(key) is not None]
             if values:
                 summary[key] = {"mean": statistics.fmean(values), "std": _spread(values), "n": len(values)}
-        rows.append({"name": run["name"], "title": run.get("title", run["name"]), "seeds": seeds, **summary})
+        rows.append({"name": run["name"], "title": run.get("title", run["name"]), "num_steps": run_steps(spec, run),
+                     "seeds": seeds, **summary})
     baselines = {}
     for name in spec.get("baselines", ()):
         result = read_json(os.path.join(out_dir, "baselines", f"{name}.json"))
@@ -104,7 +105,10 @@ def markdown(results):
                                         for name, count in devices.items())
     else:
         where = f"device: {results['report_device']}"
-    lines = [f"Budget: {results['num_steps']} generator steps per run, seeds {results['seeds']}; {where}. FID / KID x 1000 / intra-class FID on {evaluation.get('num_samples')} "
+    steps = {row.get("num_steps", results["num_steps"]) for row in results["runs"]}
+    budget = (f"{results['num_steps']} generator steps per run" if steps == {results["num_steps"]} else
+              "generator steps per run: " + "; ".join(f"{row['name']} {row['num_steps']}" for row in results["runs"]))
+    lines = [f"Budget: {budget}, seeds {results['seeds']}; {where}. FID / KID x 1000 / intra-class FID on {evaluation.get('num_samples')} "
              f"generated images against as many real ones, classifier `{evaluation.get('classifier')}`; "
              "mean ± standard deviation over seeds.", "",
              "| run | FID | KID x 1000 | intra-FID | FID per seed | training CPU-minutes / run |", "|---|---|---|---|---|---|"]

@@ -35,6 +35,9 @@ def load_spec(path):
     unknown = set(spec.get("baselines", ())) - set(BASELINES)
     if unknown:
         raise SpecError(f"Unknown baselines {sorted(unknown)}; expected some of {list(BASELINES)}.")
+    for steps in [spec["num_steps"], *(run["num_steps"] for run in spec["runs"] if "num_steps" in run)]:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise SpecError(f"num_steps (the list's, or a run's own) must be a positive integer. Received: {steps!r}")
     budget = spec.get("budget_cpu_hours")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
         raise SpecError(f"budget_cpu_hours must be a positive number of CPU-hours. Received: {budget!r}")
@@ -42,6 +45,12 @@ def load_spec(path):
     if curve and curve.get("run") not in names:
         raise SpecError(f"The curve's run {curve.get('run')!r} is not one of {names}.")
     return spec
+
+
+def run_steps(spec, run):
+    """A run's generator steps: its own `num_steps` (runs that spend one budget differently, e.g. a smaller
+    batch for more steps), else the list's."""
+    return run.get("num_steps", spec["num_steps"])
 
 
 def model_dir(out_dir, name, seed):

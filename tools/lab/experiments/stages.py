@@ -12,7 +12,7 @@ import sys
 import time
 
 from lab import records
-from lab.experiments.spec import latest_step, read_json, write_json
+from lab.experiments.spec import latest_step, read_json, run_steps, write_json
 from lab.machine import description as describe_machine
 
 TOOLS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -92,12 +92,13 @@ def train_run(spec, run, seed, directory):
     """Trains one run to the budget (resuming); returns its state dict (status, train_seconds)."""
     state_path = os.path.join(directory, "runner.json")
     state = read_json(state_path, {"status": "new", "train_seconds": 0.0})
-    if state["status"] in ("trained", "diverged") or latest_step(directory) >= spec["num_steps"]:
+    num_steps = run_steps(spec, run)
+    if state["status"] in ("trained", "diverged") or latest_step(directory) >= num_steps:
         state["status"] = "diverged" if state["status"] == "diverged" else "trained"
         state["step"] = max(latest_step(directory), state.get("step", 0))
         return state
     os.makedirs(directory, exist_ok=True)
-    params = [f"train.num_steps = {spec['num_steps']}", f"train.seed = {seed}"]
+    params = [f"train.num_steps = {num_steps}", f"train.seed = {seed}"]
     curve = spec.get("curve")
     if curve and curve["run"] == run["name"] and curve.get("seed", 0) == seed:
         params += [f"train.eval_every = {curve['eval_every']}", f"Evaluator.num_samples = {curve['num_samples']}",
@@ -108,7 +109,7 @@ def train_run(spec, run, seed, directory):
     cmd = [sys.executable, "-m", "sagan_tf.train", f"--model_dir={directory}"]
     cmd += [f"--gin_file={f}" for f in gin_files]
     cmd += [f"--gin_param={p}" for p in params]
-    print(f"[{run['name']} seed {seed}] training from step {latest_step(directory)} to {spec['num_steps']}", flush=True)
+    print(f"[{run['name']} seed {seed}] training from step {latest_step(directory)} to {num_steps}", flush=True)
     wall_before, cpu_before = state["train_seconds"], state.get("train_cpu_seconds", 0.0)
     # Every machine and commit the run trained on (a resumed run may span several): its figures depend on them.
     for key, value in (("devices", describe_machine()), ("commits", records.commit())):
@@ -122,7 +123,7 @@ def train_run(spec, run, seed, directory):
     code, _ = _run(cmd, os.path.join(directory, "train.log"), on_tick=record)
     state["precisions"] = trained_precisions(os.path.join(directory, "train.log"))
     state["step"] = latest_step(directory)
-    if code == 0 and state["step"] >= spec["num_steps"]:
+    if code == 0 and state["step"] >= num_steps:
         state["status"] = "trained"
     elif code == 3:
         state["status"] = "diverged"
