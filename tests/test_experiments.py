@@ -112,14 +112,20 @@ def test_a_run_may_spend_the_budget_on_its_own_number_of_steps(tmp_path, monkeyp
         checkpoint.write_text(f'model_checkpoint_path: "ckpt-{steps}"\n')
         with open(log_path, "a") as log:
             log.write("Training x: new run; precision float32.\n")
-        return 0, 1.0
+        on_tick(2.0, 5.0)  # the command's wall and CPU seconds at its end
+        return 0, 2.0
 
     monkeypatch.setattr(stages, "_run", fake_run)
+    monkeypatch.setattr(stages, "machine_speed", lambda: {"float32": 100.0, "bfloat16": 400.0})
     assert runner.train_run(_spec(num_steps=500), {"name": "a", "num_steps": 250}, 0, str(directory))[
         "status"] == "trained" and not launched  # its own 250 steps are done; the list's 500 do not count
     state = runner.train_run(_spec(num_steps=500), {"name": "a", "num_steps": 300}, 0, str(directory))
     assert "--gin_param=train.num_steps = 300" in launched[0]
     assert state["status"] == "trained" and state["step"] == 300
+    # The segment it trained: steps 250 to 300, its CPU time per step and the machine's speed just before.
+    segment, = state["segments"]
+    assert (segment["from_step"], segment["to_step"], segment["cpu_seconds"]) == (250, 300, 5.0)
+    assert segment["cpu_seconds_per_step"] == pytest.approx(0.1) and segment["matmul_gflops"]["bfloat16"] == 400.0
     spec = _spec(num_steps=2, runs=[{"name": "a", "title": "(a) A", "num_steps": 300}, {"name": "b", "title": "(b) B"}])
     assert "Budget: generator steps per run: a 300; b 2, seeds [0, 1];" in runner.markdown(runner.summarise(
         spec, str(tmp_path)))
@@ -252,6 +258,9 @@ def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
     assert state["devices"] == [describe_machine()] and state["commits"] == [records.commit()]
     assert state["precisions"] == ["float32"]  # as the train command's start line said
     assert state["command"].startswith("python") and f"-m sagan_tf.train --model_dir={directory}" in state["command"]
+    segment, = state["segments"]  # one start of the train command, with the machine's speed measured before it
+    assert (segment["from_step"], segment["to_step"]) == (0, 2) and segment["cpu_seconds"] > 0
+    assert segment["matmul_gflops"]["float32"] > 0 and segment["matmul_gflops"]["bfloat16"] > 0
     evaluation = json.loads((directory / "final_eval.json").read_text())
     assert evaluation["step"] == 2 and evaluation["num_generated"] == 24 and np.isfinite(evaluation["fid"])
     assert evaluation["commit"] == records.commit() and evaluation["machine"] == describe_machine()

@@ -12,7 +12,9 @@ the run whose FID is also tracked during training (the curve) and optionally a t
 
 1. train `python -m sagan_tf.train` into OUT_DIR/<run>/seed_<k> (train.seed = k: weights, z, data order)
    until the budget; an existing directory resumes from its latest checkpoint, a finished one is
-   kept. A run that stops on NaN/Inf (exit 3) is recorded as diverged, and the list goes on;
+   kept. A run that stops on NaN/Inf (exit 3) is recorded as diverged, and the list goes on. Its
+   runner.json records the training's wall and CPU time, machines and commits, and per start of the
+   train command (`segments`) the steps, CPU seconds per step and a matmul rate measured just before;
 2. evaluate its last checkpoint (`python -m sagan_tf.evaluate`: FID, KID, intra-class FID) into
    OUT_DIR/<run>/seed_<k>/final_eval.json;
 3. draw one grid per run (one row per class) into OUT_DIR/grids/<run>-seed_<k>.png.

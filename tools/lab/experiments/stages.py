@@ -120,9 +120,18 @@ def train_run(spec, run, seed, directory):
         state["train_seconds"], state["train_cpu_seconds"] = wall_before + wall, cpu_before + cpu
         write_json(state_path, state)
 
+    first_step, speed = latest_step(directory), machine_speed()
     code, _ = _run(cmd, os.path.join(directory, "train.log"), on_tick=record)
     state["precisions"] = trained_precisions(os.path.join(directory, "train.log"))
     state["step"] = latest_step(directory)
+    # One entry per start of the train command: its steps, its CPU and wall time, the cores it could use and the
+    # matmul rate measured just before, so the CPU time per step of each segment can be compared.
+    cpu, wall = state.get("train_cpu_seconds", cpu_before) - cpu_before, state["train_seconds"] - wall_before
+    state.setdefault("segments", []).append({
+        "from_step": first_step, "to_step": state["step"], "cpu_seconds": cpu, "wall_seconds": wall,
+        "cpu_seconds_per_step": cpu / (state["step"] - first_step) if state["step"] > first_step else None,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "matmul_gflops": speed, "machine": describe_machine(), "commit": records.commit()})
     if code == 0 and state["step"] >= num_steps:
         state["status"] = "trained"
     elif code == 3:
@@ -132,6 +141,23 @@ def train_run(spec, run, seed, directory):
         raise RuntimeError(f"Training {directory} stopped with exit code {code}; see {directory}/train.log.")
     write_json(state_path, state)
     return state
+
+
+SPEED_PROBE = ("from lab.machine import matmul_rate; "
+               "print(matmul_rate(2048, 5), matmul_rate(2048, 5, 'bfloat16'))")
+
+
+def machine_speed():
+    """{"float32", "bfloat16"}: GFLOP/s of a 2048^3 matmul on the cores this process may use (a run pinned with
+    taskset measures its own core), in a child process just before a training segment. The same machine can run
+    slower on one day than another (a shared host); with it a segment's CPU seconds per step can be read."""
+    try:
+        out = subprocess.run([sys.executable, "-c", SPEED_PROBE], capture_output=True, text=True, timeout=300,
+                             cwd=REPO, env=_environment())
+        float32, bfloat16 = (float(v) for v in out.stdout.split()[-2:])
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    return {"float32": float32, "bfloat16": bfloat16}
 
 
 def trained_precisions(log_path):
