@@ -11,7 +11,6 @@ are built with tensorflow-serving-api's protos, a dependency of this command.
 
 import importlib.util
 import json
-import math
 import os
 
 from absl import flags
@@ -33,6 +32,7 @@ def define_flags():
 def export_run(model_dir, export_dir, checkpoint=None, version=None):
     """Restores a run and exports its sampling generator; returns (path, description dict)."""
     from sagan_tf import restore, serving  # noqa: PLC0415
+    from sagan_tf.models.common import count_parameters  # noqa: PLC0415
 
     run = restore.load_run(model_dir, checkpoint)
     version = run.step if version is None else version
@@ -48,7 +48,7 @@ def export_run(model_dir, export_dir, checkpoint=None, version=None):
         "resolution": int(generator.resolution),
         "channels_in_model": run.facts.channels,
         "base_channels": int(generator.base_channels),  # the network's width (ch), as its config set it
-        "generator_parameters": sum(math.prod(w.shape) for w in generator.trainable_weights),
+        "generator_parameters": count_parameters(generator.trainable_weights),
         "signatures": ["serving_default", "sample", "sample_png"],
         "warmup_requests": [f"{name} x{size}" for name in serving.WARMUP_SIGNATURES
                             for size in serving.WARMUP_BATCH_SIZES],

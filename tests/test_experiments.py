@@ -126,10 +126,31 @@ def test_a_run_may_spend_the_budget_on_its_own_number_of_steps(tmp_path, monkeyp
     segment, = state["segments"]
     assert (segment["from_step"], segment["to_step"], segment["cpu_seconds"]) == (250, 300, 5.0)
     assert segment["cpu_seconds_per_step"] == pytest.approx(0.1) and segment["matmul_gflops"]["bfloat16"] == 400.0
+
+    # A start stopped by SIGTERM/Ctrl-C (the command saved a checkpoint) keeps its segment, appended to the
+    # record's earlier ones; a record from before segments gets its first; a failed probe is recorded as None.
+    def stopped_run(cmd, log_path, on_tick=None):
+        checkpoint.write_text('model_checkpoint_path: "ckpt-320"\n')
+        on_tick(3.0, 4.0)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stages, "_run", stopped_run)
+    monkeypatch.setattr(stages, "machine_speed", lambda: None)
+    old = {k: v for k, v in json.loads((directory / "runner.json").read_text()).items() if k != "segments"}
+    _write(directory / "runner.json", {**old, "status": "training"})
+    with pytest.raises(KeyboardInterrupt):
+        runner.train_run(_spec(num_steps=500), {"name": "a", "num_steps": 400}, 0, str(directory))
+    state = json.loads((directory / "runner.json").read_text())
+    segment, = state["segments"]
+    assert (segment["from_step"], segment["to_step"], segment["cpu_seconds"], segment["matmul_gflops"]) == (
+        300, 320, 4.0, None)
+    assert state["train_cpu_seconds"] == pytest.approx(old["train_cpu_seconds"] + 4.0) and state["step"] == 320
     spec = _spec(num_steps=2, runs=[{"name": "a", "title": "(a) A", "num_steps": 300}, {"name": "b", "title": "(b) B"}])
     assert "Budget: generator steps per run: a 300; b 2, seeds [0, 1];" in runner.markdown(runner.summarise(
         spec, str(tmp_path)))
     assert "Budget: 2 generator steps per run, seeds" in runner.markdown(runner.summarise(_spec(), str(tmp_path)))
+    same = _spec(num_steps=2, runs=[{"name": "a", "num_steps": 300}, {"name": "b", "num_steps": 300}])
+    assert "Budget: 300 generator steps per run, seeds" in runner.markdown(runner.summarise(same, str(tmp_path)))
 
 
 def test_recorded_run_without_checkpoints_is_kept(tmp_path):
@@ -260,7 +281,9 @@ def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
     assert state["command"].startswith("python") and f"-m sagan_tf.train --model_dir={directory}" in state["command"]
     segment, = state["segments"]  # one start of the train command, with the machine's speed measured before it
     assert (segment["from_step"], segment["to_step"]) == (0, 2) and segment["cpu_seconds"] > 0
-    assert segment["matmul_gflops"]["float32"] > 0 and segment["matmul_gflops"]["bfloat16"] > 0
+    assert segment["matmul_gflops"]["float32"] > 0 and segment["cores"] >= 1
+    from sagan_tf.machine import native_bf16  # bfloat16 is probed only where it is native
+    assert (segment["matmul_gflops"]["bfloat16"] is None) is (not native_bf16())
     evaluation = json.loads((directory / "final_eval.json").read_text())
     assert evaluation["step"] == 2 and evaluation["num_generated"] == 24 and np.isfinite(evaluation["fid"])
     assert evaluation["commit"] == records.commit() and evaluation["machine"] == describe_machine()

@@ -76,10 +76,13 @@ class NetworksTest(parameterized.TestCase, tf.test.TestCase):
         with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
                                "architecture.md")) as f:
             page = f.read()
-        for network in (g, d):
+        for network, name, z in ((g, "Generator", f"z {g.dim_z}, "), (d, "Discriminator", "")):
+            (size,) = network.attention_resolutions
             non_trainable = sum(int(np.prod(w.shape)) for w in network.non_trainable_weights)
-            row = f"| {_count(network):,} | {non_trainable:,} |"
-            self.assertTrue(row in page, f"docs/architecture.md has no row ending {row}")
+            row = (f"| {name} ({z}ch {network.base_channels}, multipliers "
+                   f"{','.join(map(str, network.channel_multipliers))}, attention at {size}x{size}) "
+                   f"| {_count(network):,} | {non_trainable:,} |")
+            self.assertTrue(row in page, f"docs/architecture.md has no row {row}")
 
     def test_keras_saving_round_trip(self):
         g = Generator(resolution=32, num_classes=3, base_channels=4, attention_resolutions=(16,))

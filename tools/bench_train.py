@@ -126,6 +126,7 @@ def main(argv):
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     from sagan_tf import config, gin_registry, memory, optimizers, trainer  # noqa: F401  (gin_registry: every configurable)
     from sagan_tf.models.factory import DataFacts, build_model
+    from sagan_tf.models.common import count_parameters
     stages = {"imported": anonymous.split()}  # where the peak comes from: after each stage
     if FLAGS.release_start_up_pages:
         memory.release_library_pages()  # as `sagan_tf.train` does after its imports (after the reading above)
@@ -189,8 +190,8 @@ def main(argv):
     flops = sum(counts.values())
     matmul_conv = matmul_conv_flops(model_counts)
     executed = matmul_conv_flops(counts)
-    g_params = sum(int(np.prod(w.shape)) for w in model.generator.trainable_weights)
-    d_params = sum(int(np.prod(w.shape)) for w in model.discriminator.trainable_weights)
+    g_params = count_parameters(model.generator.trainable_weights)
+    d_params = count_parameters(model.discriminator.trainable_weights)
     figures = {
         "gin_files": FLAGS.gin_file, "resolution": resolution, "global_batch": batch, "num_classes": num_classes,
         "g_params": g_params, "d_params": d_params, "xla": FLAGS.xla, "mixed_precision": precision,

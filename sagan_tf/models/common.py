@@ -41,6 +41,11 @@ def make_attention(style, block_size, use_spectral_norm, kernel_initializer, dty
     )
 
 
+def count_parameters(weights):
+    """The number of scalars in `weights` (e.g. a network's `trainable_weights`)."""
+    return sum(math.prod(w.shape) for w in weights)
+
+
 def parameter_summary(*models):
     """A table of trainable / non-trainable parameter counts of each model and its sub-layers.
 
@@ -50,8 +55,7 @@ def parameter_summary(*models):
     for model in models:
         total_t = total_n = 0
         for layer in model.layers:
-            t = sum(int(math.prod(w.shape)) for w in layer.trainable_weights)
-            n = sum(int(math.prod(w.shape)) for w in layer.non_trainable_weights)
+            t, n = count_parameters(layer.trainable_weights), count_parameters(layer.non_trainable_weights)
             total_t, total_n = total_t + t, total_n + n
             lines.append(f"  {model.name + '/' + layer.name:<40}{t:>14,}{n:>16,}")
         lines.append(f"{model.name + ' total':<42}{total_t:>14,}{total_n:>16,}")

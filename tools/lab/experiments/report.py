@@ -105,9 +105,9 @@ def markdown(results):
                                         for name, count in devices.items())
     else:
         where = f"device: {results['report_device']}"
-    steps = {row.get("num_steps", results["num_steps"]) for row in results["runs"]}
-    budget = (f"{results['num_steps']} generator steps per run" if steps == {results["num_steps"]} else
-              "generator steps per run: " + "; ".join(f"{row['name']} {row['num_steps']}" for row in results["runs"]))
+    steps = [row.get("num_steps", results["num_steps"]) for row in results["runs"]] or [results["num_steps"]]
+    budget = (f"{steps[0]} generator steps per run" if len(set(steps)) == 1 else "generator steps per run: "
+              + "; ".join(f"{row['name']} {count}" for row, count in zip(results["runs"], steps)))
     lines = [f"Budget: {budget}, seeds {results['seeds']}; {where}. FID / KID x 1000 / intra-class FID on {evaluation.get('num_samples')} "
              f"generated images against as many real ones, classifier `{evaluation.get('classifier')}`; "
              "mean ± standard deviation over seeds.", "",

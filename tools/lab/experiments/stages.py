@@ -111,27 +111,32 @@ def train_run(spec, run, seed, directory):
     cmd += [f"--gin_param={p}" for p in params]
     print(f"[{run['name']} seed {seed}] training from step {latest_step(directory)} to {num_steps}", flush=True)
     wall_before, cpu_before = state["train_seconds"], state.get("train_cpu_seconds", 0.0)
+    machine, commit = describe_machine(), records.commit()  # of this start, read before it trains
     # Every machine and commit the run trained on (a resumed run may span several): its figures depend on them.
-    for key, value in (("devices", describe_machine()), ("commits", records.commit())):
+    for key, value in (("devices", machine), ("commits", commit)):
         state[key] = [*[v for v in state.get(key, []) if v != value], value]  # once each, this one last
     state["command"] = shlex.join([os.path.basename(sys.executable), *cmd[1:]])
+    # One entry per start of the train command, kept up to date at every tick like the totals (a stopped or killed
+    # start keeps its entry): its steps, CPU and wall time, the cores it could use and the matmul rate measured just
+    # before, so that the CPU time per step of each start can be read against the machine's speed then.
+    segment = {"from_step": latest_step(directory), "to_step": latest_step(directory), "cpu_seconds": 0.0,
+               "wall_seconds": 0.0, "cpu_seconds_per_step": None, "cores": _cores(),
+               "matmul_gflops": machine_speed(), "machine": machine, "commit": commit}
+    state.setdefault("segments", []).append(segment)
 
     def record(wall, cpu):  # kept on disk as the run goes: a hard kill loses at most one tick
         state["train_seconds"], state["train_cpu_seconds"] = wall_before + wall, cpu_before + cpu
+        segment["wall_seconds"], segment["cpu_seconds"] = wall, cpu
         write_json(state_path, state)
 
-    first_step, speed = latest_step(directory), machine_speed()
-    code, _ = _run(cmd, os.path.join(directory, "train.log"), on_tick=record)
+    try:
+        code, _ = _run(cmd, os.path.join(directory, "train.log"), on_tick=record)
+    finally:  # also when the list is stopped: the command saved a checkpoint before it ended
+        state["step"] = segment["to_step"] = latest_step(directory)
+        steps = segment["to_step"] - segment["from_step"]
+        segment["cpu_seconds_per_step"] = segment["cpu_seconds"] / steps if steps > 0 else None
+        write_json(state_path, state)
     state["precisions"] = trained_precisions(os.path.join(directory, "train.log"))
-    state["step"] = latest_step(directory)
-    # One entry per start of the train command: its steps, its CPU and wall time, the cores it could use and the
-    # matmul rate measured just before, so the CPU time per step of each segment can be compared.
-    cpu, wall = state.get("train_cpu_seconds", cpu_before) - cpu_before, state["train_seconds"] - wall_before
-    state.setdefault("segments", []).append({
-        "from_step": first_step, "to_step": state["step"], "cpu_seconds": cpu, "wall_seconds": wall,
-        "cpu_seconds_per_step": cpu / (state["step"] - first_step) if state["step"] > first_step else None,
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "matmul_gflops": speed, "machine": describe_machine(), "commit": records.commit()})
     if code == 0 and state["step"] >= num_steps:
         state["status"] = "trained"
     elif code == 3:
@@ -143,21 +148,31 @@ def train_run(spec, run, seed, directory):
     return state
 
 
-SPEED_PROBE = ("from lab.machine import matmul_rate; "
-               "print(matmul_rate(2048, 5), matmul_rate(2048, 5, 'bfloat16'))")
+def _cores():
+    """The cores this process may run on (a list run under `taskset` passes its pinning to its commands)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def machine_speed():
-    """{"float32", "bfloat16"}: GFLOP/s of a 2048^3 matmul on the cores this process may use (a run pinned with
-    taskset measures its own core), in a child process just before a training segment. The same machine can run
-    slower on one day than another (a shared host); with it a segment's CPU seconds per step can be read."""
-    try:
-        out = subprocess.run([sys.executable, "-c", SPEED_PROBE], capture_output=True, text=True, timeout=300,
-                             cwd=REPO, env=_environment())
-        float32, bfloat16 = (float(v) for v in out.stdout.split()[-2:])
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        return None
-    return {"float32": float32, "bfloat16": bfloat16}
+def machine_speed(timeout=120):
+    """{"float32": GFLOP/s, "bfloat16": GFLOP/s or None}: a 2048^3 matmul on the cores this process may use (a run
+    pinned with taskset measures its own core), each in a child process, just before a start of training;
+    bfloat16 only where the CPU has it natively (elsewhere it is emulated and slow). The same machine can run
+    slower on one day than another (a shared host). A probe that fails or times out gives None."""
+    from sagan_tf.machine import native_bf16  # noqa: PLC0415  (no TensorFlow)
+
+    rates = {}
+    for dtype in ("float32", "bfloat16"):
+        rates[dtype] = None
+        if dtype == "bfloat16" and not native_bf16():
+            continue
+        probe = f"from lab.machine import matmul_rate; print(matmul_rate(2048, 5, {dtype!r}))"
+        try:
+            out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout,
+                                 cwd=REPO, env=_environment())
+            rates[dtype] = float(out.stdout.split()[-1]) if out.returncode == 0 else None
+        except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+            pass
+    return rates
 
 
 def trained_precisions(log_path):
