@@ -155,24 +155,28 @@ def _cores():
 
 def machine_speed(timeout=120):
     """{"float32": GFLOP/s, "bfloat16": GFLOP/s or None}: a 2048^3 matmul on the cores this process may use (a run
-    pinned with taskset measures its own core), each in a child process, just before a start of training;
-    bfloat16 only where the CPU has it natively (elsewhere it is emulated and slow). The same machine can run
-    slower on one day than another (a shared host). A probe that fails or times out gives None."""
+    pinned with taskset measures its own core), in a child process, just before a start of training; bfloat16
+    only where the CPU has it natively (elsewhere it is emulated and slow). The same machine can run slower on
+    one day than another (a shared host). A rate the probe did not print (it failed or timed out) is None."""
     from sagan_tf.machine import native_bf16  # noqa: PLC0415  (no TensorFlow)
 
-    rates = {}
-    for dtype in ("float32", "bfloat16"):
-        rates[dtype] = None
-        if dtype == "bfloat16" and not native_bf16():
-            continue
-        probe = f"from lab.machine import matmul_rate; print(matmul_rate(2048, 5, {dtype!r}))"
+    dtypes = ("float32", "bfloat16") if native_bf16() else ("float32",)
+    probe = "from lab.machine import matmul_rate\n" + "".join(
+        f"print(matmul_rate(2048, 5, {dtype!r}), flush=True)\n" for dtype in dtypes)  # one line per rate
+    try:
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout,
+                             cwd=REPO, env=_environment()).stdout
+    except subprocess.TimeoutExpired as stopped:  # the rates printed before the timeout still count
+        out = stopped.stdout.decode() if isinstance(stopped.stdout, bytes) else (stopped.stdout or "")
+    except OSError:
+        out = ""
+    values = []
+    for line in out.splitlines():
         try:
-            out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout,
-                                 cwd=REPO, env=_environment())
-            rates[dtype] = float(out.stdout.split()[-1]) if out.returncode == 0 else None
-        except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
-            pass
-    return rates
+            values.append(float(line))
+        except ValueError:
+            continue  # a library's own line
+    return {dtype: values[i] if i < len(values) else None for i, dtype in enumerate(("float32", "bfloat16"))}
 
 
 def trained_precisions(log_path):
