@@ -1,5 +1,6 @@
 """Tests of sagan_tf.layers.ConditionalBatchNorm."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -58,3 +59,66 @@ class ConditionalBatchNormTest(tf.test.TestCase):
         layer = ConditionalBatchNorm(num_classes=7, momentum=0.9, epsilon=1e-4)
         clone = ConditionalBatchNorm.from_config(layer.get_config())
         self.assertEqual((clone.num_classes, clone.momentum, clone.epsilon), (7, 0.9, 1e-4))
+
+
+def _unfolded(layer, x, labels, training):
+    """The layer's output computed the plain way, with Keras' own batch norm on the layer's moving statistics:
+    normalise, then scale by the class's gain and shift by its bias."""
+    plain = keras.layers.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon, center=False,
+                                               scale=False)
+    plain.build(x.shape)
+    plain.moving_mean.assign(layer.batch_norm.moving_mean)
+    plain.moving_variance.assign(layer.batch_norm.moving_variance)
+    normalized = plain(x, training=training)
+    gain = tf.gather(layer.gain, labels)[:, None, None, :]
+    bias = tf.gather(layer.bias, labels)[:, None, None, :]
+    return normalized * gain + bias, plain
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_one_scale_and_shift_equal_normalising_then_scaling(training):
+    """The folded form (x * s + t) gives Keras' batch norm followed by the class's gain and bias, in training
+    (batch statistics, and the same moving-average update) and in inference (moving statistics)."""
+    layer = ConditionalBatchNorm(num_classes=3, momentum=0.8)
+    rng = np.random.RandomState(3)
+    x = tf.constant(rng.randn(8, 4, 4, 6).astype(np.float32) * 2.0 + 0.5)
+    labels = tf.constant([0, 1, 2, 0, 1, 2, 0, 1])
+    layer.build(x.shape)
+    layer.gain.assign(rng.randn(3, 6).astype(np.float32))
+    layer.bias.assign(rng.randn(3, 6).astype(np.float32))
+    layer.batch_norm.moving_mean.assign(rng.randn(6).astype(np.float32))
+    layer.batch_norm.moving_variance.assign(rng.uniform(0.5, 2.0, 6).astype(np.float32))
+    expected, plain = _unfolded(layer, x, labels, training)
+    got = layer(x, labels, training=training)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.batch_norm.moving_mean, plain.moving_mean, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(layer.batch_norm.moving_variance, plain.moving_variance, rtol=1e-5, atol=1e-6)
+
+
+def test_training_call_makes_two_full_size_passes_and_no_tensor_of_ones():
+    """Normalisation and the class's gain and bias are one multiply and one add over the activations (the
+    statistics' square aside), and the count comes from the shape, not from a reduced tensor of ones."""
+    layer = ConditionalBatchNorm(num_classes=3)
+    layer.build((4, 8, 8, 5))
+    graph = tf.function(lambda a, b: layer(a, b, training=True)).get_concrete_function(
+        tf.TensorSpec((4, 8, 8, 5)), tf.TensorSpec((4,), tf.int32)).graph
+    full = [op.type for op in graph.get_operations() if op.type not in ("Placeholder", "Identity")
+            and op.outputs and op.outputs[0].shape.rank == 4 and op.outputs[0].shape.num_elements() == 4 * 8 * 8 * 5]
+    assert sorted(full) == ["AddV2", "Mul", "Square"], full
+    assert not [op for op in graph.get_operations() if op.type in ("OnesLike", "Fill")]
+
+
+def test_mixed_bfloat16_computes_statistics_and_normalisation_in_float32():
+    """Under mixed_bfloat16 the output is bfloat16, the moving statistics stay float32, and the output is the
+    float32 computation rounded once (not bfloat16 statistics)."""
+
+    x = tf.constant(np.random.RandomState(5).randn(8, 4, 4, 6).astype(np.float32) * 4.0 + 3.0)
+    labels = tf.zeros((8,), tf.int32)
+    reference = ConditionalBatchNorm(num_classes=2)
+    expected = reference(x, labels, training=True)
+    mixed = ConditionalBatchNorm(num_classes=2, dtype=keras.DTypePolicy("mixed_bfloat16"))
+    got = mixed(tf.cast(x, tf.bfloat16), labels, training=True)
+    assert got.dtype == tf.bfloat16 and mixed.batch_norm.moving_mean.dtype == tf.float32
+    # bfloat16 keeps 8 bits of mantissa: one rounding of the input and one of the output
+    np.testing.assert_allclose(tf.cast(got, tf.float32), expected, rtol=2e-2, atol=3e-2)
+    np.testing.assert_allclose(mixed.batch_norm.moving_mean, reference.batch_norm.moving_mean, rtol=1e-2)

@@ -1,6 +1,7 @@
 """Class-conditional batch normalisation (de Vries et al., 2017; Miyato & Koyama, 2018)."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from sagan_tf.layers import initializers
@@ -18,6 +19,13 @@ class ConditionalBatchNorm(keras.layers.Layer):
     `tf.distribute` strategy they are summed across replicas (Keras' synchronized batch norm).
     With `num_classes=0` the layer is an ordinary batch norm with a learned gain and bias and the
     labels are ignored.
+
+    The normalisation and the per-class gain and bias are applied as one scale and one shift,
+    `y = x * s + t` with `s = gain[label] / sqrt(var + epsilon)` and `t = bias[label] - mean * s`, and the
+    count of the statistics comes from the shape: two element-wise passes over the activations where
+    normalising and then scaling take four (and Keras' synchronized statistics add a tensor of ones).
+    The statistics and the moving averages are Keras' BatchNormalization's (its variables, kept in
+    the sublayer `batch_norm`, and its update rule), computed in float32 under a mixed policy.
 
     Args:
         num_classes: number of classes (0 for unconditional).
@@ -70,7 +78,6 @@ class ConditionalBatchNorm(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, labels=None, training=None):
-        normalized = self.batch_norm(inputs, training=training)
         if self.num_classes == 0:
             gain, bias = self.gain[0], self.bias[0]
         else:
@@ -83,7 +90,34 @@ class ConditionalBatchNorm(keras.layers.Layer):
             bias = ops.take(self.bias, labels, axis=0)
             broadcast = (-1,) + (1,) * (len(inputs.shape) - 2) + (gain.shape[-1],)
             gain, bias = ops.reshape(gain, broadcast), ops.reshape(bias, broadcast)
-        return normalized * ops.cast(gain, normalized.dtype) + ops.cast(bias, normalized.dtype)
+        # as Keras' batch norm: the statistics and the normalisation in float32 under a mixed policy
+        x = ops.cast(inputs, "float32")
+        norm = self.batch_norm
+        if training and norm.trainable:
+            mean, variance = self._moments(x)
+            norm.moving_mean.assign(norm.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            norm.moving_variance.assign(norm.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        else:
+            mean, variance = norm.moving_mean, norm.moving_variance
+        scale = ops.cast(gain, "float32") * ops.rsqrt(variance + self.epsilon)
+        shift = ops.cast(bias, "float32") - mean * scale
+        return ops.cast(x * scale + shift, self.compute_dtype)
+
+    def _moments(self, x):
+        """Mean and (biased) variance over all axes but the last, of the global batch when `synchronized`
+        (one all-reduce of the sums, the sums of squares and the count), as E[x^2] - E[x]^2."""
+        axes = list(range(len(x.shape) - 1))
+        total = ops.sum(x, axis=axes)
+        squares = ops.sum(ops.square(x), axis=axes)
+        count = ops.cast(ops.prod(ops.take(ops.shape(x), axes)), "float32")
+        replica = tf.distribute.get_replica_context()
+        if self.synchronized and replica is not None and replica.num_replicas_in_sync > 1:
+            channels = total.shape[-1]
+            sums = replica.all_reduce(tf.distribute.ReduceOp.SUM,
+                                      ops.concatenate([total, squares, ops.reshape(count, (1,))], axis=0))
+            total, squares, count = sums[:channels], sums[channels:2 * channels], sums[-1]
+        mean = total / count
+        return mean, ops.maximum(squares / count - ops.square(mean), 0.0)
 
     def compute_output_shape(self, input_shape, labels_shape=None):
         return tuple(input_shape)
