@@ -47,8 +47,8 @@ def blocked_attention(queries, keys, values, block_size):
 
     queries [B, N, Ck], keys [B, Nk, Ck], values [B, Nk, Cv] -> [B, N, Cv]; N must be static.
 
-    The forward pass keeps only the output and each row's log-sum-exp; the backward pass recomputes
-    each block's scores from them and accumulates the key and value gradients. Both passes run the
+    The forward pass keeps only the output; the backward pass recomputes each block's scores and
+    softmax and accumulates the key and value gradients. Both passes run the
     blocks sequentially (`tf.while_loop`, one iteration at a time), so the attention arrays held at
     once are a few [B, block_size, Nk] ones, never [B, N, Nk]. Scores, softmax and the
     accumulated gradients are float32; the matrix products run in the inputs' dtype.
@@ -64,21 +64,15 @@ def blocked_attention(queries, keys, values, block_size):
     def attend(q, k, v):
         q_blocks = _split_blocks(q, block_size, num_blocks)
 
-        def forward(i, out, lse):
-            s = scores(q_blocks[i], k)
-            # One exponential per score; the weights are normalised in float32 before the product, so that
-            # a float16 product stays within the values' range.
-            row_max = tf.reduce_max(s, axis=-1, keepdims=True)
-            e = tf.exp(s - row_max)
-            row_sum = tf.reduce_sum(e, axis=-1, keepdims=True)
-            o = tf.matmul(tf.cast(e * tf.math.reciprocal(row_sum), dtype), v)
-            return i + 1, out.write(i, o), lse.write(i, row_max + tf.math.log(row_sum))
+        def forward(i, out):
+            # TensorFlow's fused softmax (one kernel: row maximum, exponentials, normalisation), in float32,
+            # so that a float16 product stays within the values' range
+            p = tf.nn.softmax(scores(q_blocks[i], k))
+            return i + 1, out.write(i, tf.matmul(tf.cast(p, dtype), v))
 
-        _, out, lse = tf.while_loop(
-            lambda i, *_: i < num_blocks, forward,
-            (0, tf.TensorArray(dtype, num_blocks), tf.TensorArray(tf.float32, num_blocks)),
-            parallel_iterations=1)
-        out_blocks, lse_blocks = out.stack(), lse.stack()  # [nb, B, b, Cv], [nb, B, b, 1]
+        _, out = tf.while_loop(
+            lambda i, *_: i < num_blocks, forward, (0, tf.TensorArray(dtype, num_blocks)), parallel_iterations=1)
+        out_blocks = out.stack()  # [nb, B, b, Cv]
 
         def grad(d_out):
             d_blocks = _split_blocks(d_out, block_size, num_blocks)
@@ -86,7 +80,7 @@ def blocked_attention(queries, keys, values, block_size):
             delta = tf.reduce_sum(tf.cast(d_blocks, tf.float32) * tf.cast(out_blocks, tf.float32), -1, keepdims=True)
 
             def backward(i, dq, dk, dv):
-                p = tf.exp(scores(q_blocks[i], k) - lse_blocks[i])  # [B, b, Nk]
+                p = tf.nn.softmax(scores(q_blocks[i], k))  # [B, b, Nk], recomputed
                 d_o = d_blocks[i]
                 dv += tf.cast(tf.matmul(tf.cast(p, dtype), d_o, transpose_a=True), tf.float32)
                 dp = tf.cast(tf.matmul(d_o, v, transpose_b=True), tf.float32)
