@@ -93,9 +93,10 @@ def train_run(spec, run, seed, directory):
     state_path = os.path.join(directory, "runner.json")
     state = read_json(state_path, {"status": "new", "train_seconds": 0.0})
     num_steps = run_steps(spec, run)
-    if state["status"] in ("trained", "diverged") or latest_step(directory) >= num_steps:
+    start_step = latest_step(directory)  # the last checkpoint's step: where this start resumes from
+    if state["status"] in ("trained", "diverged") or start_step >= num_steps:
         state["status"] = "diverged" if state["status"] == "diverged" else "trained"
-        state["step"] = max(latest_step(directory), state.get("step", 0))
+        state["step"] = max(start_step, state.get("step", 0))
         return state
     os.makedirs(directory, exist_ok=True)
     params = [f"train.num_steps = {num_steps}", f"train.seed = {seed}"]
@@ -109,7 +110,7 @@ def train_run(spec, run, seed, directory):
     cmd = [sys.executable, "-m", "sagan_tf.train", f"--model_dir={directory}"]
     cmd += [f"--gin_file={f}" for f in gin_files]
     cmd += [f"--gin_param={p}" for p in params]
-    print(f"[{run['name']} seed {seed}] training from step {latest_step(directory)} to {num_steps}", flush=True)
+    print(f"[{run['name']} seed {seed}] training from step {start_step} to {num_steps}", flush=True)
     wall_before, cpu_before = state["train_seconds"], state.get("train_cpu_seconds", 0.0)
     machine, commit = describe_machine(), records.commit()  # of this start, read before it trains
     # Every machine and commit the run trained on (a resumed run may span several): its figures depend on them.
@@ -119,7 +120,7 @@ def train_run(spec, run, seed, directory):
     # One entry per start of the train command, kept up to date at every tick like the totals (a stopped or killed
     # start keeps its entry): its steps, CPU and wall time, the cores it could use and the matmul rate measured just
     # before, so that the CPU time per step of each start can be read against the machine's speed then.
-    segment = {"from_step": latest_step(directory), "to_step": latest_step(directory), "cpu_seconds": 0.0,
+    segment = {"from_step": start_step, "to_step": start_step, "cpu_seconds": 0.0,
                "wall_seconds": 0.0, "cpu_seconds_per_step": None, "cores": _cores(),
                "matmul_gflops": machine_speed(), "machine": machine, "commit": commit}
     state.setdefault("segments", []).append(segment)
