@@ -109,16 +109,34 @@ def test_training_call_makes_two_full_size_passes_and_no_tensor_of_ones():
 
 
 def test_mixed_bfloat16_computes_statistics_and_normalisation_in_float32():
-    """Under mixed_bfloat16 the output is bfloat16, the moving statistics stay float32, and the output is the
-    float32 computation rounded once (not bfloat16 statistics)."""
-
-    x = tf.constant(np.random.RandomState(5).randn(8, 4, 4, 6).astype(np.float32) * 4.0 + 3.0)
+    """Under mixed_bfloat16 the output is the float32 computation on the bfloat16 input, rounded once to
+    bfloat16, and the moving statistics are float32 ones (statistics in bfloat16 miss both tolerances)."""
+    x = tf.cast(tf.constant(np.random.RandomState(5).randn(8, 4, 4, 6).astype(np.float32) * 4.0 + 3.0),
+                tf.bfloat16)
     labels = tf.zeros((8,), tf.int32)
     reference = ConditionalBatchNorm(num_classes=2)
-    expected = reference(x, labels, training=True)
+    expected = reference(tf.cast(x, tf.float32), labels, training=True)
     mixed = ConditionalBatchNorm(num_classes=2, dtype=keras.DTypePolicy("mixed_bfloat16"))
-    got = mixed(tf.cast(x, tf.bfloat16), labels, training=True)
-    assert got.dtype == tf.bfloat16 and mixed.batch_norm.moving_mean.dtype == tf.float32
-    # bfloat16 keeps 8 bits of mantissa: one rounding of the input and one of the output
-    np.testing.assert_allclose(tf.cast(got, tf.float32), expected, rtol=2e-2, atol=3e-2)
-    np.testing.assert_allclose(mixed.batch_norm.moving_mean, reference.batch_norm.moving_mean, rtol=1e-2)
+    got = mixed(x, labels, training=True)
+    assert got.dtype == tf.bfloat16
+    # one rounding to bfloat16 (8 bits of mantissa): within half a step, 2^-9 of the value
+    np.testing.assert_allclose(tf.cast(got, tf.float32), expected, rtol=2.0 ** -8, atol=1e-6)
+    np.testing.assert_allclose(mixed.batch_norm.moving_mean, reference.batch_norm.moving_mean, rtol=1e-6)
+    np.testing.assert_allclose(mixed.batch_norm.moving_variance, reference.batch_norm.moving_variance, rtol=1e-5)
+
+
+def test_unsynchronized_statistics_keep_their_precision_far_from_zero():
+    """Without synchronisation the variance is taken around the mean (`tf.nn.moments`, as Keras'): a batch
+    at 300 with a spread of 0.05 keeps it, where E[x^2] - E[x]^2 in float32 loses it."""
+    x = tf.constant(np.random.RandomState(7).randn(64, 4, 4, 4).astype(np.float32) * 0.05 + 300.0)
+    layer = ConditionalBatchNorm(num_classes=0, momentum=0.0, synchronized=False)
+    layer(x, training=True)
+    np.testing.assert_allclose(layer.batch_norm.moving_variance, np.var(x.numpy(), axis=(0, 1, 2)), rtol=1e-2)
+
+
+def test_float64_policy_computes_in_float64():
+    layer = ConditionalBatchNorm(num_classes=2, dtype="float64")
+    x = tf.constant(np.random.RandomState(9).randn(4, 3, 3, 2) * 2.0 + 1.0)
+    y = layer(x, tf.constant([0, 1, 0, 1]), training=True)
+    assert y.dtype == tf.float64
+    np.testing.assert_allclose(y, (x - np.mean(x, (0, 1, 2))) / np.sqrt(np.var(x, (0, 1, 2)) + 1e-5), atol=1e-10)  # float32 misses 1e-10

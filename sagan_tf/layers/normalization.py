@@ -25,7 +25,8 @@ class ConditionalBatchNorm(keras.layers.Layer):
     count of the statistics comes from the shape: two element-wise passes over the activations where
     normalising and then scaling take four (and Keras' synchronized statistics add a tensor of ones).
     The statistics and the moving averages are Keras' BatchNormalization's (its variables, kept in
-    the sublayer `batch_norm`, and its update rule), computed in float32 under a mixed policy.
+    the sublayer `batch_norm`, and its update rule), computed in float32 under a mixed policy (the
+    gain and bias are read in the compute dtype, as Keras reads a layer's weights).
 
     Args:
         num_classes: number of classes (0 for unconditional).
@@ -90,34 +91,39 @@ class ConditionalBatchNorm(keras.layers.Layer):
             bias = ops.take(self.bias, labels, axis=0)
             broadcast = (-1,) + (1,) * (len(inputs.shape) - 2) + (gain.shape[-1],)
             gain, bias = ops.reshape(gain, broadcast), ops.reshape(bias, broadcast)
-        # as Keras' batch norm: the statistics and the normalisation in float32 under a mixed policy
-        x = ops.cast(inputs, "float32")
+        # as Keras' batch norm: the statistics and the normalisation in float32 (or wider) under a mixed policy
+        dtype = keras.backend.result_type(inputs.dtype, "float32")
+        x = ops.cast(inputs, dtype)
         norm = self.batch_norm
+        moving_mean, moving_variance = ops.cast(norm.moving_mean, dtype), ops.cast(norm.moving_variance, dtype)
         if training and norm.trainable:
             mean, variance = self._moments(x)
-            norm.moving_mean.assign(norm.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            norm.moving_variance.assign(norm.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+            norm.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            norm.moving_variance.assign(moving_variance * self.momentum + variance * (1.0 - self.momentum))
         else:
-            mean, variance = norm.moving_mean, norm.moving_variance
-        scale = ops.cast(gain, "float32") * ops.rsqrt(variance + self.epsilon)
-        shift = ops.cast(bias, "float32") - mean * scale
+            mean, variance = moving_mean, moving_variance
+        scale = ops.cast(gain, dtype) * ops.rsqrt(variance + self.epsilon)
+        shift = ops.cast(bias, dtype) - mean * scale
         return ops.cast(x * scale + shift, self.compute_dtype)
 
     def _moments(self, x):
-        """Mean and (biased) variance over all axes but the last, of the global batch when `synchronized`
-        (one all-reduce of the sums, the sums of squares and the count), as E[x^2] - E[x]^2."""
+        """Mean and (biased) variance over all axes but the last. Synchronized, as Keras' synchronized batch
+        norm: E[x^2] - E[x]^2 of the global batch (one all-reduce of the sums, the sums of squares and the
+        count); else `tf.nn.moments` of the local batch, as Keras' batch norm."""
         axes = list(range(len(x.shape) - 1))
+        if not self.synchronized:
+            return tf.nn.moments(x, axes)
         total = ops.sum(x, axis=axes)
         squares = ops.sum(ops.square(x), axis=axes)
-        count = ops.cast(ops.prod(ops.take(ops.shape(x), axes)), "float32")
+        count = ops.cast(ops.prod(ops.take(ops.shape(x), axes)), x.dtype)
         replica = tf.distribute.get_replica_context()
-        if self.synchronized and replica is not None and replica.num_replicas_in_sync > 1:
+        if replica is not None and replica.num_replicas_in_sync > 1:
             channels = total.shape[-1]
             sums = replica.all_reduce(tf.distribute.ReduceOp.SUM,
                                       ops.concatenate([total, squares, ops.reshape(count, (1,))], axis=0))
             total, squares, count = sums[:channels], sums[channels:2 * channels], sums[-1]
-        mean = total / count
-        return mean, ops.maximum(squares / count - ops.square(mean), 0.0)
+        mean = ops.divide_no_nan(total, count)  # (an empty batch: zeros, as Keras')
+        return mean, ops.maximum(ops.divide_no_nan(squares, count) - ops.square(mean), 0.0)
 
     def compute_output_shape(self, input_shape, labels_shape=None):
         return tuple(input_shape)
