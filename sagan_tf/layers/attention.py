@@ -50,8 +50,9 @@ def blocked_attention(queries, keys, values, block_size):
     The forward pass keeps only the output; the backward pass recomputes each block's scores and
     softmax and accumulates the key and value gradients. Both passes run the
     blocks sequentially (`tf.while_loop`, one iteration at a time), so the attention arrays held at
-    once are a few [B, block_size, Nk] ones, never [B, N, Nk]. Scores, softmax and the
-    accumulated gradients are float32; the matrix products run in the inputs' dtype.
+    once are a few [B, block_size, Nk] ones, never [B, N, Nk]. The matrix products run in the inputs'
+    dtype (so float16 scores can overflow before their cast); the softmax, its gradient and the
+    accumulated key and value gradients are float32.
     """
     n = queries.shape[1]
     num_blocks = -(-n // block_size)
