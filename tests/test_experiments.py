@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -321,3 +322,29 @@ def test_table_gives_each_finished_run_s_cpu_time_against_the_budget(tmp_path):
     for bad in (0, -1, "2", True):
         with pytest.raises(runner.SpecError, match="budget_cpu_hours must be a positive number"):
             runner.load_spec(_write(tmp_path / "spec.json", {**spec, "budget_cpu_hours": bad}))
+
+
+def test_a_run_may_have_its_own_seeds(tmp_path, monkeypatch):
+    """A run's own `seeds` (a change that earned a second seed by the list's rule) replace the list's for that run
+    alone: what trains, in which order, and its cells in the table; malformed seeds are a spec error."""
+    for bad in ([], [0, 0], ["1"], [-1], [True], 1):
+        with pytest.raises(runner.SpecError, match="seeds .* must be a non-empty list"):
+            runner.load_spec(_write(tmp_path / "spec.json", _spec(runs=[{"name": "a", "seeds": bad}])))
+    spec = _spec(seeds=[0], runs=[{"name": "a", "title": "(a) A"}, {"name": "b", "title": "(b) B", "seeds": [0, 1]}])
+    trained = []
+
+    def fake_train(spec, run, seed, directory):  # a finished run's records, as the train command leaves them
+        trained.append((run["name"], seed))
+        state = {"status": "trained", "train_seconds": 60.0, "train_cpu_seconds": 60.0, "step": 2}
+        _write(Path(directory) / "runner.json", state)
+        _write(Path(directory) / "final_eval.json", {"fid": 10.0 + len(trained), "kid": 0.01, "intra_fid": 20.0})
+        return state
+
+    monkeypatch.setattr(runner, "train_run", fake_train)
+    monkeypatch.setattr(runner, "evaluate_run", lambda spec, directory: None)
+    monkeypatch.setattr(runner, "draw_grid", lambda directory, path: None)
+    results = runner.run_list(spec, "spec.json", str(tmp_path / "out"))
+    assert trained == [("a", 0), ("b", 0), ("b", 1)]
+    table = runner.markdown(results)
+    assert "| (a) A | 11.0 |" in table and "| 0: 11.0 |" in table
+    assert "| (b) B | 12.5 ± 0.7 |" in table and "| 0: 12.0; 1: 13.0 |" in table

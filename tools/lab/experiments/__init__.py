@@ -6,9 +6,11 @@
 The spec (JSON) names the shared gin files and bindings (`gin_files`, `gin_params`), the step budget,
 the seeds, the evaluation (samples, classifier), the runs (name, title, extra gin files and bindings,
 applied after the list's, and optionally their own `num_steps`, for runs that spend one CPU budget on
-another number of steps, such as a smaller batch for more steps), the no-training baselines,
+another number of steps, such as a smaller batch for more steps, and their own `seeds`, for a change that
+earned more seeds than the others by the list's decision rule), the no-training baselines,
 the run whose FID is also tracked during training (the curve) and optionally a training budget in CPU-hours
-(`budget_cpu_hours`: the table then gives each run's training CPU time against it). For every seed, then every run:
+(`budget_cpu_hours`: the table then gives each run's training CPU time against it). For every seed, then every run
+that has that seed:
 
 1. train `python -m sagan_tf.train` into OUT_DIR/<run>/seed_<k> (train.seed = k: weights, z, data order)
    until the budget; an existing directory resumes from its latest checkpoint, a finished one is
@@ -39,9 +41,11 @@ from lab.experiments.spec import (  # noqa: F401
     BASELINES,
     METRICS,
     SpecError,
+    all_seeds,
     latest_step,
     load_spec,
     model_dir,
+    run_seeds,
 )
 from lab.experiments.stages import (  # noqa: F401
     draw_grid,
@@ -58,8 +62,10 @@ def run_list(spec, spec_path, out_dir):
     baselines."""
     os.makedirs(out_dir, exist_ok=True)
     os.environ.setdefault("SAGAN_TF_CACHE", os.path.join(os.path.abspath(out_dir), "cache"))
-    for index, seed in enumerate(spec["seeds"]):
+    for index, seed in enumerate(all_seeds(spec)):
         for run in spec["runs"]:
+            if seed not in run_seeds(spec, run):
+                continue
             directory = model_dir(out_dir, run["name"], seed)
             state = train_run(spec, run, seed, directory)
             if state["status"] == "trained":

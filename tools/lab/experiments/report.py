@@ -5,7 +5,7 @@ import json
 import os
 import statistics
 
-from lab.experiments.spec import METRICS, latest_step, model_dir, read_json, run_steps, write_json
+from lab.experiments.spec import METRICS, latest_step, model_dir, read_json, run_seeds, run_steps, write_json
 from lab.machine import description as describe_machine
 
 
@@ -18,7 +18,7 @@ def summarise(spec, out_dir):
     rows = []
     for run in spec["runs"]:
         seeds = {}
-        for seed in spec["seeds"]:
+        for seed in run_seeds(spec, run):
             directory = model_dir(out_dir, run["name"], seed)
             state = read_json(os.path.join(directory, "runner.json"))
             result = read_json(os.path.join(directory, "final_eval.json"))
@@ -45,7 +45,7 @@ def summarise(spec, out_dir):
             if values:
                 summary[key] = {"mean": statistics.fmean(values), "std": _spread(values), "n": len(values)}
         rows.append({"name": run["name"], "title": run.get("title", run["name"]), "num_steps": run_steps(spec, run),
-                     "seeds": seeds, **summary})
+                     "seed_list": run_seeds(spec, run), "seeds": seeds, **summary})
     baselines = {}
     for name in spec.get("baselines", ()):
         result = read_json(os.path.join(out_dir, "baselines", f"{name}.json"))
@@ -113,7 +113,8 @@ def markdown(results):
              "mean ± standard deviation over seeds.", "",
              "| run | FID | KID x 1000 | intra-FID | FID per seed | training CPU-minutes / run |", "|---|---|---|---|---|---|"]
     for row in results["runs"]:
-        per_seed = "; ".join(f"{seed}: {_seed_cell(row['seeds'].get(str(seed)))}" for seed in results["seeds"])
+        per_seed = "; ".join(f"{seed}: {_seed_cell(row['seeds'].get(str(seed)))}"
+                             for seed in row.get("seed_list", results["seeds"]))
         # Minutes of the finished seeds only: a run still training would pull the mean down.
         minutes = [s["train_cpu_minutes"] for s in row["seeds"].values()
                    if s["status"] in ("trained", "diverged") and s["train_cpu_minutes"] is not None]

@@ -38,6 +38,11 @@ def load_spec(path):
     for steps in [spec["num_steps"], *(run["num_steps"] for run in spec["runs"] if "num_steps" in run)]:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise SpecError(f"num_steps (the list's, or a run's own) must be a positive integer. Received: {steps!r}")
+    for seeds in [spec["seeds"], *(run["seeds"] for run in spec["runs"] if "seeds" in run)]:
+        if (not isinstance(seeds, list) or not seeds or len(set(map(repr, seeds))) != len(seeds)
+                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
+            raise SpecError(f"seeds (the list's, or a run's own) must be a non-empty list of distinct integers >= 0. "
+                            f"Received: {seeds!r}")
     budget = spec.get("budget_cpu_hours")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
         raise SpecError(f"budget_cpu_hours must be a positive number of CPU-hours. Received: {budget!r}")
@@ -51,6 +56,20 @@ def run_steps(spec, run):
     """A run's generator steps: its own `num_steps` (runs that spend one budget differently, e.g. a smaller
     batch for more steps), else the list's."""
     return run.get("num_steps", spec["num_steps"])
+
+
+def run_seeds(spec, run):
+    """A run's seeds: its own `seeds` (a change that earned more seeds by the list's decision rule), else the
+    list's."""
+    return run.get("seeds", spec["seeds"])
+
+
+def all_seeds(spec):
+    """Every seed that some run of the list trains: the list's, then the runs' own, in order."""
+    seeds = list(spec["seeds"])
+    for run in spec["runs"]:
+        seeds += [seed for seed in run_seeds(spec, run) if seed not in seeds]
+    return seeds
 
 
 def model_dir(out_dir, name, seed):
