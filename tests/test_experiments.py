@@ -348,3 +348,4 @@ def test_a_run_may_have_its_own_seeds(tmp_path, monkeypatch):
     table = runner.markdown(results)
     assert "| (a) A | 11.0 |" in table and "| 0: 11.0 |" in table
     assert "| (b) B | 12.5 ± 0.7 |" in table and "| 0: 12.0; 1: 13.0 |" in table
+    assert "seeds [0] (b: [0, 1]);" in table  # the budget line names a run's own seeds

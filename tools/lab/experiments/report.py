@@ -108,7 +108,10 @@ def markdown(results):
     steps = [row.get("num_steps", results["num_steps"]) for row in results["runs"]] or [results["num_steps"]]
     budget = (f"{steps[0]} generator steps per run" if len(set(steps)) == 1 else "generator steps per run: "
               + "; ".join(f"{row['name']} {count}" for row, count in zip(results["runs"], steps)))
-    lines = [f"Budget: {budget}, seeds {results['seeds']}; {where}. FID / KID x 1000 / intra-class FID on {evaluation.get('num_samples')} "
+    own = [f"{row['name']}: {row['seed_list']}" for row in results["runs"]
+           if row.get("seed_list", results["seeds"]) != results["seeds"]]
+    seeds = f"seeds {results['seeds']}" + (f" ({'; '.join(own)})" if own else "")
+    lines = [f"Budget: {budget}, {seeds}; {where}. FID / KID x 1000 / intra-class FID on {evaluation.get('num_samples')} "
              f"generated images against as many real ones, classifier `{evaluation.get('classifier')}`; "
              "mean ± standard deviation over seeds.", "",
              "| run | FID | KID x 1000 | intra-FID | FID per seed | training CPU-minutes / run |", "|---|---|---|---|---|---|"]
