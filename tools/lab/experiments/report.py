@@ -105,19 +105,18 @@ def markdown(results):
                                         for name, count in devices.items())
     else:
         where = f"device: {results['report_device']}"
-    steps = [row.get("num_steps", results["num_steps"]) for row in results["runs"]] or [results["num_steps"]]
+    # (summarise gives every row its own steps and seeds: the list's unless the run has its own)
+    steps = [row["num_steps"] for row in results["runs"]] or [results["num_steps"]]
     budget = (f"{steps[0]} generator steps per run" if len(set(steps)) == 1 else "generator steps per run: "
               + "; ".join(f"{row['name']} {count}" for row, count in zip(results["runs"], steps)))
-    own = [f"{row['name']}: {row['seed_list']}" for row in results["runs"]
-           if row.get("seed_list", results["seeds"]) != results["seeds"]]
+    own = [f"{row['name']}: {row['seed_list']}" for row in results["runs"] if row["seed_list"] != results["seeds"]]
     seeds = f"seeds {results['seeds']}" + (f" ({'; '.join(own)})" if own else "")
     lines = [f"Budget: {budget}, {seeds}; {where}. FID / KID x 1000 / intra-class FID on {evaluation.get('num_samples')} "
              f"generated images against as many real ones, classifier `{evaluation.get('classifier')}`; "
              "mean ± standard deviation over seeds.", "",
              "| run | FID | KID x 1000 | intra-FID | FID per seed | training CPU-minutes / run |", "|---|---|---|---|---|---|"]
     for row in results["runs"]:
-        per_seed = "; ".join(f"{seed}: {_seed_cell(row['seeds'].get(str(seed)))}"
-                             for seed in row.get("seed_list", results["seeds"]))
+        per_seed = "; ".join(f"{seed}: {_seed_cell(row['seeds'].get(str(seed)))}" for seed in row["seed_list"])
         # Minutes of the finished seeds only: a run still training would pull the mean down.
         minutes = [s["train_cpu_minutes"] for s in row["seeds"].values()
                    if s["status"] in ("trained", "diverged") and s["train_cpu_minutes"] is not None]
