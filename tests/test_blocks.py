@@ -16,6 +16,23 @@ class BlocksTest(parameterized.TestCase, tf.test.TestCase):
         self.assertAllEqual(upsample_nearest(x), x.repeat(2, axis=1).repeat(2, axis=2))
         self.assertAllClose(downsample_average(x), x.reshape(2, 2, 2, 2, 2, 3).mean(axis=(2, 4)))
 
+    def test_upsample_nearest_gradient_and_shapes(self):
+        x = tf.random.normal((2, 3, 5, 4))
+        upstream = tf.random.normal((2, 6, 10, 4))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.reduce_sum(upsample_nearest(x) * upstream)
+        blocks = tf.reshape(upstream, (2, 3, 2, 5, 2, 4))
+        self.assertAllClose(tape.gradient(y, x), tf.reduce_sum(blocks, axis=(2, 4)))  # each pixel's 2x2 block
+        for dtype in (tf.bfloat16, tf.float16, tf.int32):
+            self.assertAllEqual(upsample_nearest(tf.cast(x, dtype)), tf.repeat(tf.repeat(tf.cast(x, dtype), 2, 1), 2, 2))
+        # An unknown batch stays unknown, known sizes stay known (the fused convolutions read them when traced).
+        traced = tf.function(upsample_nearest).get_concrete_function(tf.TensorSpec([None, 3, 5, 4]))
+        self.assertEqual(traced.output_shapes.as_list(), [None, 6, 10, 4])
+        self.assertAllEqual(traced(x), tf.repeat(tf.repeat(x, 2, 1), 2, 2))
+        unknown = tf.function(upsample_nearest).get_concrete_function(tf.TensorSpec([None, None, None, 4]))
+        self.assertAllEqual(unknown(x), tf.repeat(tf.repeat(x, 2, 1), 2, 2))
+
     @parameterized.parameters((True, 8, 16), (False, 8, 8), (False, 4, 8))
     def test_generator_block_shapes_and_shortcut(self, upsample, c_in, c_out):
         block = GeneratorBlock(c_out, num_classes=5, upsample=upsample)
@@ -63,10 +80,11 @@ class BlocksTest(parameterized.TestCase, tf.test.TestCase):
 def _traced(block, x, *args):
     """(convolutions with the matrix-product filter gradient, Conv2D ops, transposed convolutions, AvgPool ops)
     of a fresh trace of the block's training call. tf.custom_gradient marks the first with an IdentityN op
-    (batch norm has its own)."""
+    (batch norm and the nearest-neighbour upsampling have their own)."""
     graph = tf.function(lambda a: block(a, *args, training=True)).get_concrete_function(tf.TensorSpec(x.shape)).graph
     ops = graph.get_operations()
-    return (sum(op.type == "IdentityN" and "batch_norm" not in op.name for op in ops),
+    return (sum(op.type == "IdentityN" and "batch_norm" not in op.name and "upsample_nearest" not in op.name
+                for op in ops),
             *(sum(op.type == kind for op in ops) for kind in ("Conv2D", "Conv2DBackpropInput", "AvgPool")))
 
 

@@ -32,9 +32,26 @@ import tensorflow as tf
 
 from sagan_tf.layers import conv_grad
 
+
 def upsample_nearest(x):
-    """[B, H, W, C] -> [B, 2H, 2W, C], nearest neighbour."""
-    return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+    """[B, H, W, C] -> [B, 2H, 2W, C], nearest neighbour: one broadcast of each pixel to its 2x2 block, whose
+    gradient (the block's sum) is a 2x2 average pooling times 4. Two `tf.repeat`s copy the tensor twice and sum
+    the gradient back in two passes; BroadcastTo's own gradient is a slow 6-D reduction; and the gradient of
+    TensorFlow's nearest-neighbour resize has no deterministic GPU kernel (op determinism rejects it)."""
+    with tf.name_scope("upsample_nearest"):
+        return _upsample_nearest(x)
+
+
+@tf.custom_gradient
+def _upsample_nearest(x):
+    dynamic = tf.shape(x)
+    batch, height, width, channels = (dim if dim is not None else dynamic[i] for i, dim in enumerate(x.shape))
+    blocks = tf.broadcast_to(x[:, :, None, :, None, :], [batch, height, 2, width, 2, channels])
+
+    def gradient(upstream):
+        return tf.nn.avg_pool2d(upstream, 2, 2, "VALID") * tf.constant(4, upstream.dtype)
+
+    return tf.reshape(blocks, [batch, 2 * height, 2 * width, channels]), gradient
 
 
 def downsample_average(x):
