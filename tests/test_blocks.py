@@ -24,7 +24,20 @@ class BlocksTest(parameterized.TestCase, tf.test.TestCase):
             y = tf.reduce_sum(upsample_nearest(x) * upstream)
         blocks = tf.reshape(upstream, (2, 3, 2, 5, 2, 4))
         self.assertAllClose(tape.gradient(y, x), tf.reduce_sum(blocks, axis=(2, 4)))  # each pixel's 2x2 block
-        for dtype in (tf.bfloat16, tf.float16, tf.int32):
+        for dtype, tolerance in ((tf.bfloat16, 2 ** -7), (tf.float16, 2 ** -10), (tf.float64, 1e-12)):
+            low = tf.cast(upstream, dtype)
+            gradient = tf.function(lambda a, g: tf.gradients(upsample_nearest(a), a, g)[0]).get_concrete_function(
+                tf.TensorSpec([None, None, None, 4], dtype), tf.TensorSpec([None, None, None, 4], dtype))
+            expected = tf.reduce_sum(tf.reshape(tf.cast(low, tf.float64), (2, 3, 2, 5, 2, 4)), axis=(2, 4))
+            self.assertAllClose(tf.cast(gradient(tf.cast(x, dtype), low), tf.float64), expected,
+                                rtol=tolerance, atol=tolerance)
+        tiny = tf.constant([2 ** -24, 0, 0, 0], tf.float16, (1, 2, 2, 1))  # float16's smallest subnormal, once
+        with tf.GradientTape() as tape:
+            ones = tf.ones((1, 1, 1, 1), tf.float16)
+            tape.watch(ones)
+            y = upsample_nearest(ones)
+        self.assertEqual(float(tape.gradient(y, ones, output_gradients=tiny)[0, 0, 0, 0]), 2 ** -24)
+        for dtype in (tf.bfloat16, tf.float16, tf.float64, tf.int32):
             self.assertAllEqual(upsample_nearest(tf.cast(x, dtype)), tf.repeat(tf.repeat(tf.cast(x, dtype), 2, 1), 2, 2))
         # An unknown batch stays unknown, known sizes stay known (the fused convolutions read them when traced).
         traced = tf.function(upsample_nearest).get_concrete_function(tf.TensorSpec([None, 3, 5, 4]))

@@ -35,9 +35,10 @@ from sagan_tf.layers import conv_grad
 
 def upsample_nearest(x):
     """[B, H, W, C] -> [B, 2H, 2W, C], nearest neighbour: one broadcast of each pixel to its 2x2 block, whose
-    gradient (the block's sum) is a 2x2 average pooling times 4. Two `tf.repeat`s copy the tensor twice and sum
-    the gradient back in two passes; BroadcastTo's own gradient is a slow 6-D reduction; and the gradient of
-    TensorFlow's nearest-neighbour resize has no deterministic GPU kernel (op determinism rejects it)."""
+    gradient (the block's sum) is a 2x2 average pooling times 4 (in float32 for float16, whose subnormals the
+    average would lose). Two `tf.repeat`s copy the tensor twice and sum the gradient back in two passes; the
+    gradient TensorFlow derives for the broadcast is a general 6-D reduction; and the gradient of TensorFlow's
+    nearest-neighbour resize has no deterministic GPU kernel (op determinism rejects it)."""
     with tf.name_scope("upsample_nearest"):
         return _upsample_nearest(x)
 
@@ -49,6 +50,8 @@ def _upsample_nearest(x):
     blocks = tf.broadcast_to(x[:, :, None, :, None, :], [batch, height, 2, width, 2, channels])
 
     def gradient(upstream):
+        if upstream.dtype == tf.float16:
+            return tf.cast(gradient(tf.cast(upstream, tf.float32)), tf.float16)
         return tf.nn.avg_pool2d(upstream, 2, 2, "VALID") * tf.constant(4, upstream.dtype)
 
     return tf.reshape(blocks, [batch, 2 * height, 2 * width, channels]), gradient
