@@ -4,7 +4,8 @@ Rebuilds the model from `DIR/model_config.json` (older runs: `operative_config.g
 checkpoint, samples from the EMA generator when training kept one, and prints FID, KID, IS (when
 the classifier has logits) and intra-class FID (`--intra_fid`) against the training data (or the
 source bound to `evaluation_input.source`). Results go to `DIR/eval/metrics-<checkpoint>.json`
-(`--generator=raw`: the trained weights, not their EMA; `...-raw.json`).
+(`--generator=raw`: the trained weights, not their EMA; `...-raw.json`). `--ema_standing_batches=N` measures the
+EMA generator's batch-norm statistics again on its averaged weights (`SAGAN.ema_standing_batches`).
 Real statistics are cached (`--cache_dir`, default $SAGAN_TF_CACHE or ~/.cache/sagan_tf).
 """
 
@@ -32,6 +33,10 @@ def define_flags():
     flags.DEFINE_enum("generator", "auto", ["auto", "ema", "raw"],
                       "auto: the EMA generator when training kept one; ema: that one (error without); raw: the "
                       "trained weights themselves.")
+    flags.DEFINE_integer("ema_standing_batches", None,
+                         "The EMA generator's batch-norm statistics measured again on its averaged weights over this "
+                         "many training-mode batches (SAGAN.ema_standing_batches); 0: the averaged statistics; "
+                         "default: the run's setting.", lower_bound=0)
     flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], machine.ONEDNN_HELP)
     flags.DEFINE_multi_string("gin_file", [], "Extra gin files, applied after the run's operative config.")
     flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings, e.g. \"evaluation_input.source = ...\".")
@@ -39,11 +44,12 @@ def define_flags():
 
 
 def evaluate_model_dir(model_dir, checkpoint=None, gin_files=(), gin_params=(), generator="auto",
-                       **evaluator_args):
+                       ema_standing_batches=None, **evaluator_args):
     """Restores a training run's generator and evaluates it; returns the results dict.
 
-    The networks come from the run's stored Keras config; the real images from its operative gin config
-    (its data bindings) plus `gin_files` and `gin_params` (e.g. another `evaluation_input.source`)."""
+    The networks come from the run's stored Keras config (`ema_standing_batches`, if given, replaces its
+    `SAGAN.ema_standing_batches`); the real images from its operative gin config (its data bindings) plus
+    `gin_files` and `gin_params` (e.g. another `evaluation_input.source`)."""
     from sagan_tf import restore  # noqa: PLC0415
     from sagan_tf.eval.evaluator import Evaluator  # noqa: PLC0415
     from sagan_tf.eval.periodic import evaluation_input  # noqa: PLC0415
@@ -51,12 +57,17 @@ def evaluate_model_dir(model_dir, checkpoint=None, gin_files=(), gin_params=(), 
     run = restore.load_run(model_dir, checkpoint)
     if generator == "ema" and run.model.ema_generator is None:
         raise restore.RestoreError(f"{model_dir} kept no EMA generator (SAGAN.ema_decay was None): use --generator=raw.")
+    if ema_standing_batches is not None:
+        run.model.ema_standing_batches = ema_standing_batches
     network = run.model.generator if generator == "raw" else run.model.sampling_generator
     restore.parse_run_config(model_dir, gin_files, gin_params)
     evaluator = Evaluator(**{k: v for k, v in evaluator_args.items() if v is not None})
     input_spec = evaluation_input(evaluator.batch_size)
     results = evaluator.evaluate(network, run.model.num_classes, input_spec)
     results.update(checkpoint=run.checkpoint, step=run.step, ema=network is run.model.ema_generator)
+    if results["ema"]:
+        results.update(ema_standing_batches=run.model.ema_standing_batches,
+                       ema_standing_batch_size=run.model.ema_standing_batch_size)
     return results
 
 
@@ -72,7 +83,7 @@ def main(argv):
 
     results = evaluate_model_dir(
         FLAGS.model_dir, FLAGS.checkpoint, FLAGS.gin_file, FLAGS.gin_param, FLAGS.generator,
-        num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size, classifier=FLAGS.classifier,
+        FLAGS.ema_standing_batches, num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size, classifier=FLAGS.classifier,
         intra_fid=FLAGS.intra_fid, cache_dir=FLAGS.cache_dir, seed=FLAGS.seed,
     )
     output = output or os.path.join(

@@ -10,6 +10,7 @@ import tensorflow as tf
 import strategies
 from test_spectral_norm import _normalized_sigma
 
+from sagan_tf import compat
 from sagan_tf.layers import spectral_norm
 from sagan_tf.models import Discriminator, Generator
 from sagan_tf.models.sagan import SAGAN
@@ -169,3 +170,79 @@ def test_ema_generator_s_spectral_norms_are_those_of_its_own_kernels():
         assert 0.999 < top < 1.05, (layer.path, top)  # the power iteration approaches sigma from below
     for shadow, before in zip(model._ema_weights, shadows):
         np.testing.assert_array_equal(shadow.numpy(), before)
+
+
+def _standing_model(batches, strategy=None):
+    """An untrained model whose EMA started at step 0 (the EMA generator averages the initial weights), its
+    standing statistics measured on `batches` batches of 4."""
+    with (strategy or tf.distribute.get_strategy()).scope():
+        keras.utils.set_random_seed(5)
+        model = _model(ema_start_step=0)
+        model.ema_standing_batches, model.ema_standing_batch_size = batches, 4
+        model.build_all()
+    return model
+
+
+def _moving(generator):
+    return {w.path: w.numpy() for w in generator.weights if w.path.endswith(("moving_mean", "moving_variance"))}
+
+
+def test_standing_statistics_are_the_mean_of_each_layer_s_batch_statistics():
+    """`SAGAN(ema_standing_batches=N)`: the EMA generator's batch-norm statistics become the mean over N
+    training-mode batches (stateless seeds 0..N-1) of each layer's batch statistics; nothing else moves: the
+    other weights and the spectral-norm u vectors and sigmas are those of the plain sync."""
+    plain = _standing_model(0)
+    reference = {w.path: w.numpy() for w in plain.sampling_generator.weights}
+    standing = _standing_model(3)
+    generator = standing.sampling_generator
+    got = _moving(generator)
+    assert len(got) >= 6
+    for w in generator.weights:
+        if w.path not in got:
+            np.testing.assert_array_equal(w.numpy(), reference[w.path], err_msg=w.path)
+    # Each batch alone, by a momentum-0 update on a fresh sync: the batch statistics of each layer.
+    per_batch = []
+    for index in range(3):
+        single = plain.sampling_generator
+        norms = [layer for layer in compat.sublayers(single) if hasattr(layer, "moving_mean") or
+                 hasattr(layer, "batch_norm")]
+        for layer in norms:
+            layer.momentum = 0.0
+        z = tf.random.stateless_normal((4, single.dim_z), seed=(index, 0))
+        labels = tf.random.stateless_uniform((4,), seed=(index, 1), maxval=3, dtype="int32")
+        single(z, labels, training=True)
+        for layer in norms:
+            layer.momentum = 0.99
+        per_batch.append(_moving(single))
+    assert not np.allclose(per_batch[0][next(iter(got))], per_batch[1][next(iter(got))])
+    for path, value in got.items():
+        np.testing.assert_allclose(value, np.mean([b[path] for b in per_batch], axis=0), rtol=1e-5, atol=1e-6,
+                                   err_msg=path)
+        assert not np.allclose(value, reference[path]), path  # not the averaged moving statistics
+    # Measured again at each sync, from the same seeds: the same statistics.
+    for path, value in _moving(standing.sampling_generator).items():
+        np.testing.assert_array_equal(value, got[path])
+
+
+def test_standing_statistics_under_two_mirrored_replicas_equal_one_device_s():
+    """Sampling syncs in cross-replica context (periodic evaluation under a strategy): the statistics are
+    those of one device, and both replicas hold them."""
+    single = _moving(_standing_model(2).sampling_generator)
+    model = _standing_model(2, strategies.mirrored())
+    generator = model.sampling_generator
+    for w in generator.weights:
+        if w.path in single:
+            first, second = (v.numpy() for v in strategies.mirrored().experimental_local_results(w.value))
+            np.testing.assert_array_equal(first, second)
+            np.testing.assert_allclose(first, single[w.path], rtol=1e-5, atol=1e-6, err_msg=w.path)
+
+
+def test_standing_statistics_settings_are_checked_and_kept_in_the_config():
+    for bad in ({"ema_standing_batches": -1}, {"ema_standing_batches": 1.5}, {"ema_standing_batch_size": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            _model().__class__(_model().generator, _model().discriminator, **bad)
+    model = _standing_model(3)
+    config = model.get_config()
+    assert (config["ema_standing_batches"], config["ema_standing_batch_size"]) == (3, 4)
+    again = SAGAN.from_config(config)
+    assert (again.ema_standing_batches, again.ema_standing_batch_size) == (3, 4)

@@ -246,10 +246,20 @@ def test_train_with_periodic_evaluation_then_evaluate_entry_point(tiny_run, tiny
     # The same generator (EMA restored), samples and cached real statistics: the FID seen in training.
     assert output["fid"] == pytest.approx(best["fid"], rel=1e-5)
     assert "intra_fid" in output  # 24 images over 10 classes: the classes with >= 2 on both sides
+    assert output["ema_standing_batches"] == 0  # the run's setting: the averaged statistics
 
     # `evaluate --checkpoint=4 --generator=raw` (the shared tiny_raw_evaluation): the raw FID seen in training.
     raw = json.loads((model_dir / "eval" / "metrics-ckpt-4-raw.json").read_text())
     assert raw["ema"] is False and raw["fid"] == pytest.approx(last["raw"]["fid"], rel=1e-5)
+
+    # `--ema_standing_batches=2`: the EMA generator's batch-norm statistics measured again, so another FID.
+    standing = tmp_path / "standing.json"
+    result = _run("sagan_tf.evaluate", f"--model_dir={model_dir}", "--checkpoint=4", "--num_samples=24",
+                  "--batch_size=12", "--classifier=port", "--ema_standing_batches=2", f"--output={standing}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    standing = json.loads(standing.read_text())
+    assert standing["ema"] is True and (standing["ema_standing_batches"], standing["ema_standing_batch_size"]) == (2, 64)
+    assert np.isfinite(standing["fid"]) and standing["fid"] != pytest.approx(last["fid"], rel=1e-3)
 
     result = _run("sagan_tf.evaluate", f"--model_dir={model_dir}", "--checkpoint=7", "--classifier=port")
     assert result.returncode == 2 and "ckpt-7 does not exist" in result.stderr and "Traceback" not in result.stderr

@@ -301,6 +301,15 @@ def test_runner_trains_evaluates_draws_and_resumes(tmp_path):
     assert json.loads((directory / "final_eval.json").read_text()) == evaluation
 
 
+def test_evaluation_may_measure_the_ema_generator_s_standing_statistics(tmp_path):
+    spec = _spec(evaluation={"num_samples": 24, "ema_standing_batches": 16})
+    assert "--ema_standing_batches=16" in stages.evaluation_flags(spec)
+    assert not any("standing" in f for f in stages.evaluation_flags(_spec(evaluation={"num_samples": 24})))
+    for bad in (-1, 1.5, True, "16"):
+        with pytest.raises(runner.SpecError, match="ema_standing_batches must be an integer"):
+            runner.load_spec(_write(tmp_path / "spec.json", {**spec, "evaluation": {"ema_standing_batches": bad}}))
+
+
 def test_table_names_one_device_or_each():
     base = {"num_steps": 2, "seeds": [0], "evaluation": {}, "runs": [], "baselines": {}, "report_device": "here"}
     assert "; device: cpu X, 2 cores. FID" in runner.markdown({**base, "devices": {"cpu X, 2 cores": 3}})

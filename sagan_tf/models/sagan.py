@@ -4,8 +4,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from sagan_tf import configurables, losses
+from sagan_tf import compat, configurables, losses
 from sagan_tf.layers import spectral_norm
+from sagan_tf.layers.normalization import ConditionalBatchNorm
 
 _TRACKED = ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm")
 EMA_POWER_ITERATIONS = 50  # power iterations that set the EMA generator's u vectors at each sync
@@ -31,6 +32,12 @@ class SAGAN(keras.Model):
             weights, used for samples, evaluation and export.
         ema_start_step: generator steps before the EMA starts averaging (the averages copy G's weights
             until then; the EMA generator's spectral-norm u vectors are set at each sync).
+        ema_standing_batches: 0 (default): the EMA generator's batch-norm statistics are the averages of
+            G's moving statistics, like its other weights. N > 0: each time `sampling_generator` syncs
+            it, they are measured again on the averaged weights ("standing statistics", as BigGAN-PyTorch's
+            sampling offers): the mean of the batch statistics of N training-mode batches of
+            `ema_standing_batch_size` draws (fixed seeds: fresh z, uniform labels), each layer's own.
+        ema_standing_batch_size: the size of those batches.
         seed: seed of z; None draws it from Keras's global seed, which the trainer sets to the
             run seed (`train.seed`).
         joint_discriminator: D sees the real and fake batches in one call on their concatenation
@@ -48,6 +55,8 @@ class SAGAN(keras.Model):
         fake_labels="data",
         ema_decay=None,
         ema_start_step=0,
+        ema_standing_batches=0,
+        ema_standing_batch_size=64,
         seed=None,
         joint_discriminator=True,
         d_sn_update_in_g_step=False,
@@ -60,6 +69,10 @@ class SAGAN(keras.Model):
             raise ValueError(f"`fake_labels` must be 'data' or 'sampled'. Received: {fake_labels!r}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"`ema_decay` must be in (0, 1). Received: `ema_decay={ema_decay}`")
+        for name, value, least in (("ema_standing_batches", ema_standing_batches, 0),
+                                   ("ema_standing_batch_size", ema_standing_batch_size, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"`{name}` must be an int >= {least}. Received: `{name}={value!r}`")
         self.generator = generator
         self.discriminator = discriminator
         self.loss_name = loss
@@ -68,6 +81,8 @@ class SAGAN(keras.Model):
         self.fake_labels = fake_labels
         self.ema_decay = ema_decay
         self.ema_start_step = ema_start_step
+        self.ema_standing_batches = ema_standing_batches
+        self.ema_standing_batch_size = ema_standing_batch_size
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.joint_discriminator = joint_discriminator
         self.d_sn_update_in_g_step = bool(d_sn_update_in_g_step)
@@ -233,10 +248,13 @@ class SAGAN(keras.Model):
 
     @property
     def sampling_generator(self):
-        """The EMA generator (synced) when enabled, else the generator."""
+        """The EMA generator (synced, with standing statistics if `ema_standing_batches`) when enabled, else
+        the generator."""
         if self.ema_generator is None:
             return self.generator
         self.sync_ema_generator()
+        if self.ema_standing_batches:
+            standing_statistics(self.ema_generator, self.ema_standing_batches, self.ema_standing_batch_size)
         return self.ema_generator
 
     def call(self, z, labels=None, training=False):
@@ -253,6 +271,8 @@ class SAGAN(keras.Model):
                 "fake_labels": self.fake_labels,
                 "ema_decay": self.ema_decay,
                 "ema_start_step": self.ema_start_step,
+                "ema_standing_batches": self.ema_standing_batches,
+                "ema_standing_batch_size": self.ema_standing_batch_size,
                 "joint_discriminator": self.joint_discriminator,
                 "d_sn_update_in_g_step": self.d_sn_update_in_g_step,
             }
@@ -265,3 +285,37 @@ class SAGAN(keras.Model):
         networks = {name: keras.saving.deserialize_keras_object(config.pop(name))
                     for name in ("generator", "discriminator")}
         return cls(**networks, **config)
+
+
+def standing_statistics(generator, batches, batch_size):
+    """Sets the moving statistics of every batch norm in `generator` to the mean of its batch statistics over
+    `batches` training-mode calls on `batch_size` draws each (z from the standard normal, labels uniform over
+    the classes; stateless seeds 0, 1, ..., so the result depends on the weights only). The calls change nothing
+    else: each spectral-norm layer's u vector and sigma are put back before each call and after the last, so
+    every batch sees the same normalised kernels. Call outside the train step."""
+    norms = [layer for layer in compat.sublayers(generator)
+             if isinstance(layer, (ConditionalBatchNorm, keras.layers.BatchNormalization))]
+    power = spectral_norm.spectral_norm_layers(generator)
+    kept = [(layer.u.numpy(), layer.sigma.numpy()) for layer in power]
+    momenta = [layer.momentum for layer in norms]
+
+    def put_back():
+        for layer, (u, sigma) in zip(power, kept):
+            layer.u.assign(u)
+            layer.sigma.assign(sigma)
+
+    try:
+        for index in range(batches):
+            put_back()  # each batch from the synced u: a training call takes one power iteration from it
+            for layer in norms:
+                layer.momentum = index / (index + 1)  # a running mean: the first batch replaces what was there
+            z = tf.random.stateless_normal((batch_size, generator.dim_z), seed=(index, 0))
+            labels = None
+            if generator.num_classes:
+                labels = tf.random.stateless_uniform((batch_size,), seed=(index, 1), maxval=generator.num_classes,
+                                                     dtype="int32")
+            generator(z, labels, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+        put_back()

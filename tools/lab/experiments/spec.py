@@ -43,6 +43,9 @@ def load_spec(path):
                 or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
             raise SpecError(f"seeds (the list's, or a run's own) must be a non-empty list of distinct integers >= 0. "
                             f"Received: {seeds!r}")
+    standing = spec.get("evaluation", {}).get("ema_standing_batches")
+    if standing is not None and (isinstance(standing, bool) or not isinstance(standing, int) or standing < 0):
+        raise SpecError(f"evaluation's ema_standing_batches must be an integer >= 0. Received: {standing!r}")
     budget = spec.get("budget_cpu_hours")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
         raise SpecError(f"budget_cpu_hours must be a positive number of CPU-hours. Received: {budget!r}")

@@ -194,6 +194,8 @@ def evaluation_flags(spec):
     flags_ = [f"--num_samples={evaluation.get('num_samples', 10000)}",
               f"--classifier={evaluation.get('classifier', 'port')}"]
     flags_ += [f"--gin_param={p}" for p in evaluation.get("gin_params", [])]
+    if evaluation.get("ema_standing_batches") is not None:  # the EMA generator's standing statistics
+        flags_.append(f"--ema_standing_batches={evaluation['ema_standing_batches']}")
     return flags_ + (["--intra_fid"] if evaluation.get("intra_fid") else [])
 
 
