@@ -58,6 +58,9 @@ def evaluate_model_dir(model_dir, checkpoint=None, gin_files=(), gin_params=(), 
     if generator == "ema" and run.model.ema_generator is None:
         raise restore.RestoreError(f"{model_dir} kept no EMA generator (SAGAN.ema_decay was None): use --generator=raw.")
     if ema_standing_batches is not None:
+        if generator == "raw" or run.model.ema_generator is None:
+            raise restore.RestoreError(f"ema_standing_batches is a setting of the EMA generator, which "
+                                       f"{'generator=raw does not evaluate' if generator == 'raw' else model_dir + ' did not keep'}.")
         run.model.ema_standing_batches = ema_standing_batches
     network = run.model.generator if generator == "raw" else run.model.sampling_generator
     restore.parse_run_config(model_dir, gin_files, gin_params)
@@ -77,6 +80,9 @@ def main(argv):
     output = FLAGS.output
     if output and os.path.isdir(output):
         raise commands.UserError(f"--output {output} is a folder", "pass a .json file path")
+    if FLAGS.ema_standing_batches is not None and FLAGS.generator == "raw":
+        raise commands.UserError("--ema_standing_batches is a setting of the EMA generator, which --generator=raw "
+                                 "does not evaluate", "drop one of the two flags")
     machine.set_onednn(FLAGS.onednn)  # before TensorFlow starts
     logs.quiet_libraries()
     from sagan_tf.eval.evaluator import format_table  # noqa: PLC0415
@@ -88,7 +94,8 @@ def main(argv):
     )
     output = output or os.path.join(
         FLAGS.model_dir, "eval",
-        f"metrics-{os.path.basename(results['checkpoint'])}{'-raw' if FLAGS.generator == 'raw' else ''}.json")
+        f"metrics-{os.path.basename(results['checkpoint'])}{'-raw' if FLAGS.generator == 'raw' else ''}"
+        f"{f'-standing{FLAGS.ema_standing_batches}' if FLAGS.ema_standing_batches is not None else ''}.json")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     records.write_json(output, results)
     if results.get("classifier_note"):

@@ -34,6 +34,8 @@ TABLE = [
     (EVALUATE, ["--model_dir={empty}"], "is {empty} a sagan_tf training directory?", ["{empty}/eval"]),
     (EVALUATE, ["--model_dir={run}", "--num_samples=-5"], "flag --num_samples=-5", []),
     (EVALUATE, ["--model_dir={run}", "--ema_standing_batches=-1"], "flag --ema_standing_batches=-1", []),
+    (EVALUATE, ["--model_dir={run}", "--generator=raw", "--ema_standing_batches=2"],
+     "--ema_standing_batches is a setting of the EMA generator, which --generator=raw does not evaluate", []),
     (EVALUATE, ["--model_dir={run}", "--checkpoint=999", "--output={tmp}/m.json"],
      "ckpt-999 does not exist (no {run}/checkpoints/ckpt-999.index; the run has steps 2, 4)", ["{tmp}/m.json"]),
     (EVALUATE, ["--model_dir={run}", "--output={tmp}/m.json", "--gin_param=evaluation_input.sorce = 1"],

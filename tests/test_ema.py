@@ -13,7 +13,7 @@ from test_spectral_norm import _normalized_sigma
 from sagan_tf import compat
 from sagan_tf.layers import spectral_norm
 from sagan_tf.models import Discriminator, Generator
-from sagan_tf.models.sagan import SAGAN
+from sagan_tf.models.sagan import SAGAN, standing_statistics
 
 DECAY, START, STEPS = 0.75, 2, 4
 
@@ -222,6 +222,30 @@ def test_standing_statistics_are_the_mean_of_each_layer_s_batch_statistics():
     # Measured again at each sync, from the same seeds: the same statistics.
     for path, value in _moving(standing.sampling_generator).items():
         np.testing.assert_array_equal(value, got[path])
+    norms = [layer for layer in compat.sublayers(generator) if hasattr(layer, "momentum")]
+    assert len(norms) >= 3 and all(layer.momentum == 0.99 for layer in norms)  # put back after the running mean
+
+
+def test_standing_statistics_put_everything_back_when_a_call_fails(monkeypatch):
+    model = _standing_model(3)
+    generator = model.sampling_generator
+    kept = {w.path: w.numpy() for w in generator.weights}
+    calls = []
+    original = type(generator).call
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("second batch")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(generator), "call", failing)
+    with pytest.raises(RuntimeError, match="second batch"):
+        standing_statistics(generator, 3, 4)
+    assert len(calls) == 2
+    for w in generator.weights:  # statistics, u and sigma as they were before the first call
+        np.testing.assert_array_equal(w.numpy(), kept[w.path], err_msg=w.path)
+    assert all(layer.momentum == 0.99 for layer in compat.sublayers(generator) if hasattr(layer, "momentum"))
 
 
 def test_standing_statistics_under_two_mirrored_replicas_equal_one_device_s():

@@ -253,11 +253,10 @@ def test_train_with_periodic_evaluation_then_evaluate_entry_point(tiny_run, tiny
     assert raw["ema"] is False and raw["fid"] == pytest.approx(last["raw"]["fid"], rel=1e-5)
 
     # `--ema_standing_batches=2`: the EMA generator's batch-norm statistics measured again, so another FID.
-    standing = tmp_path / "standing.json"
     result = _run("sagan_tf.evaluate", f"--model_dir={model_dir}", "--checkpoint=4", "--num_samples=24",
-                  "--batch_size=12", "--classifier=port", "--ema_standing_batches=2", f"--output={standing}")
+                  "--batch_size=12", "--classifier=port", "--ema_standing_batches=2")
     assert result.returncode == 0, result.stderr[-3000:]
-    standing = json.loads(standing.read_text())
+    standing = json.loads((model_dir / "eval" / "metrics-ckpt-4-standing2.json").read_text())  # beside the plain one
     assert standing["ema"] is True and (standing["ema_standing_batches"], standing["ema_standing_batch_size"]) == (2, 64)
     assert np.isfinite(standing["fid"]) and standing["fid"] != pytest.approx(last["fid"], rel=1e-3)
 
@@ -351,3 +350,28 @@ def test_periodic_evaluation_scores_a_mixed_precision_generator_through_a_float3
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     assert seen == [("float32", "float32")]
+
+    # With standing statistics (SAGAN.ema_standing_batches), the float32 copy measures its own, as the float32
+    # model of `sagan_tf.evaluate` does, instead of taking those measured in bfloat16.
+    from sagan_tf.models.sagan import standing_statistics
+
+    moving = lambda network: [w.numpy() for w in network.weights if "moving" in w.path]  # noqa: E731
+    scored = []
+
+    class Keeper:
+        def evaluate(self, generator, num_classes, input_spec):
+            scored.append(moving(generator))
+            return {"fid": 1.0}
+
+    class StandingModel(Model):
+        ema_generator, ema_standing_batches, ema_standing_batch_size = mixed, 2, 4
+
+    evaluation = PeriodicEvaluation(evaluator=Keeper(), input_spec=None)
+    evaluation.start(str(tmp_path / "standing"), tf.train.Checkpoint(), chief=True)
+    evaluation(StandingModel(), 2)
+    expected = PeriodicEvaluation(evaluator=None, input_spec=None).in_float32(mixed)
+    standing_statistics(expected, 2, 4)
+    assert len(scored) == 1 and len(scored[0]) >= 6
+    for got, want, own in zip(scored[0], moving(expected), moving(mixed)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+        assert not np.array_equal(got, own)

@@ -189,6 +189,10 @@ def test_evaluations_made_again_only_when_stale():
     assert stages.needs_evaluation({"step": 5, "ema": True}, 5)  # an EMA generator scored before the fix
     assert not stages.needs_evaluation({"step": 5, "ema": True}, 0)
     assert not stages.needs_evaluation({"step": 5, "ema": True, "commit": "abc"}, 5)
+    # A list that sets the EMA generator's standing statistics re-scores a record made with other ones.
+    assert stages.needs_evaluation({"step": 5, "ema": True, "commit": "abc"}, 5, standing=16)
+    assert not stages.needs_evaluation({"step": 5, "ema": True, "commit": "abc", "ema_standing_batches": 16}, 5, 16)
+    assert not stages.needs_evaluation({"step": 5, "ema": True, "commit": "abc"}, 0, standing=16)
 
 
 def test_run_reports_its_cost_while_the_command_runs(tmp_path):

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from sagan_tf import records
+from sagan_tf.models.sagan import standing_statistics
 
 
 @gin.configurable(denylist=["batch_size"])
@@ -95,8 +96,12 @@ class PeriodicEvaluation:
             keras.mixed_precision.set_dtype_policy(training_policy)
 
     def _evaluate(self, model, step, track_best):
-        results = self.evaluator.evaluate(self.in_float32(model.sampling_generator), model.num_classes,
-                                          self.input_spec)
+        sampling = model.sampling_generator
+        network = self.in_float32(sampling)
+        if model.ema_generator is not None and model.ema_standing_batches and network is not sampling:
+            # the float32 copy measures its own standing statistics, as `sagan_tf.evaluate`'s float32 model does
+            standing_statistics(network, model.ema_standing_batches, model.ema_standing_batch_size)
+        results = self.evaluator.evaluate(network, model.num_classes, self.input_spec)
         results["step"] = int(step)
         results["generator"] = "ema" if model.ema_generator is not None else "raw"
         if self.compare_raw and model.ema_generator is not None:

@@ -292,12 +292,15 @@ def standing_statistics(generator, batches, batch_size):
     `batches` training-mode calls on `batch_size` draws each (z from the standard normal, labels uniform over
     the classes; stateless seeds 0, 1, ..., so the result depends on the weights only). The calls change nothing
     else: each spectral-norm layer's u vector and sigma are put back before each call and after the last, so
-    every batch sees the same normalised kernels. Call outside the train step."""
+    every batch sees the same normalised kernels; if a call fails, the statistics are put back too. Call outside
+    the train step."""
     norms = [layer for layer in compat.sublayers(generator)
              if isinstance(layer, (ConditionalBatchNorm, keras.layers.BatchNormalization))]
     power = spectral_norm.spectral_norm_layers(generator)
     kept = [(layer.u.numpy(), layer.sigma.numpy()) for layer in power]
     momenta = [layer.momentum for layer in norms]
+    statistics = [w for layer in norms for w in layer.weights if not w.trainable]  # the moving statistics
+    before = [w.numpy() for w in statistics]
 
     def put_back():
         for layer, (u, sigma) in zip(power, kept):
@@ -315,6 +318,10 @@ def standing_statistics(generator, batches, batch_size):
                 labels = tf.random.stateless_uniform((batch_size,), seed=(index, 1), maxval=generator.num_classes,
                                                      dtype="int32")
             generator(z, labels, training=True)
+    except BaseException:
+        for variable, value in zip(statistics, before):  # not a partial mean
+            variable.assign(value)
+        raise
     finally:
         for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum

@@ -199,14 +199,17 @@ def evaluation_flags(spec):
     return flags_ + (["--intra_fid"] if evaluation.get("intra_fid") else [])
 
 
-def needs_evaluation(previous, step):
+def needs_evaluation(previous, step, standing=None):
     """Whether a run's evaluation record `previous` (None: none) must be made again for its latest checkpoint
     `step` (0: the checkpoints are not on this machine, and a recorded result stands): none yet, one of an
-    earlier budget, or an EMA generator's scored before records named their commit, which predates the fix of
-    the EMA generator's spectral norms (CHANGELOG.md, "Correctness")."""
+    earlier budget, an EMA generator's scored before records named their commit, which predates the fix of
+    the EMA generator's spectral norms (CHANGELOG.md, "Correctness"), or an EMA generator's scored with other
+    standing statistics than the list's `standing` (None: the run's own setting)."""
     if previous is None:
         return True
-    return bool(step) and (previous.get("step") != step or (previous.get("ema") and "commit" not in previous))
+    other_standing = standing is not None and previous.get("ema_standing_batches", 0) != standing
+    return bool(step) and (previous.get("step") != step or
+                           (previous.get("ema") and ("commit" not in previous or other_standing)))
 
 
 def evaluate_run(spec, directory):
@@ -219,7 +222,8 @@ def evaluate_run(spec, directory):
         output = os.path.join(directory, "final_eval.json" if generator == "auto" else f"final_eval_{generator}.json")
         previous = read_json(output)
         step = latest_step(directory)  # 0: the checkpoints are not on this machine; a recorded result stands
-        if needs_evaluation(previous, step):
+        standing = spec.get("evaluation", {}).get("ema_standing_batches") if generator == "auto" else None
+        if needs_evaluation(previous, step, standing):
             provenance = {"commit": records.commit(), "machine": describe_machine()}  # the code that scores
             cmd = [sys.executable, "-m", "sagan_tf.evaluate", f"--model_dir={directory}", f"--output={output}.part",
                    f"--generator={generator}", *evaluation_flags(spec)]
