@@ -363,12 +363,23 @@ def test_periodic_evaluation_scores_a_mixed_precision_generator_through_a_float3
             scored.append(moving(generator))
             return {"fid": 1.0}
 
+    calls = []
+
     class StandingModel(Model):
         ema_generator, ema_standing_batches, ema_standing_batch_size = mixed, 2, 4
+
+        def sync_ema_generator(self):
+            calls.append("sync")
+
+        @property
+        def sampling_generator(self):  # SAGAN's syncs and measures standing statistics on the bfloat16 generator
+            calls.append("standing statistics in bfloat16")
+            return mixed
 
     evaluation = PeriodicEvaluation(evaluator=Keeper(), input_spec=None)
     evaluation.start(str(tmp_path / "standing"), tf.train.Checkpoint(), chief=True)
     evaluation(StandingModel(), 2)
+    assert calls == ["sync"]  # measured once, on the float32 copy
     expected = PeriodicEvaluation(evaluator=None, input_spec=None).in_float32(mixed)
     standing_statistics(expected, 2, 4)
     assert len(scored) == 1 and len(scored[0]) >= 6

@@ -96,11 +96,15 @@ class PeriodicEvaluation:
             keras.mixed_precision.set_dtype_policy(training_policy)
 
     def _evaluate(self, model, step, track_best):
-        sampling = model.sampling_generator
-        network = self.in_float32(sampling)
-        if model.ema_generator is not None and model.ema_standing_batches and network is not sampling:
-            # the float32 copy measures its own standing statistics, as `sagan_tf.evaluate`'s float32 model does
+        ema = model.ema_generator
+        if ema is not None and model.ema_standing_batches and ema.compute_dtype != "float32":
+            # The float32 copy measures its own standing statistics, as `sagan_tf.evaluate`'s float32 model does;
+            # the bfloat16 EMA generator is synced only (`sampling_generator` would measure them on it too).
+            model.sync_ema_generator()
+            network = self.in_float32(ema)
             standing_statistics(network, model.ema_standing_batches, model.ema_standing_batch_size)
+        else:
+            network = self.in_float32(model.sampling_generator)
         results = self.evaluator.evaluate(network, model.num_classes, self.input_spec)
         results["step"] = int(step)
         results["generator"] = "ema" if model.ema_generator is not None else "raw"
