@@ -361,15 +361,17 @@ def test_periodic_evaluation_scores_a_mixed_precision_generator_through_a_float3
     class Keeper:
         def evaluate(self, generator, num_classes, input_spec):
             scored.append(moving(generator))
+            synced_weights.append(generator.weights[0].numpy())
             return {"fid": 1.0}
 
-    calls = []
+    calls, synced_weights = [], []
 
     class StandingModel(Model):
         ema_generator, ema_standing_batches, ema_standing_batch_size = mixed, 2, 4
 
-        def sync_ema_generator(self):
+        def sync_ema_generator(self):  # the averaged weights arrive in the bfloat16 EMA generator
             calls.append("sync")
+            mixed.weights[0].assign(mixed.weights[0] + 1.0)
 
         @property
         def sampling_generator(self):  # SAGAN's syncs and measures standing statistics on the bfloat16 generator
@@ -378,8 +380,12 @@ def test_periodic_evaluation_scores_a_mixed_precision_generator_through_a_float3
 
     evaluation = PeriodicEvaluation(evaluator=Keeper(), input_spec=None)
     evaluation.start(str(tmp_path / "standing"), tf.train.Checkpoint(), chief=True)
+    bfloat16_statistics = moving(mixed)
     evaluation(StandingModel(), 2)
-    assert calls == ["sync"]  # measured once, on the float32 copy
+    assert calls == ["sync"]  # synced first, then measured once, on the float32 copy only:
+    for before, after in zip(bfloat16_statistics, moving(mixed)):
+        np.testing.assert_array_equal(before, after)  # not on the bfloat16 generator
+    np.testing.assert_array_equal(synced_weights[0], mixed.weights[0].numpy())  # the copy took the synced weights
     expected = PeriodicEvaluation(evaluator=None, input_spec=None).in_float32(mixed)
     standing_statistics(expected, 2, 4)
     assert len(scored) == 1 and len(scored[0]) >= 6

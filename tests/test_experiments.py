@@ -180,6 +180,18 @@ def test_recorded_run_without_checkpoints_is_kept(tmp_path):
         assert check.stdout.split() == ["results/x/a/seed_0/checkpoints/ckpt-1.index"]
 
 
+def test_unfinished_run_without_its_checkpoints_is_refused(tmp_path, monkeypatch):
+    """A run recorded as training to step 250 whose checkpoints are not here (a folder copied without them) is
+    refused with one line, not trained again from step 0 on top of its recorded CPU time."""
+    directory = tmp_path / "a" / "seed_0"
+    _write(directory / "runner.json", {"status": "training", "train_seconds": 60.0, "train_cpu_seconds": 55.0,
+                                        "step": 250})
+    monkeypatch.setattr(stages, "_run", lambda *args, **kwargs: pytest.fail("training was launched"))
+    with pytest.raises(RuntimeError, match="records step 250 but the last checkpoint .* is at step 0"):
+        runner.train_run(_spec(num_steps=500), {"name": "a"}, 0, str(directory))
+    assert json.loads((directory / "runner.json").read_text())["train_cpu_seconds"] == 55.0
+
+
 def test_evaluations_made_again_only_when_stale():
     scored = {"step": 5, "ema": False, "commit": "abc"}
     assert stages.needs_evaluation(None, 5) and stages.needs_evaluation(None, 0)

@@ -98,6 +98,10 @@ def train_run(spec, run, seed, directory):
         state["status"] = "diverged" if state["status"] == "diverged" else "trained"
         state["step"] = max(start_step, state.get("step", 0))
         return state
+    if state.get("step", 0) > start_step:  # e.g. a run folder copied without its checkpoints
+        raise RuntimeError(
+            f"{state_path} records step {state['step']} but the last checkpoint in {directory} is at step "
+            f"{start_step}: its checkpoints are missing (training would start again and add to its recorded CPU time).")
     os.makedirs(directory, exist_ok=True)
     params = [f"train.num_steps = {num_steps}", f"train.seed = {seed}"]
     curve = spec.get("curve")
