@@ -99,7 +99,7 @@ def test_the_commands_import_no_tensorflow_before_their_flags_are_read():
     import subprocess
     import sys
 
-    code = ("import sys, sagan_tf.train, sagan_tf.evaluate, sagan_tf.machine; assert 'tensorflow' not in sys.modules, 'started';"
+    code = ("import sys, sagan_tf.train, sagan_tf.evaluate, sagan_tf.export, sagan_tf.machine; assert 'tensorflow' not in sys.modules, 'started';"
             "from sagan_tf import SAGAN; assert SAGAN.__name__ == 'SAGAN' and 'tensorflow' in sys.modules")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
