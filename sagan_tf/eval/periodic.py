@@ -96,12 +96,12 @@ class PeriodicEvaluation:
             keras.mixed_precision.set_dtype_policy(training_policy)
 
     def _evaluate(self, model, step, track_best):
-        ema = model.ema_generator
-        if ema is not None and model.ema_standing_batches and ema.compute_dtype != "float32":
-            # The float32 copy measures its own standing statistics, as `sagan_tf.evaluate`'s float32 model does;
-            # the bfloat16 EMA generator is synced only (`sampling_generator` would measure them on it too).
+        if model.ema_generator is not None and model.ema_standing_batches:
+            # Standing statistics are measured once, on the network scored: in a mixed-precision run its float32
+            # copy, as `sagan_tf.evaluate`'s float32 model does (`sampling_generator` would measure them on the
+            # bfloat16 EMA generator as well).
             model.sync_ema_generator()
-            network = self.in_float32(ema)
+            network = self.in_float32(model.ema_generator)
             standing_statistics(network, model.ema_standing_batches, model.ema_standing_batch_size)
         else:
             network = self.in_float32(model.sampling_generator)

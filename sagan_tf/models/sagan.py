@@ -249,8 +249,8 @@ class SAGAN(keras.Model):
     @property
     def sampling_generator(self):
         """The EMA generator (synced, with standing statistics if `ema_standing_batches`) when enabled, else
-        the generator. (The periodic evaluation of a mixed-precision run, `sagan_tf.eval.periodic`, syncs the EMA
-        generator and measures the standing statistics on its float32 copy instead.)"""
+        the generator. (`sagan_tf.eval.periodic` syncs the EMA generator and measures the standing statistics on
+        the network it scores, in a mixed-precision run a float32 copy, instead.)"""
         if self.ema_generator is None:
             return self.generator
         self.sync_ema_generator()
