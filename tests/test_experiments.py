@@ -146,6 +146,24 @@ def test_a_run_may_spend_the_budget_on_its_own_number_of_steps(tmp_path, monkeyp
     assert (segment["from_step"], segment["to_step"], segment["cpu_seconds"], segment["matmul_gflops"]) == (
         300, 320, 4.0, None)
     assert state["train_cpu_seconds"] == pytest.approx(old["train_cpu_seconds"] + 4.0) and state["step"] == 320
+
+    # A hard kill (the session ends; no finally runs) leaves what the last tick wrote: the segment already names
+    # the last checkpoint it reached, so the record says which steps its CPU time paid for.
+    on_disk = []
+
+    def killed_run(cmd, log_path, on_tick=None):
+        checkpoint.write_text('model_checkpoint_path: "ckpt-360"\n')
+        on_tick(6.0, 8.0)
+        on_disk.append(json.loads((directory / "runner.json").read_text()))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stages, "_run", killed_run)
+    with pytest.raises(KeyboardInterrupt):
+        runner.train_run(_spec(num_steps=500), {"name": "a", "num_steps": 400}, 0, str(directory))
+    killed, = on_disk
+    assert killed["step"] == 360 and (killed["segments"][-1]["from_step"], killed["segments"][-1]["to_step"]) == (
+        320, 360)
+    assert killed["segments"][-1]["cpu_seconds_per_step"] == pytest.approx(8.0 / 40)
     spec = _spec(num_steps=2, runs=[{"name": "a", "title": "(a) A", "num_steps": 300}, {"name": "b", "title": "(b) B"}])
     assert "Budget: generator steps per run: a 300; b 2, seeds [0, 1];" in runner.markdown(runner.summarise(
         spec, str(tmp_path)))

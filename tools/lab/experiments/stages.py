@@ -129,17 +129,21 @@ def train_run(spec, run, seed, directory):
                "matmul_gflops": machine_speed(), "machine": machine, "commit": commit}
     state.setdefault("segments", []).append(segment)
 
+    def reached():  # the segment's end so far: the last checkpoint, and the CPU time per step up to now
+        state["step"] = segment["to_step"] = latest_step(directory)
+        steps = segment["to_step"] - segment["from_step"]
+        segment["cpu_seconds_per_step"] = segment["cpu_seconds"] / steps if steps > 0 else None
+
     def record(wall, cpu):  # kept on disk as the run goes: a hard kill loses at most one tick
         state["train_seconds"], state["train_cpu_seconds"] = wall_before + wall, cpu_before + cpu
         segment["wall_seconds"], segment["cpu_seconds"] = wall, cpu
+        reached()
         write_json(state_path, state)
 
     try:
         code, _ = _run(cmd, os.path.join(directory, "train.log"), on_tick=record)
     finally:  # also when the list is stopped: the command saved a checkpoint before it ended
-        state["step"] = segment["to_step"] = latest_step(directory)
-        steps = segment["to_step"] - segment["from_step"]
-        segment["cpu_seconds_per_step"] = segment["cpu_seconds"] / steps if steps > 0 else None
+        reached()
         write_json(state_path, state)
     state["precisions"] = trained_precisions(os.path.join(directory, "train.log"))
     if code == 0 and state["step"] >= num_steps:
