@@ -199,3 +199,31 @@ def test_gin_binds_the_settings():
                          attention_resolutions=()).filter_gradient == "matmul"
     with pytest.raises(ValueError, match="filter_gradient='auto'"):
         Generator(resolution=32, num_classes=0, base_channels=4, filter_gradient="auto")
+
+
+def test_fused_batch_norms_train_as_the_unfused_ones():
+    """`bn_fused` reaches every batch norm (the blocks' conditional ones and the output one, kept in the config)
+    and, in float32 with the same weights, a training call gives the unfused generator's images and moving
+    statistics; an inference call is the unfused one."""
+    keras.utils.set_random_seed(2)
+    plain = Generator(resolution=32, num_classes=3, base_channels=4, attention_resolutions=(16,))
+    plain.build()
+    fused = Generator.from_config({**plain.get_config(), "bn_fused": True})
+    fused.build()
+    fused.set_weights(plain.get_weights())
+    assert all(b.bn1.fused and b.bn2.fused for b in fused.blocks) and not plain.blocks[0].bn1.fused
+    z, labels = tf.random.normal((6, 128)), tf.constant([0, 1, 2, 2, 1, 0])
+    gamma = np.linspace(0.5, 1.5, plain.output_bn.gamma.shape[0]).astype(np.float32)
+    for network in (plain, fused):
+        network.output_bn.moving_mean.assign(tf.fill(network.output_bn.moving_mean.shape, 0.3))
+        network.output_bn.gamma.assign(gamma)
+        network.output_bn.beta.assign(gamma - 1.0)
+    np.testing.assert_allclose(fused(z, labels, training=True), plain(z, labels, training=True), atol=2e-4)
+    for a, b in zip(plain.weights, fused.weights):
+        if "moving" in a.path:
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
+    assert not np.allclose(fused.output_bn.moving_mean.numpy(), 0.3)
+    np.testing.assert_allclose(fused(z, labels), plain(z, labels), atol=1e-5)
+    ops = tf.function(lambda a, b: fused(a, b, training=True)).get_concrete_function(
+        tf.TensorSpec((6, 128)), tf.TensorSpec((6,), tf.int32)).graph.get_operations()
+    assert sum(op.type == "FusedBatchNormV3" for op in ops) == 2 * len(fused.blocks) + 1

@@ -4,13 +4,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl.testing import parameterized
 
 import strategies
 
 from sagan_tf.layers import ConditionalBatchNorm
 
 
-class ConditionalBatchNormTest(tf.test.TestCase):
+class ConditionalBatchNormTest(tf.test.TestCase, parameterized.TestCase):
     def test_training_output_matches_numpy(self):
         layer = ConditionalBatchNorm(num_classes=3, epsilon=1e-5)
         x = np.random.RandomState(0).randn(6, 4, 4, 5).astype(np.float32) * 3 + 1
@@ -42,10 +43,12 @@ class ConditionalBatchNormTest(tf.test.TestCase):
         with pytest.raises(ValueError, match="num_classes=-1"):
             ConditionalBatchNorm(num_classes=-1)
 
-    def test_statistics_are_global_under_mirrored_strategy(self):
+    @parameterized.parameters(False, True)
+    def test_statistics_are_global_under_mirrored_strategy(self, fused):
+        # (with `fused`, several replicas take the unfused path: the fused op's statistics would be local)
         strategy = strategies.mirrored()
         with strategy.scope():
-            layer = ConditionalBatchNorm(num_classes=0, momentum=0.0)
+            layer = ConditionalBatchNorm(num_classes=0, momentum=0.0, fused=fused)
             layer.build((None, 2, 2, 3))
         # Replica 0 sees values around 0, replica 1 around 10: only cross-replica statistics
         # give a moving mean near 5.
@@ -56,9 +59,11 @@ class ConditionalBatchNormTest(tf.test.TestCase):
         self.assertAllClose(layer.batch_norm.moving_mean.numpy(), np.full(3, 5.0), atol=1e-4)
 
     def test_config_round_trip(self):
-        layer = ConditionalBatchNorm(num_classes=7, momentum=0.9, epsilon=1e-4)
+        layer = ConditionalBatchNorm(num_classes=7, momentum=0.9, epsilon=1e-4, fused=True)
         clone = ConditionalBatchNorm.from_config(layer.get_config())
-        self.assertEqual((clone.num_classes, clone.momentum, clone.epsilon), (7, 0.9, 1e-4))
+        self.assertEqual((clone.num_classes, clone.momentum, clone.epsilon, clone.fused), (7, 0.9, 1e-4, True))
+        with pytest.raises(ValueError, match="`fused` must be True or False"):
+            ConditionalBatchNorm(num_classes=2, fused="yes")
 
 
 def _unfolded(layer, x, labels, training):
@@ -75,11 +80,13 @@ def _unfolded(layer, x, labels, training):
     return normalized * gain + bias, plain
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("training", [True, False])
-def test_one_scale_and_shift_equal_normalising_then_scaling(training):
-    """The folded form (x * s + t) gives Keras' batch norm followed by the class's gain and bias, in training
-    (batch statistics, and the same moving-average update) and in inference (moving statistics)."""
-    layer = ConditionalBatchNorm(num_classes=3, momentum=0.8)
+def test_one_scale_and_shift_equal_normalising_then_scaling(training, fused):
+    """The folded form (x * s + t), and the fused op followed by the gain and bias, give Keras' batch norm
+    followed by the class's gain and bias, in training (batch statistics, and the same moving-average update)
+    and in inference (moving statistics)."""
+    layer = ConditionalBatchNorm(num_classes=3, momentum=0.8, fused=fused)
     rng = np.random.RandomState(3)
     x = tf.constant(rng.randn(8, 4, 4, 6).astype(np.float32) * 2.0 + 0.5)
     labels = tf.constant([0, 1, 2, 0, 1, 2, 0, 1])
@@ -95,17 +102,65 @@ def test_one_scale_and_shift_equal_normalising_then_scaling(training):
     np.testing.assert_allclose(layer.batch_norm.moving_variance, plain.moving_variance, rtol=1e-5, atol=1e-6)
 
 
+def _full_size_ops(layer, shape, dtype=tf.float32):
+    """The types of the training graph's ops whose output has the activations' shape, and the graph."""
+    graph = tf.function(lambda a, b: layer(a, b, training=True)).get_concrete_function(
+        tf.TensorSpec(shape, dtype), tf.TensorSpec((shape[0],), tf.int32)).graph
+    size = int(np.prod(shape))
+    full = [op.type for op in graph.get_operations() if op.type not in ("Placeholder", "Identity")
+            and op.outputs and op.outputs[0].shape.rank == len(shape) and op.outputs[0].shape.num_elements() == size]
+    return sorted(full), graph
+
+
 def test_training_call_makes_two_full_size_passes_and_no_tensor_of_ones():
     """Normalisation and the class's gain and bias are one multiply and one add over the activations (the
     statistics' square aside), and the count comes from the shape, not from a reduced tensor of ones."""
     layer = ConditionalBatchNorm(num_classes=3)
     layer.build((4, 8, 8, 5))
-    graph = tf.function(lambda a, b: layer(a, b, training=True)).get_concrete_function(
-        tf.TensorSpec((4, 8, 8, 5)), tf.TensorSpec((4,), tf.int32)).graph
-    full = [op.type for op in graph.get_operations() if op.type not in ("Placeholder", "Identity")
-            and op.outputs and op.outputs[0].shape.rank == 4 and op.outputs[0].shape.num_elements() == 4 * 8 * 8 * 5]
-    assert sorted(full) == ["AddV2", "Mul", "Square"], full
+    full, graph = _full_size_ops(layer, (4, 8, 8, 5))
+    assert full == ["AddV2", "Mul", "Square"], full
     assert not [op for op in graph.get_operations() if op.type in ("OnesLike", "Fill")]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_fused_training_call_normalises_in_the_fused_op(dtype):
+    """With `fused`, a training call on images normalises in TensorFlow's fused batch-norm op, then applies the
+    class's gain and bias as one multiply and one add, in the compute dtype."""
+    layer = ConditionalBatchNorm(num_classes=3, fused=True, dtype=dtype)
+    layer.build((4, 8, 8, 5))
+    full, graph = _full_size_ops(layer, (4, 8, 8, 5), layer.compute_dtype)
+    assert full == ["AddV2", "FusedBatchNormV3", "Mul"], full
+    fused = [op for op in graph.get_operations() if op.type == "FusedBatchNormV3"]
+    assert fused[0].outputs[0].dtype == layer.compute_dtype
+
+
+def test_fused_training_call_takes_the_unfused_path_where_the_op_does_not_apply():
+    """float64 (which the fused op does not take) and vectors normalise as without `fused`."""
+    for shape, dtype in (((4, 8, 8, 5), "float64"), ((4, 5), "float32")):
+        layer = ConditionalBatchNorm(num_classes=3, fused=True, dtype=dtype)
+        layer.build(shape)
+        full, _ = _full_size_ops(layer, shape, dtype)
+        assert "FusedBatchNormV3" not in full and "Square" in full, (shape, dtype, full)
+
+
+def test_fused_gradients_equal_the_unfused_ones():
+    """The fused op's gradient with respect to the inputs, gains and biases is the unfused path's."""
+    rng = np.random.RandomState(5)
+    x = tf.constant(rng.randn(6, 4, 4, 5).astype(np.float32) * 1.5 - 0.3)
+    labels = tf.constant([0, 1, 2, 2, 1, 0])
+    weights = rng.randn(6, 4, 4, 5).astype(np.float32)
+    grads = []
+    for fused in (False, True):
+        layer = ConditionalBatchNorm(num_classes=3, fused=fused)
+        layer.build(x.shape)
+        layer.gain.assign(np.linspace(0.5, 1.5, 15, dtype=np.float32).reshape(3, 5))
+        layer.bias.assign(np.linspace(-1, 1, 15, dtype=np.float32).reshape(3, 5))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, labels, training=True) * weights)
+        grads.append([tf.convert_to_tensor(g) for g in tape.gradient(loss, [x, layer.gain, layer.bias])])
+    for unfused, fused in zip(*grads):
+        np.testing.assert_allclose(fused, unfused, rtol=1e-4, atol=1e-4)
 
 
 def test_mixed_bfloat16_computes_statistics_and_normalisation_in_float32():

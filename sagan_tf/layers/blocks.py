@@ -99,6 +99,7 @@ class GeneratorBlock(_ConvBlock):
         bn_momentum, bn_epsilon: batch-norm settings.
         bn_initialization: the conditional batch norms' gains and biases at the start, "unit" or
             "biggan" (see `ConditionalBatchNorm`).
+        bn_fused: the conditional batch norms' training calls in TensorFlow's fused op (their `fused`).
         fused_resampling: compute the resampling convolutions in their fused form (fewer products,
             the same result); False: the plain compositions.
         filter_gradient: "onednn", "matmul" or a rule list: how the convolutions take their filter
@@ -121,6 +122,7 @@ class GeneratorBlock(_ConvBlock):
         fused_resampling=True,
         filter_gradient="onednn",
         bias_initialization="zeros",
+        bn_fused=False,
         **kwargs,
     ):
         super().__init__(out_channels, use_spectral_norm, kernel_initializer, fused_resampling, filter_gradient,
@@ -130,12 +132,13 @@ class GeneratorBlock(_ConvBlock):
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
         self.bn_initialization = bn_initialization
+        self.bn_fused = bn_fused
 
     def build(self, inputs_shape, labels_shape=None):
         input_shape = inputs_shape
         in_channels = int(input_shape[-1])
         bn_args = dict(momentum=self.bn_momentum, epsilon=self.bn_epsilon, initialization=self.bn_initialization,
-                       dtype=self.dtype_policy)
+                       fused=self.bn_fused, dtype=self.dtype_policy)
         self.bn1 = ConditionalBatchNorm(self.num_classes, name="bn1", **bn_args)
         self.bn2 = ConditionalBatchNorm(self.num_classes, name="bn2", **bn_args)
         self.conv1 = self._conv(3, in_channels, "conv1")
@@ -180,6 +183,7 @@ class GeneratorBlock(_ConvBlock):
                 "bn_momentum": self.bn_momentum,
                 "bn_epsilon": self.bn_epsilon,
                 "bn_initialization": self.bn_initialization,
+                "bn_fused": self.bn_fused,
             }
         )
         return config
