@@ -9,6 +9,7 @@ import functools
 import keras
 from keras import ops
 
+from sagan_tf.layers.activations import relu
 from sagan_tf.layers.normalization import ConditionalBatchNorm
 from sagan_tf.layers import conv_grad, initializers, resampling
 from sagan_tf.layers.resampling import downsample_average, upsample_nearest  # noqa: F401  (public here too)
@@ -157,12 +158,12 @@ class GeneratorBlock(_ConvBlock):
         self.built = True
 
     def call(self, inputs, labels=None, training=None):
-        x = ops.relu(self.bn1(inputs, labels, training=training))
+        x = relu(self.bn1(inputs, labels, training=training))
         if self.upsample:  # upsampling and convolution in one (sagan_tf.layers.resampling)
             x = convolve(self.conv1, x, self._upsample_conv2d, training=training)
         else:
             x = self.conv1(x, training=training)
-        x = ops.relu(self.bn2(x, labels, training=training))
+        x = relu(self.bn2(x, labels, training=training))
         x = self.conv2(x, training=training)
         shortcut = inputs
         if self.upsample:  # (an upsampling block always has a shortcut convolution)
@@ -251,12 +252,12 @@ class DiscriminatorBlock(_ConvBlock):
         self.built = True
 
     def call(self, inputs, training=None):
-        x = inputs if self.optimized else ops.relu(inputs)
+        x = inputs if self.optimized else relu(inputs)
         x = self.conv1(x, training=training)
         if self.downsample:  # convolution and pooling in one (sagan_tf.layers.resampling)
-            x = convolve(self.conv2, ops.relu(x), self._conv2d_downsample, training=training)
+            x = convolve(self.conv2, relu(x), self._conv2d_downsample, training=training)
         else:
-            x = self.conv2(ops.relu(x), training=training)
+            x = self.conv2(relu(x), training=training)
         shortcut = inputs
         if self.downsample:  # (a downsampling block always has a shortcut convolution)
             # pooled first, as the optimised block specifies; for the standard block, which convolves

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from sagan_tf import configurables
+from sagan_tf.layers.activations import relu
 from sagan_tf.layers.blocks import DiscriminatorBlock
 from sagan_tf.layers import initializers
 from sagan_tf.layers.spectral_norm import maybe_spectral_norm
@@ -144,7 +145,7 @@ class Discriminator(common.Network):
         x = ops.cast(images, self.compute_dtype)
         maps = {}
         x = self._run_blocks(x, (), training, return_attention, maps)
-        features = ops.sum(ops.relu(x), axis=(1, 2))
+        features = ops.sum(relu(x), axis=(1, 2))
         logits = self.linear(features, training=training)[:, 0]
         if self.embedding is not None:
             labels = ops.reshape(labels, (-1,))

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from sagan_tf import configurables
+from sagan_tf.layers.activations import relu
 from sagan_tf.layers.blocks import GeneratorBlock
 from sagan_tf.layers import initializers, normalization
 from sagan_tf.layers.spectral_norm import maybe_spectral_norm
@@ -187,7 +188,7 @@ class Generator(common.Network):
             x = normalization.fused_training_normalization(norm, x, norm.gamma, norm.beta)
         else:
             x = norm(x, training=training)
-        x = ops.relu(x)
+        x = relu(x)
         images = ops.cast(ops.tanh(self.output_conv(x, training=training)), "float32")
         return (images, maps) if return_attention else images
 
