@@ -190,6 +190,16 @@ TABLE += [
      ["{tmp}/s.md"]),
 ]
 
+AB_REPORT = "tools/ab_report.py"
+TOOLS.append(AB_REPORT)
+TABLE += [
+    (AB_REPORT, ["--baseline=base", "--output={tmp}/t.md"], "--records is required", ["{tmp}/t.md"]),
+    (AB_REPORT, ["--records={tmp}/none", "--baseline=base", "--output={tmp}/t.md"], "--records {tmp}/none does not exist",
+     ["{tmp}/t.md"]),
+    (AB_REPORT, ["--records={empty}", "--baseline=base", "--output={tmp}/t.md"], "no records of the baseline 'base'",
+     ["{tmp}/t.md"]),
+]
+
 REFERENCE_STEP = "tools/reference_step_check.py"
 TOOLS.append(REFERENCE_STEP)
 TABLE += [
@@ -250,6 +260,7 @@ HELP[BENCH_SERVING] = "--saved_model"
 HELP[PARITY] = "--reference"
 HELP[REFERENCE_STEP] = "--biggan_dir"
 HELP[SPREAD] = "--groups"
+HELP[AB_REPORT] = "--baseline"
 
 
 def test_every_tool_has_rows_and_help():

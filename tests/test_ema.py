@@ -270,3 +270,22 @@ def test_standing_statistics_settings_are_checked_and_kept_in_the_config():
     assert (config["ema_standing_batches"], config["ema_standing_batch_size"]) == (3, 4)
     again = SAGAN.from_config(config)
     assert (again.ema_standing_batches, again.ema_standing_batch_size) == (3, 4)
+
+
+def test_standing_statistics_of_fused_batch_norms_equal_the_unfused_ones():
+    """With `Generator.bn_fused`, the training-mode calls normalise in the fused op and update the moving
+    statistics there: the running mean over the batches still reaches every layer (float32, same weights)."""
+    keras.utils.set_random_seed(1)
+    plain = Generator(resolution=32, num_classes=3, base_channels=4, attention_resolutions=(16,))
+    plain.build()
+    fused = Generator.from_config({**plain.get_config(), "bn_fused": True})
+    fused.build()
+    fused.set_weights(plain.get_weights())
+    before = _moving(plain)
+    for generator in (plain, fused):
+        standing_statistics(generator, 3, 8)
+    got, expected = _moving(fused), _moving(plain)
+    assert len(got) == 2 * (2 * len(plain.blocks) + 1)
+    for path, value in expected.items():
+        assert not np.allclose(value, before[path]), path
+        np.testing.assert_allclose(got[path], value, rtol=1e-4, atol=1e-6, err_msg=path)

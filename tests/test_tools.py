@@ -454,3 +454,29 @@ def test_spread_report_states_each_modes_spread_and_where_the_reruns_losses_part
     write("default_ema_a", 60.0, same, 90.0)
     overlap = spread("default,default_ema", tmp_path / "s3.md")
     assert overlap.returncode == 2 and "run default_ema_a is named by default and default_ema" in overlap.stderr
+
+
+def test_ab_report_tabulates_rounds_and_ratios_to_the_baseline(tmp_path):
+    """Each variant's rounds, median and median per-round ratio to the baseline's record of the same round;
+    a missing baseline is one line and exit 2, nothing written."""
+    times = {"base": [200.0, 300.0, 250.0], "fast": [100.0, 240.0, 150.0]}
+    for variant, ms in times.items():
+        for i, value in enumerate(ms, 1):
+            (tmp_path / f"{variant}_{i}.json").write_text(json.dumps(
+                {"ms_per_iteration": value, "commit": f"{variant}abcdef0", "machine": "cpu A", "threads": 1,
+                 "matmul_gflop_per_second": 150.0 + i, "gin_files": ["x.gin"], "global_batch": 32,
+                 "iterations_timed": 30}))
+    out = tmp_path / "t.md"
+    run = [sys.executable, "tools/ab_report.py", f"--records={tmp_path}", f"--output={out}"]
+    result = subprocess.run(run + ["--baseline=base"], capture_output=True, text=True, cwd=REPO, timeout=60,
+                            env={**os.environ, "PYTHONPATH": "tools"})
+    assert result.returncode == 0, result.stderr
+    table = out.read_text()
+    assert "| base | 200.0, 300.0, 250.0 | 250.0 | 1.000 |" in table
+    assert "| fast | 100.0, 240.0, 150.0 | 150.0 | 0.600 |" in table  # ratios 0.5, 0.8, 0.6
+    assert "machine: cpu A; float32 4096^3 matmul 151-153 GFLOP/s" in table and "fast fastabc" in table
+    out.unlink()
+    missing = subprocess.run(run + ["--baseline=slow"], capture_output=True, text=True, cwd=REPO, timeout=60,
+                             env={**os.environ, "PYTHONPATH": "tools"})
+    assert missing.returncode == 2 and "no records of the baseline 'slow'" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1 and not out.exists()

@@ -18,12 +18,12 @@ def fusable(inputs):
             and inputs.dtype in (tf.float32, tf.bfloat16, tf.float16))
 
 
-def fused_training_normalization(norm, inputs, scale=None, offset=None):
+def fused_training_normalization(norm, inputs, scale=None, offset=None, momentum=None):
     """A training step of the Keras batch norm `norm` in TensorFlow's FusedBatchNormV3 (for `fusable` inputs):
     `(x - mean) / sqrt(var + epsilon) * scale + offset` with the batch's statistics, computed in float32 inside
     the op and returned in the dtype of `inputs`, its gradient one op too. `scale` and `offset` are float32 per
-    channel (None: 1 and 0). Updates `norm`'s moving mean and variance by its momentum, with the biased
-    variance, as Keras' batch norm does (the op returns the Bessel-corrected one)."""
+    channel (None: 1 and 0). Updates `norm`'s moving mean and variance by `momentum` (None: `norm`'s), with the
+    biased variance, as Keras' batch norm does (the op returns the Bessel-corrected one)."""
     channels = inputs.shape[-1]
     scale = tf.ones([channels]) if scale is None else tf.cast(scale, tf.float32)
     offset = tf.zeros([channels]) if offset is None else tf.cast(offset, tf.float32)
@@ -33,7 +33,7 @@ def fused_training_normalization(norm, inputs, scale=None, offset=None):
         exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
     count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
     variance = variance * tf.math.divide_no_nan(count - 1.0, count)
-    momentum = norm.momentum
+    momentum = norm.momentum if momentum is None else momentum
     norm.moving_mean.assign(norm.moving_mean * momentum + mean * (1.0 - momentum))
     norm.moving_variance.assign(norm.moving_variance * momentum + variance * (1.0 - momentum))
     return outputs
@@ -133,7 +133,7 @@ class ConditionalBatchNorm(keras.layers.Layer):
             broadcast = (-1,) + (1,) * (len(inputs.shape) - 2) + (gain.shape[-1],)
             gain, bias = ops.reshape(gain, broadcast), ops.reshape(bias, broadcast)
         if self.fused and training and self.batch_norm.trainable and fusable(inputs):
-            outputs = fused_training_normalization(self.batch_norm, inputs)
+            outputs = fused_training_normalization(self.batch_norm, inputs, momentum=self.momentum)
             return outputs * ops.cast(gain, outputs.dtype) + ops.cast(bias, outputs.dtype)
         # as Keras' batch norm: the statistics and the normalisation in float32 (or wider) under a mixed policy
         dtype = keras.backend.result_type(inputs.dtype, "float32")
