@@ -36,8 +36,13 @@ def test_bfloat16_relu_computes_on_integers():
     assert "Relu" not in types and {"Bitcast", "Maximum"} <= types, types
 
 
-def test_bfloat16_relu_keeps_positive_subnormals():
-    """TensorFlow's bfloat16 ReLU flushes subnormals to 0 (it computes in float32 with denormals off); the
-    integer maximum keeps a positive one and zeroes a negative one."""
-    x = tf.constant([1e-38, -1e-38], tf.bfloat16)
-    np.testing.assert_array_equal(relu(x).numpy().astype(np.float32), np.array([x.numpy()[0], 0.0], np.float32))
+def test_bfloat16_relu_edges():
+    """A positive subnormal stays (TensorFlow's ReLU may flush it to 0) and a negative one gives 0; a NaN with the
+    sign bit clear stays NaN and one with it set gives 0 (TensorFlow's keeps it)."""
+    x = tf.bitcast(tf.constant([0x0040, -0x7FC0], tf.int16), tf.bfloat16)  # +-(2^-127 ~ 5.9e-39), subnormal
+    np.testing.assert_array_equal(tf.bitcast(relu(x), tf.int16).numpy(), [0x0040, 0])
+    nan = tf.constant([np.nan, -np.nan], tf.float32)
+    signs = np.signbit(nan.numpy())
+    assert not signs[0] and signs[1]
+    got = relu(tf.cast(nan, tf.bfloat16)).numpy().astype(np.float32)
+    assert np.isnan(got[0]) and got[1] == 0.0

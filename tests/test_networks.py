@@ -204,7 +204,7 @@ def test_gin_binds_the_settings():
 def test_fused_batch_norms_train_as_the_unfused_ones():
     """`bn_fused` reaches every batch norm (the blocks' conditional ones and the output one, kept in the config)
     and, in float32 with the same weights, a training call gives the unfused generator's images and moving
-    statistics; an inference call is the unfused one."""
+    statistics; in bfloat16 every batch norm of the training graph runs in the fused op on bfloat16 activations."""
     keras.utils.set_random_seed(2)
     plain = Generator(resolution=32, num_classes=3, base_channels=4, attention_resolutions=(16,))
     plain.build()
@@ -227,3 +227,10 @@ def test_fused_batch_norms_train_as_the_unfused_ones():
     ops = tf.function(lambda a, b: fused(a, b, training=True)).get_concrete_function(
         tf.TensorSpec((6, 128)), tf.TensorSpec((6,), tf.int32)).graph.get_operations()
     assert sum(op.type == "FusedBatchNormV3" for op in ops) == 2 * len(fused.blocks) + 1
+    mixed = Generator.from_config({**fused.get_config(), "dtype": "mixed_bfloat16"})
+    mixed.build()
+    ops = tf.function(lambda a, b: mixed(a, b, training=True)).get_concrete_function(
+        tf.TensorSpec((6, 128)), tf.TensorSpec((6,), tf.int32)).graph.get_operations()
+    norms = [op for op in ops if op.type == "FusedBatchNormV3"]
+    assert len(norms) == 2 * len(mixed.blocks) + 1 and all(op.inputs[0].dtype == tf.bfloat16 for op in norms)
+    assert all(op.inputs[1].dtype == tf.float32 for op in norms)  # gains (the output norm's gamma) in float32

@@ -135,7 +135,13 @@ def test_fused_training_call_normalises_in_the_fused_op(dtype):
 
 
 def test_fused_training_call_takes_the_unfused_path_where_the_op_does_not_apply():
-    """float64 (which the fused op does not take) and vectors normalise as without `fused`."""
+    """float64 (which the fused op does not take), vectors and a frozen batch norm (whose training call uses the
+    moving statistics) normalise as without `fused`."""
+    frozen = ConditionalBatchNorm(num_classes=3, fused=True)
+    frozen.build((4, 8, 8, 5))
+    frozen.batch_norm.trainable = False
+    full, _ = _full_size_ops(frozen, (4, 8, 8, 5))
+    assert full == ["AddV2", "Mul"], full
     for shape, dtype in (((4, 8, 8, 5), "float64"), ((4, 5), "float32")):
         layer = ConditionalBatchNorm(num_classes=3, fused=True, dtype=dtype)
         layer.build(shape)

@@ -480,3 +480,14 @@ def test_ab_report_tabulates_rounds_and_ratios_to_the_baseline(tmp_path):
                              env={**os.environ, "PYTHONPATH": "tools"})
     assert missing.returncode == 2 and "no records of the baseline 'slow'" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1 and not out.exists()
+    # A variant timed in other rounds than the baseline, or records of another machine: refused, not averaged.
+    (tmp_path / "fast_3.json").rename(tmp_path / "fast_4.json")
+    other = subprocess.run(run + ["--baseline=base"], capture_output=True, text=True, cwd=REPO, timeout=60,
+                           env={**os.environ, "PYTHONPATH": "tools"})
+    assert other.returncode == 2 and "fast was timed in rounds [1, 2, 4], the baseline in [1, 2, 3]" in other.stderr
+    (tmp_path / "fast_4.json").rename(tmp_path / "fast_3.json")
+    record = json.loads((tmp_path / "fast_2.json").read_text())
+    (tmp_path / "fast_2.json").write_text(json.dumps({**record, "machine": "cpu B"}))
+    machines = subprocess.run(run + ["--baseline=base"], capture_output=True, text=True, cwd=REPO, timeout=60,
+                              env={**os.environ, "PYTHONPATH": "tools"})
+    assert machines.returncode == 2 and "the records differ in machine" in machines.stderr and not out.exists()

@@ -1,11 +1,12 @@
 """The networks' ReLU.
 
-TensorFlow's CPU ReLU in bfloat16 converts every element to float32 and back. A bfloat16 number's sign is
-its top bit, and among non-negative numbers the bit patterns order as the values do, so the maximum of the bit
-patterns read as 16-bit integers and 0 is the ReLU: the same values, computed on integers at about twice the
-speed, except at the edges (-0 gives +0; a NaN with the sign bit set gives 0 where TensorFlow's ReLU keeps the
-NaN; a positive subnormal stays where TensorFlow's, which computes with denormals off, flushes it to 0). Its gradient is
-TensorFlow's `ReluGrad`, as `tf.nn.relu`'s. Other dtypes use `keras.ops.relu`.
+In bfloat16 it is computed on the numbers' bit patterns: a bfloat16 number's sign is its top bit, and among
+non-negative numbers the bit patterns order as the values do, so the maximum of the patterns read as 16-bit
+integers and 0 is the ReLU. The values are TensorFlow's ReLU's except at the edges: -0 gives +0, a NaN with the
+sign bit set gives 0 (TensorFlow's keeps the NaN), and a positive subnormal number stays, which TensorFlow's
+ReLU may flush to 0 (tests/test_activations.py). The gradient is TensorFlow's `ReluGrad` of
+the output, as `tf.nn.relu`'s. The two-CPU-hour recipe's iteration timed with and without it:
+docs/performance.md. Other dtypes use `keras.ops.relu`.
 """
 
 import tensorflow as tf

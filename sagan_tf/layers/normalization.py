@@ -12,7 +12,7 @@ INITIALIZATIONS = ("unit", "biggan")
 def fusable(inputs):
     """Whether a training call may normalise `inputs` with TensorFlow's fused batch-norm op: images
     [B, H, W, C] of a dtype the op takes, on one replica (the op cannot sum its statistics across replicas)."""
-    replica = tf.distribute.get_replica_context()
+    replica = tf.distribute.get_replica_context()  # None in a cross-replica context: no all-reduce there either
     one_replica = replica is None or replica.num_replicas_in_sync == 1
     return (one_replica and len(inputs.shape) == 4 and inputs.shape[-1] is not None
             and inputs.dtype in (tf.float32, tf.bfloat16, tf.float16))
