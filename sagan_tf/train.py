@@ -51,6 +51,11 @@ def main(argv):
     if os.path.exists(FLAGS.model_dir) and not os.path.isdir(FLAGS.model_dir):  # before TensorFlow: fails fast
         raise commands.UserError(f"--model_dir {FLAGS.model_dir} is a file, not a folder",
                                  "pass a new or existing run folder")
+    if not FLAGS.gin_file:
+        configs = [name for name in gin_files.packaged_gin_names() if "/" not in name and name != "base.gin"]
+        raise commands.UserError("no --gin_file: a run needs a config (its data and networks)",
+                                 f"pass e.g. --gin_file=synthetic.gin, the README's default run; the shipped configs: "
+                                 f"{', '.join(configs)}")
     for name in FLAGS.gin_file:
         gin_files.resolve_gin_file(name)
     distribute.check_environment(FLAGS.strategy)

@@ -18,6 +18,8 @@ TRAIN, EVALUATE, EXPORT = "sagan_tf.train", "sagan_tf.evaluate", "sagan_tf.expor
 TABLE = [
     (TRAIN, ["--gin_file=synthetic.gin"], "--model_dir is required", []),
     (TRAIN, ["--gin_file=nope.gin", "--model_dir={tmp}/r"], "gin file 'nope.gin' not found", ["{tmp}/r"]),
+    (TRAIN, ["--model_dir={tmp}/r", "--gin_param=train.num_steps = 4"], "no --gin_file: a run needs a config",
+     ["{tmp}/r"]),
     (TRAIN, ["--gin_file=synthetic.gin", "--model_dir={tmp}/r", "--gin_param=Generator.base_chanels = 4"],
      "did you mean 'base_channels'", ["{tmp}/r"]),
     (TRAIN, ["--gin_file=synthetic.gin", "--model_dir={tmp}/r", "--gin_param=RESOLUTION = 16"],
