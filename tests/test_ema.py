@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import strategies
+from test_networks import plain_and_fused_generators
 from test_spectral_norm import _normalized_sigma
 
 from sagan_tf import compat
@@ -275,12 +276,7 @@ def test_standing_statistics_settings_are_checked_and_kept_in_the_config():
 def test_standing_statistics_of_fused_batch_norms_equal_the_unfused_ones():
     """With `Generator.bn_fused`, the training-mode calls normalise in the fused op and update the moving
     statistics there: the running mean over the batches still reaches every layer (float32, same weights)."""
-    keras.utils.set_random_seed(1)
-    plain = Generator(resolution=32, num_classes=3, base_channels=4, attention_resolutions=(16,))
-    plain.build()
-    fused = Generator.from_config({**plain.get_config(), "bn_fused": True})
-    fused.build()
-    fused.set_weights(plain.get_weights())
+    plain, fused = plain_and_fused_generators(seed=1)
     before = _moving(plain)
     for generator in (plain, fused):
         standing_statistics(generator, 3, 8)

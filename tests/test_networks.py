@@ -201,16 +201,22 @@ def test_gin_binds_the_settings():
         Generator(resolution=32, num_classes=0, base_channels=4, filter_gradient="auto")
 
 
-def test_fused_batch_norms_train_as_the_unfused_ones():
-    """`bn_fused` reaches every batch norm (the blocks' conditional ones and the output one, kept in the config)
-    and, in float32 with the same weights, a training call gives the unfused generator's images and moving
-    statistics; in bfloat16 every batch norm of the training graph runs in the fused op on bfloat16 activations."""
-    keras.utils.set_random_seed(2)
+def plain_and_fused_generators(seed):
+    """A small generator and a copy with `bn_fused` holding the same weights (shared with tests/test_ema.py)."""
+    keras.utils.set_random_seed(seed)
     plain = Generator(resolution=32, num_classes=3, base_channels=4, attention_resolutions=(16,))
     plain.build()
     fused = Generator.from_config({**plain.get_config(), "bn_fused": True})
     fused.build()
     fused.set_weights(plain.get_weights())
+    return plain, fused
+
+
+def test_fused_batch_norms_train_as_the_unfused_ones():
+    """`bn_fused` reaches every batch norm (the blocks' conditional ones and the output one, kept in the config)
+    and, in float32 with the same weights, a training call gives the unfused generator's images and moving
+    statistics; in bfloat16 every batch norm of the training graph runs in the fused op on bfloat16 activations."""
+    plain, fused = plain_and_fused_generators(seed=2)
     assert all(b.bn1.fused and b.bn2.fused for b in fused.blocks) and not plain.blocks[0].bn1.fused
     z, labels = tf.random.normal((6, 128)), tf.constant([0, 1, 2, 2, 1, 0])
     gamma = np.linspace(0.5, 1.5, plain.output_bn.gamma.shape[0]).astype(np.float32)
