@@ -1,7 +1,9 @@
 """lab.experiments (tools/lab/experiments) and tools/run_experiments.py: the experiment list, its resumable stages, the baselines
 and the report."""
 
+import ast
 import glob
+import inspect
 import json
 import os
 import subprocess
@@ -82,6 +84,62 @@ def test_every_shipped_list_binds_what_it_names():
                      ["generator/sagan_tf.optimizers.FusedAdam.learning_rat = 2e-4"])
     gin.clear_config()
 
+
+
+# the settings a list's records are compared on: those the two-CPU-hour and parity lists vary
+RECORDED_SETTINGS = ("Generator.bias_initialization", "Discriminator.bias_initialization", "Generator.bn_fused",
+                     "Generator.base_channels", "build_input.global_batch_size", "SAGAN.ema_decay",
+                     "SAGAN.ema_start_step", "SAGAN.ema_standing_batches", "train.mixed_precision",
+                     "train.deterministic")
+
+
+def _operative_settings(path):
+    values = {}
+    for line in Path(path).read_text().splitlines():
+        name, _, value = line.partition(" = ")
+        if name in RECORDED_SETTINGS:
+            values[name] = ast.literal_eval(value)
+    return values
+
+
+def test_every_shipped_list_still_trains_what_its_records_trained():
+    """A list reruns what its committed records ran: for each run with records in results/<list>, the list's gin
+    files and bindings parsed today give the settings of the run's operative_config.gin (an unbound one: its
+    default). A recipe file changed after a list ran must not change that list's runs."""
+    import gin
+
+    from sagan_tf import Discriminator, Generator, config, gin_registry  # noqa: F401  (every configurable)
+    from sagan_tf.data import build_input
+    from sagan_tf.models.sagan import SAGAN
+    from sagan_tf.trainer import TrainConfig
+
+    owners = {"Generator": Generator, "Discriminator": Discriminator, "SAGAN": SAGAN, "train": TrainConfig,
+              "build_input": build_input}
+
+    def today(setting):
+        try:
+            return gin.query_parameter(setting)
+        except ValueError:  # unbound: the configurable's default
+            owner, parameter = setting.split(".")
+            return inspect.signature(owners[owner]).parameters[parameter].default
+
+    compared = 0
+    for path in sorted(glob.glob(os.path.join(REPO, "tools", "experiments", "*.json"))):
+        spec = runner.load_spec(path)
+        folder = os.path.join(REPO, "results", os.path.basename(path)[:-len(".json")])
+        for run in spec["runs"]:
+            for operative in sorted(glob.glob(os.path.join(folder, run["name"], "seed_*", "operative_config.gin"))):
+                recorded = _operative_settings(operative)
+                gin.clear_config()
+                config.parse(*stages.gin_arguments(spec, run))
+                for setting, value in recorded.items():
+                    if setting.startswith("SAGAN.ema_") and setting != "SAGAN.ema_decay" and recorded.get(
+                            "SAGAN.ema_decay") is None:
+                        continue  # no EMA generator: its settings do nothing
+                    assert today(setting) == value, (operative, setting)
+                    compared += 1
+    gin.clear_config()
+    assert compared > 100
 
 def test_latest_step_and_finished_runs_are_not_retrained(tmp_path):
     directory = tmp_path / "a" / "seed_0"
