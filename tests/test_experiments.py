@@ -116,12 +116,15 @@ def test_every_shipped_list_still_trains_what_its_records_trained():
     owners = {"Generator": Generator, "Discriminator": Discriminator, "SAGAN": SAGAN, "train": TrainConfig,
               "build_input": build_input}
 
+    def default(setting):
+        owner, parameter = setting.split(".")
+        return inspect.signature(owners[owner]).parameters[parameter].default
+
     def today(setting):
         try:
             return gin.query_parameter(setting)
         except ValueError:  # unbound: the configurable's default
-            owner, parameter = setting.split(".")
-            return inspect.signature(owners[owner]).parameters[parameter].default
+            return default(setting)
 
     compared = 0
     for path in sorted(glob.glob(os.path.join(REPO, "tools", "experiments", "*.json"))):
@@ -136,8 +139,7 @@ def test_every_shipped_list_still_trains_what_its_records_trained():
                     if setting.startswith("SAGAN.ema_") and setting != "SAGAN.ema_decay" and recorded.get(
                             "SAGAN.ema_decay") is None:
                         continue  # no EMA generator: its settings do nothing
-                    owner, parameter = setting.split(".")
-                    expected = recorded.get(setting, inspect.signature(owners[owner]).parameters[parameter].default)
+                    expected = recorded.get(setting, default(setting))
                     assert today(setting) == expected, (operative, setting)
                     compared += 1
     gin.clear_config()
