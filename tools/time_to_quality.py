@@ -16,6 +16,7 @@ Writes OUTPUT.png (FID on a log scale against CPU-minutes) and OUTPUT.md (the po
 import glob
 import json
 import os
+import re
 
 from absl import flags
 
@@ -58,6 +59,8 @@ def our_points(run_dirs):
 def reference_points(directory):
     points = []
     for path in sorted(glob.glob(os.path.join(directory, "ref_s*_step*.json"))):
+        if not re.fullmatch(r"ref_s\d+_step\d+\.json", os.path.basename(path)):
+            continue  # a set scored again elsewhere (ref_s0_step01500_<machine>.json) would count twice
         with open(path) as f:
             result = json.load(f)
         name = os.path.basename(path)[:-len(".json")]
