@@ -27,14 +27,16 @@ class BlocksTest(parameterized.TestCase, tf.test.TestCase):
         # In a low precision each pixel's gradient is its four upstream values summed in that precision: three
         # roundings, each within the unit roundoff u of a partial sum, so within 3u of the sum of the values'
         # magnitudes (Higham's bound for recursive summation, first order), whichever order the kernel adds in
-        # or whether it accumulates wider (CPUs with and without native bfloat16 differ there).
-        for dtype, unit_roundoff in ((tf.bfloat16, 2 ** -8), (tf.float16, 2 ** -11), (tf.float64, 2 ** -53)):
+        # or whether it accumulates wider (CPUs with and without native bfloat16 differ there). The float64 sum
+        # below is exact for bfloat16 and float16 terms; for float64 terms it is rounded too, so twice the bound.
+        for dtype, unit_roundoff, sums in ((tf.bfloat16, 2 ** -8, 1), (tf.float16, 2 ** -11, 1),
+                                           (tf.float64, 2 ** -53, 2)):
             low = tf.cast(upstream, dtype)
             gradient = tf.function(lambda a, g: tf.gradients(upsample_nearest(a), a, g)[0]).get_concrete_function(
                 tf.TensorSpec([None, None, None, 4], dtype), tf.TensorSpec([None, None, None, 4], dtype))
             terms = tf.reshape(tf.cast(low, tf.float64), (2, 3, 2, 5, 2, 4))
             expected = tf.reduce_sum(terms, axis=(2, 4))
-            bound = 3 * unit_roundoff * (1 + 4 * unit_roundoff) * tf.reduce_sum(tf.abs(terms), axis=(2, 4))
+            bound = sums * 3 * unit_roundoff * (1 + 4 * unit_roundoff) * tf.reduce_sum(tf.abs(terms), axis=(2, 4))
             error = tf.abs(tf.cast(gradient(tf.cast(x, dtype), low), tf.float64) - expected)
             self.assertAllLessEqual(error - bound, 0.0)
         tiny = tf.constant([2 ** -24, 0, 0, 0], tf.float16, (1, 2, 2, 1))  # float16's smallest subnormal, once
