@@ -27,7 +27,8 @@ from sagan_tf import commands  # (no TensorFlow)
 def define_flags():
     flags.DEFINE_string("bench", None, "A tools/bench_reference.py JSON that includes the fmnist config.")
     flags.DEFINE_multi_string("runs", [], "Experiment-list output directories of the Fashion-MNIST quality runs.")
-    flags.DEFINE_string("reference", "results/reference", "tools/eval_reference.py outputs (ref_s<seed>_step<N>*.json).")
+    flags.DEFINE_string("reference", "results/reference", "tools/eval_reference.py outputs (ref_s<seed>_step<N>.json; "
+                        "a set scored again on another machine, ref_s<seed>_step<N>_<machine>.json, counts once).")
     flags.DEFINE_string("output", "results/time_to_quality", "OUTPUT.png and OUTPUT.md.")
     flags.mark_flag_as_required("bench")
 
