@@ -98,6 +98,19 @@ def plain_output(stream=None):
 _HELP = ("-h", "--help", "-help", "--helpshort", "--helpfull", "-?")
 
 
+def _expand_home(flag_values):
+    """Expands a leading `~` or `~user` in the values of the flags given on the command line (a path the shell
+    left as typed: after `--data_dir=` it expands nothing), as the shell would at the start of a word."""
+    for name in flag_values:
+        flag = flag_values[name]
+        if not flag.present:
+            continue
+        if isinstance(flag.value, str) and flag.value.startswith("~"):
+            flag.value = os.path.expanduser(flag.value)
+        elif isinstance(flag.value, list) and any(isinstance(v, str) and v.startswith("~") for v in flag.value):
+            flag.value = [os.path.expanduser(v) if isinstance(v, str) and v.startswith("~") else v for v in flag.value]
+
+
 def _parser(command, description):
     def parse(argv):
         if any(arg in _HELP for arg in argv[1:]):
@@ -116,6 +129,7 @@ def _parser(command, description):
         if len(rest) > 1:
             fail(command, f"unexpected arguments {rest[1:]} (flags take the form --name=value; "
                           f"run {command} --help)")
+        _expand_home(flags.FLAGS)
         return rest
 
     return parse

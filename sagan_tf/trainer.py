@@ -26,6 +26,7 @@ from sagan_tf import config as config_lib
 from sagan_tf.machine import describe_machine, native_bf16
 from sagan_tf.actions import DivergedError, StepResult, scalar  # noqa: F401  (DivergedError: the CLI's)
 from sagan_tf.data import feeding
+from sagan_tf.data.pipeline import check_batch_size
 from sagan_tf.models.factory import DataFacts, build_model
 from sagan_tf.progress import Progress, format_duration
 
@@ -163,11 +164,17 @@ class TrainConfig:
     deterministic: bool = False
 
     def __post_init__(self):
+        """Raises ConfigError (a ValueError the commands print as one line) naming the first bad setting."""
         if self.mixed_precision not in MIXED_PRECISIONS:
-            raise ValueError(f"`mixed_precision` must be {_MIXED_PRECISION_CHOICES}. "
-                             f"Received: `mixed_precision={self.mixed_precision!r}`")
-        if self.steps_per_execution < 1:
-            raise ValueError(f"`steps_per_execution` must be >= 1. Received: {self.steps_per_execution}")
+            raise config_lib.ConfigError(f"train.mixed_precision = {self.mixed_precision!r} is not a precision",
+                                         f"bind {_MIXED_PRECISION_CHOICES}")
+        least = {"steps_per_execution": 1, "keep_checkpoints": 1, "num_samples": 1, "num_steps": 0, "log_every": 0,
+                 "checkpoint_every": 0, "sample_every": 0, "eval_every": 0}  # an interval of 0: never
+        for name, minimum in least.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise config_lib.ConfigError(f"train.{name} = {value!r} is not a whole number >= {minimum}",
+                                             f"bind train.{name} to one")
 
 
 def is_chief(strategy):
@@ -297,10 +304,7 @@ def train(model_dir, strategy, config=None, evaluation=None, actions=()):
     config = copy.copy(config)
     config.mixed_precision = resolve_precision(config.mixed_precision)
     replicas = strategy.num_replicas_in_sync
-    if config.input_spec.global_batch_size % replicas:
-        raise ValueError(
-            f"The global batch {config.input_spec.global_batch_size} does not divide over {replicas} replicas."
-        )
+    check_batch_size(config.input_spec.global_batch_size, replicas)
     if config.eval_every and evaluation is None:
         raise ValueError("`eval_every` > 0 needs an `evaluation` (sagan_tf.eval.periodic.PeriodicEvaluation).")
     keras.utils.set_random_seed(config.seed)  # before any layer exists: every initializer draws from it
@@ -412,8 +416,12 @@ def _restore(checkpoint, latest, own_dir, model, layout):
     the chief's shard's. `layout`: the input layout of this run's checkpointed position, None where the run
     checkpoints none. Without a save of its own, the worker's input starts its stream again (said in a line),
     as does the input of a run whose checkpoint holds no position or one saved with another layout (another
-    global batch, replica count or number of workers: it does not fit this run's batches)."""
+    global batch, replica count or number of workers: it does not fit this run's batches), and that of a run
+    that keeps no position (said in a line too)."""
     source = latest
+    if layout is None:
+        print("This run keeps no input position (train.checkpoint_input = False, or a TPU's infeed): its input "
+              "starts again from the beginning of its stream.", flush=True)
     if own_dir is not None:
         own = tf.train.latest_checkpoint(own_dir)
         if own and checkpointing.step_of(own) == checkpointing.step_of(latest):

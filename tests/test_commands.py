@@ -32,6 +32,16 @@ TABLE = [
      "flag --strategy=gpu", ["{tmp}/r"]),
     (TRAIN, ["--gin_file=synthetic.gin", "--model_dir={tmp}/r", "extra"], "unexpected arguments ['extra']",
      ["{tmp}/r"]),
+    (TRAIN, ["--gin_file=synthetic.gin", "--model_dir={tmp}/r", "--gin_param=train.mixed_precision = 'fp8'"],
+     "train.mixed_precision = 'fp8' is not a precision (bind None, 'auto',", ["{tmp}/r"]),
+    (TRAIN, ["--gin_file=synthetic.gin", "--model_dir={tmp}/r", "--gin_param=train.steps_per_execution = 0"],
+     "train.steps_per_execution = 0 is not a whole number >= 1 (bind train.steps_per_execution to one)", ["{tmp}/r"]),
+    (TRAIN, ["--gin_file=synthetic.gin", "--model_dir={tmp}/r", "--gin_param=train.log_every = -10"],
+     "train.log_every = -10 is not a whole number >= 0", ["{tmp}/r"]),
+    (TRAIN, ["--gin_file=synthetic.gin", "--model_dir={tmp}/r", "--strategy=mirrored", "--num_cpu_devices=2",
+             "--gin_param=build_input.global_batch_size = 3"],
+     "The global batch 3 does not divide over 2 replicas (bind build_input.global_batch_size to a multiple of 2)",
+     ["{tmp}/r"]),
     (EVALUATE, ["--model_dir={tmp}/none"], "--model_dir {tmp}/none is not a folder", []),
     (EVALUATE, ["--model_dir={empty}"], "is {empty} a sagan_tf training directory?", ["{empty}/eval"]),
     (EVALUATE, ["--model_dir={run}", "--num_samples=-5"], "flag --num_samples=-5", []),
@@ -263,6 +273,23 @@ HELP[PARITY] = "--reference"
 HELP[REFERENCE_STEP] = "--biggan_dir"
 HELP[SPREAD] = "--groups"
 HELP[AB_REPORT] = "--baseline"
+
+
+def test_a_path_flag_starting_with_a_tilde_means_the_home_folder(tmp_path):
+    """After `--flag=` the shell leaves `~` as typed: the commands expand it as the shell would at a word's
+    start, so that `--model_dir=~/runs/a` is a folder in $HOME and no folder named "~" appears."""
+    home = tmp_path / "home"
+    (home / "runs").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env["HOME"] = str(home)
+    for name, args, line in (
+            (EXPORT, ["--model_dir=~/runs/none", "--export_dir=~/e"], f"--model_dir {home}/runs/none is not a folder"),
+            (EVALUATE, ["--model_dir=~/runs"], f"is {home}/runs a sagan_tf training directory?"),
+            (SHAPE_CURVE, ["--runs=~/missing"], f"--runs {home}/missing does not exist")):
+        argv = [sys.executable, os.path.join(REPO, name)] if name.endswith(".py") else _argv(name)
+        result = subprocess.run([*argv, *args], capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+        assert result.returncode == 2 and line in result.stderr, (name, result.stderr[-2000:])
+    assert sorted(os.listdir(tmp_path)) == ["home"] and sorted(os.listdir(home)) == ["runs"]  # no "~", no e/
 
 
 def test_every_tool_has_rows_and_help():

@@ -83,7 +83,9 @@ def test_a_mirrored_run_resumed_on_one_device_restarts_its_input_and_says_so(str
     for name in kernels:
         assert np.linalg.norm(later[name] - before[name]) < 0.2 * np.linalg.norm(before[name]), name
     # A checkpoint without an input position (train.checkpoint_input = False), resumed by a run that saves one.
-    runs.train(str(tmp_path / "run"), ("--precision=float32", "--gin_param=train.checkpoint_input = False"),
-               steps=STEPS + 12)
+    output = runs.train(str(tmp_path / "run"), ("--precision=float32", "--gin_param=train.checkpoint_input = False"),
+                        steps=STEPS + 12)
+    assert "This run keeps no input position (train.checkpoint_input = False" in output  # a run that saves none
+    assert f"Done: steps {STEPS + 6}-{STEPS + 12}" in output
     output = runs.train(str(tmp_path / "run"), ("--precision=float32",), steps=STEPS + 18)
     assert f"ckpt-{STEPS + 12} holds no input position" in output and f"Done: steps {STEPS + 12}-{STEPS + 18}" in output

@@ -226,6 +226,10 @@ def main():
     parser.add_argument("--loss_rtol", type=float, default=1e-4)
     parser.add_argument("--weight_atol", type=float, default=5e-5)
     args = parser.parse_args()
+    for name in ("biggan_dir", "write", "read"):  # "~/..." after --flag= is left as typed by the shell
+        if getattr(args, name):
+            setattr(args, name, os.path.expanduser(getattr(args, name)))
+    args.gin_file = args.gin_file and [os.path.expanduser(f) for f in args.gin_file]
     if bool(args.biggan_dir) == bool(args.read) or bool(args.biggan_dir) != bool(args.write):
         parser.error("give --biggan_dir with --write (the reference half) or --read (the sagan_tf half)")
     if args.biggan_dir:

@@ -216,8 +216,7 @@ class _Pipeline:
 
 
 def check_batch_size(global_batch_size, num_replicas):
-    """Raises unless the global batch divides evenly over the replicas."""
+    """Raises DataError (one line) unless the global batch divides evenly over the replicas."""
     if global_batch_size % num_replicas:
-        raise DataError(
-            f"The global batch {global_batch_size} does not divide over {num_replicas} replicas."
-        )
+        raise DataError(f"The global batch {global_batch_size} does not divide over {num_replicas} replicas",
+                        f"bind build_input.global_batch_size to a multiple of {num_replicas}")

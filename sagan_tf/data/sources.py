@@ -163,7 +163,7 @@ def read_idx(path):
 
 def load_fashion_mnist(split="train", data_dir=None):
     """Fashion-MNIST from Debian's `dataset-fashion-mnist` package: (uint8 [N, 28, 28], int labels [N])."""
-    data_dir = data_dir or os.environ.get("SAGAN_FASHION_MNIST_DIR", FASHION_MNIST_DIR)
+    data_dir = os.path.expanduser(data_dir or os.environ.get("SAGAN_FASHION_MNIST_DIR", FASHION_MNIST_DIR))
     if split not in _FASHION_FILES:
         raise DataError(f"Fashion-MNIST splits are 'train' and 'test'. Received: `split={split!r}`")
     paths = [os.path.join(data_dir, name) for name in _FASHION_FILES[split]]
@@ -265,6 +265,7 @@ def tfrecord_source(file_pattern, num_classes=None, on_corrupt="error", validate
     or is left out and counted (`"skip"`: the records of a truncated file up to the truncation are kept).
     """
     _check_on_corrupt(on_corrupt)
+    file_pattern = os.path.expanduser(file_pattern)  # a gin string's "~/..."
     shards = sorted(tf.io.gfile.glob(file_pattern))
     if not shards:
         raise DataError(
@@ -308,6 +309,7 @@ def tfds_source(name, split="train", data_dir=None, image_key="image", label_key
     _check_on_corrupt(on_corrupt)
     import tensorflow_datasets as tfds  # imported lazily: slow, and only this source needs it
 
+    data_dir = os.path.expanduser(data_dir) if data_dir else data_dir  # a gin string's "~/..."
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # tfds raises its own DatasetNotFoundError
@@ -361,6 +363,8 @@ def prepare_tfds(name, manual_dir, data_dir=None):
     builder, downloading nothing; returns its `DatasetInfo`."""
     import tensorflow_datasets as tfds  # noqa: PLC0415
 
+    manual_dir = os.path.expanduser(manual_dir)
+    data_dir = os.path.expanduser(data_dir) if data_dir else data_dir
     if not os.path.isdir(manual_dir):
         raise DataError(f"--manual_dir {manual_dir} is not a folder.")
     try:
