@@ -9,6 +9,7 @@ actions the caller adds.
 
 import copy
 import dataclasses
+import numbers
 import os
 import signal
 import sys
@@ -57,11 +58,16 @@ def resolve_precision(mixed_precision):
 def configured_precision():
     """The precision a run of the parsed gin config computes in on this machine: its `train.mixed_precision` (the
     `TrainConfig` default where unbound), "auto" decided by `resolve_precision`."""
-    name = "train.mixed_precision"
-    value = gin.query_parameter(name) if config_lib.is_bound(name) else TrainConfig.mixed_precision
-    if value not in MIXED_PRECISIONS:  # as TrainConfig checks it, as a command's one-line error
-        raise config_lib.ConfigError(f"{name} = {value!r} is not a precision", f"bind {_MIXED_PRECISION_CHOICES}")
+    value = gin.query_parameter("train.mixed_precision") if config_lib.is_bound("train.mixed_precision") \
+        else TrainConfig.mixed_precision
+    _check_precision(value)  # as TrainConfig checks it, as a command's one-line error
     return resolve_precision(value)
+
+
+def _check_precision(value):
+    if value not in MIXED_PRECISIONS:
+        raise config_lib.ConfigError(f"train.mixed_precision = {value!r} is not a precision",
+                                     f"bind {_MIXED_PRECISION_CHOICES}")
 
 
 def onednn_enabled():
@@ -122,8 +128,8 @@ class TrainConfig:
     input_spec: the `InputSpec` of `build_input` (gin: `train.input_spec = @build_input()`).
     num_steps: total generator steps (a resumed run stops at the same total).
     steps_per_execution: train steps inside one tf.function call (TPU-style loops).
-    log_every, checkpoint_every, sample_every: intervals in steps.
-    keep_checkpoints: checkpoints kept by the CheckpointManager.
+    log_every, checkpoint_every, sample_every: intervals in steps (0 or None: never).
+    keep_checkpoints: checkpoints kept by the CheckpointManager (None: every one).
     generator_optimizer, discriminator_optimizer: optimizer classes or factories, called inside
         the strategy scope (gin: `@generator/sagan_tf.optimizers.FusedAdam`, scoped learning rates).
     jit_compile: XLA-compile the train step.
@@ -165,16 +171,21 @@ class TrainConfig:
 
     def __post_init__(self):
         """Raises ConfigError (a ValueError the commands print as one line) naming the first bad setting."""
-        if self.mixed_precision not in MIXED_PRECISIONS:
-            raise config_lib.ConfigError(f"train.mixed_precision = {self.mixed_precision!r} is not a precision",
-                                         f"bind {_MIXED_PRECISION_CHOICES}")
-        least = {"steps_per_execution": 1, "keep_checkpoints": 1, "num_samples": 1, "num_steps": 0, "log_every": 0,
-                 "checkpoint_every": 0, "sample_every": 0, "eval_every": 0}  # an interval of 0: never
-        for name, minimum in least.items():
+        _check_precision(self.mixed_precision)
+        # (least value, whether None is allowed): an interval of 0 or None is never, keep_checkpoints None keeps all.
+        counts = {"num_steps": (0, False), "steps_per_execution": (1, False), "seed": (0, False),
+                  "num_samples": (1, False), "keep_checkpoints": (1, True), "log_every": (0, True),
+                  "checkpoint_every": (0, True), "sample_every": (0, True), "eval_every": (0, True)}
+        for name, (least, none_ok) in counts.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise config_lib.ConfigError(f"train.{name} = {value!r} is not a whole number >= {minimum}",
-                                             f"bind train.{name} to one")
+            if value is None and none_ok:
+                continue
+            whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
+            if isinstance(value, bool) or not whole or value < least:
+                raise config_lib.ConfigError(f"train.{name} = {value!r} is not a whole number >= {least}"
+                                             + (" or None" if none_ok else ""),
+                                             f"bind train.{name} to a whole number >= {least}")
+            setattr(self, name, int(value))  # 1e4 from gin: 10000
 
 
 def is_chief(strategy):

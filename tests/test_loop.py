@@ -2,6 +2,7 @@
 the source the run is read back from."""
 
 import os
+import re
 
 import pytest
 import tensorflow as tf
@@ -34,6 +35,24 @@ def fake_loop(num_steps, steps_per_execution, recorders, start=0, fail_at=None):
 
     loop = trainer.TrainingLoop(step_fn, lambda: state["step"], float, num_steps, steps_per_execution, recorders)
     return loop.run(start)
+
+
+def test_train_settings_take_none_where_it_means_never_or_all_and_name_a_bad_one():
+    import numpy as np
+
+    from sagan_tf.gin_files import ConfigError
+
+    settings = trainer.TrainConfig(input_spec=None, num_steps=1e4, log_every=None, keep_checkpoints=None,
+                                   checkpoint_every=np.int64(6))
+    assert (settings.num_steps, settings.checkpoint_every) == (10_000, 6) and type(settings.num_steps) is int
+    assert settings.log_every is None and settings.keep_checkpoints is None  # never; keep every checkpoint
+    for name, value, message in (("seed", None, "train.seed = None is not a whole number >= 0"),
+                                 ("num_steps", 2.5, "train.num_steps = 2.5 is not a whole number >= 0"),
+                                 ("keep_checkpoints", 0, "train.keep_checkpoints = 0 is not a whole number >= 1 or None"),
+                                 ("sample_every", True, "train.sample_every = True is not"),
+                                 ("mixed_precision", "fp8", "train.mixed_precision = 'fp8' is not a precision")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            trainer.TrainConfig(input_spec=None, **{name: value})
 
 
 def test_actions_run_in_order_when_their_interval_is_crossed():

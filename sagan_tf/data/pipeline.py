@@ -140,11 +140,11 @@ def build_input(
         An `InputSpec`; `input_fn(ctx)` yields (float32 [B, R, R, channels] in [-1, 1], int32 [B]).
     """
     if channels not in (1, 3):
-        raise ValueError(f"`channels` must be 1 or 3. Received: `channels={channels}`")
+        raise DataError(f"build_input.channels = {channels!r} is not 1 or 3", "bind 1 (grey) or 3 (RGB)")
     if global_batch_size < 1:
-        raise ValueError(f"`global_batch_size` must be positive. Received: {global_batch_size}")
+        raise DataError(f"build_input.global_batch_size = {global_batch_size!r} is not positive", "bind 1 or more")
     if shuffle_buffer < 1:
-        raise ValueError(f"`shuffle_buffer` must be positive. Received: {shuffle_buffer}")
+        raise DataError(f"build_input.shuffle_buffer = {shuffle_buffer!r} is not positive", "bind 1 or more")
     pipeline = _Pipeline(source, resolution, global_batch_size, channels, random_flip, resize_mode, shuffle, repeat,
                          cache, deterministic, seed, shuffle_buffer)
     return InputSpec(pipeline.input_fn, source.num_classes, resolution, channels, global_batch_size, source.name)

@@ -202,6 +202,7 @@ def folder_source(path, conditional=True, on_corrupt="error", validate=True):
     """
     if on_corrupt not in ("error", "skip"):
         raise DataError(f"`on_corrupt` must be 'error' or 'skip'. Received: `on_corrupt={on_corrupt!r}`")
+    path = os.path.expanduser(path)  # a gin string's "~/..."
     listing = files.list_image_folder(path, conditional)
     paths, labels = listing.paths, listing.labels
     corrupt = ()

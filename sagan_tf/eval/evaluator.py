@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from sagan_tf import images as images_lib
 from sagan_tf.data.pipeline import to_channels
+from sagan_tf.gin_files import ConfigError
 from sagan_tf.eval import classifiers as classifiers_lib
 from sagan_tf.eval import inception, metrics, streaming
 
@@ -164,8 +165,11 @@ class Evaluator:
 
     def __init__(self, num_samples=50_000, batch_size=100, classifier="auto", kid_samples=10_000, splits=10,
                  intra_fid=False, cache_dir=None, seed=0, progress=True, channel_mean=False):
-        if num_samples < 2 or batch_size < 1:
-            raise ValueError(f"Need num_samples >= 2 and batch_size >= 1. Received {num_samples}, {batch_size}.")
+        if num_samples < 2 or batch_size < 1:  # a gin binding's mistake: the commands' one-line error
+            raise ConfigError(f"Evaluator.num_samples = {num_samples!r} with Evaluator.batch_size = {batch_size!r}: "
+                              "an evaluation needs 2 or more samples in batches of 1 or more",
+                              "bind Evaluator.num_samples >= 2 and Evaluator.batch_size >= 1")
+        cache_dir = os.path.expanduser(cache_dir) if cache_dir else cache_dir  # a gin string's "~/..."
         self.num_samples, self.batch_size, self.kid_samples = num_samples, batch_size, kid_samples
         self.splits, self.intra_fid, self.cache_dir, self.seed = splits, intra_fid, cache_dir, seed
         self.progress, self.channel_mean = progress, bool(channel_mean)
