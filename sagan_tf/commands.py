@@ -101,14 +101,13 @@ _HELP = ("-h", "--help", "-help", "--helpshort", "--helpfull", "-?")
 def _expand_home(flag_values):
     """Expands a leading `~` or `~user` in the values of the flags given on the command line (a path the shell
     left as typed: after `--data_dir=` it expands nothing), as the shell would at the start of a word."""
+    def expand(value):  # expanduser returns a string without a leading "~" unchanged
+        return os.path.expanduser(value) if isinstance(value, str) else value
+
     for name in flag_values:
         flag = flag_values[name]
-        if not flag.present:
-            continue
-        if isinstance(flag.value, str) and flag.value.startswith("~"):
-            flag.value = os.path.expanduser(flag.value)
-        elif isinstance(flag.value, list) and any(isinstance(v, str) and v.startswith("~") for v in flag.value):
-            flag.value = [os.path.expanduser(v) if isinstance(v, str) and v.startswith("~") else v for v in flag.value]
+        if flag.present:
+            flag.value = [expand(v) for v in flag.value] if isinstance(flag.value, list) else expand(flag.value)
 
 
 def _parser(command, description):
